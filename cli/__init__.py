@@ -1,0 +1,1 @@
+"""The ``genie`` command line (installed as the ``genie_cli`` package)."""

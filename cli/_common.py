@@ -1,0 +1,118 @@
+"""Shared CLI plumbing: error reporting, model options, progress. Heavy imports stay lazy."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genie_plugin.errors import GenieError
+
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model", "-m",
+        help="Built-in name (tiny-random), diffusers folder, .safetensors/.ckpt file or hub id.",
+    ),
+]
+ConfigOpt = Annotated[
+    str | None,
+    typer.Option(help="Local diffusers folder giving the architecture of a single-file checkpoint."),
+]
+SchedulerOpt = Annotated[str, typer.Option(help="dpm++ (reference), ddim or euler.")]
+StepsOpt = Annotated[int, typer.Option(help="Scheduler steps for r = 1 (reference: 50).")]
+GuidanceOpt = Annotated[float, typer.Option(help="Classifier-free guidance scale (reference: 7.5).")]
+ResolutionOpt = Annotated[
+    int | None, typer.Option(help="Image size; default: the model's native size (512 for SD 1.5).")
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="cuda, cpu, cuda:1 ... (default: cuda if available).")]
+SeedOpt = Annotated[int, typer.Option(help="Run seed; per-image seeds are hashed from it.")]
+MaxBatchOpt = Annotated[int, typer.Option(help="Images per UNet batch.")]
+BackboneOpt = Annotated[
+    str | None,
+    typer.Option(help="timm backbone for GeNIe-Ada scoring: NAME, NAME:PATH or NAME:random."),
+]
+
+err_console = None
+
+
+def fail(message: str) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn GenieError into a one-line message and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GenieError as exc:
+            raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(code=130) from None
+
+    return wrapper
+
+
+def load_model(model, config, scheduler, steps, guidance, resolution, device):
+    from genie_plugin.diffusion import SamplerConfig, load_generator
+
+    sampler = SamplerConfig(
+        scheduler=scheduler, steps=steps, guidance_scale=guidance, resolution=resolution
+    )
+    with status(f"loading model {model}"):
+        return load_generator(model, device=device, sampler=sampler, config=config)
+
+
+@contextmanager
+def status(message: str):
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
+
+
+@contextmanager
+def image_step_progress(total: int, description: str):
+    """A rich progress bar counting UNet image-steps; yields the ``advance`` callback."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("image-steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def check_out_dir(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise GenieError(f"--out {out}: exists and is not a folder")
+    return out
+
+
+def slug(text: str) -> str:
+    keep = "".join(ch if ch.isalnum() else "-" for ch in text.strip().lower())
+    return "-".join(p for p in keep.split("-") if p)[:60] or "x"

@@ -1,0 +1,33 @@
+"""Entry point of the ``genie`` console script. Keep imports light: ``genie --help`` is instant."""
+
+from __future__ import annotations
+
+import typer
+
+from . import augment, strategies, sweep
+
+app = typer.Typer(
+    name="genie",
+    help="GeNIe: generative hard negatives for few-shot benchmarks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(strategies.app, name="strategies")
+app.command("augment")(augment.augment)
+app.command("sweep")(sweep.sweep)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the package version."""
+    from genie_plugin import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""GeNIe-Ada noise-ratio selection (paper §3.2; rule as in the reference code).
+
+For a (source s, target class c) pair the candidates e_r (L2-normalised backbone embeddings of
+the outputs generated at each r with one shared ε) are projected on v = prototype(c) − e(s).
+The class "flips" where the projection jumps most; r* is the ratio right *after* that jump:
+d_i = |<e_{r_i} − e_{r_{i+1}}, v>| / ||v||, r* = r_{argmax d + 1}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from genie_plugin.errors import ConfigError
+
+#: The reference grid (paper §3.2).
+ADA_RATIOS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+@dataclass(frozen=True)
+class AdaSelection:
+    """Result of the selection: the chosen ratio and the whole curve (for the manifest/plots)."""
+
+    ratios: tuple[float, ...]
+    projections: tuple[float, ...]  # <e_r, v>/||v|| for each r
+    jumps: tuple[float, ...]  # |projection_i - projection_{i+1}|
+    index: int  # index of r* into ``ratios``
+    ratio: float  # r*
+    flat: bool  # all jumps equal: no flip detected, reference argmax picks the first
+
+    def to_dict(self) -> dict:
+        return {
+            "ratios": list(self.ratios),
+            "projections": list(self.projections),
+            "jumps": list(self.jumps),
+            "r_star": self.ratio,
+            "index": self.index,
+            "flat": self.flat,
+        }
+
+
+def select_ratio(
+    ratios: Sequence[float],
+    candidate_embeddings: np.ndarray,
+    source_embedding: np.ndarray,
+    prototype: np.ndarray,
+) -> AdaSelection:
+    """Pick r* from candidate embeddings (one row per ratio, ratios ascending).
+
+    Ties go to the first (smallest-r) jump, as ``np.argmax`` does in the reference code.
+    """
+    r = tuple(float(x) for x in ratios)
+    e = np.asarray(candidate_embeddings, dtype=np.float64)
+    if len(r) < 2:
+        raise ConfigError("GeNIe-Ada needs at least two ratios")
+    if any(b <= a for a, b in zip(r, r[1:], strict=False)):
+        raise ConfigError(f"GeNIe-Ada ratios must be strictly increasing, got {list(r)}")
+    if e.ndim != 2 or e.shape[0] != len(r):
+        raise ConfigError(f"expected {len(r)} candidate embeddings, got array of shape {e.shape}")
+    v = np.asarray(prototype, dtype=np.float64) - np.asarray(source_embedding, dtype=np.float64)
+    norm = float(np.linalg.norm(v))
+    if norm == 0.0 or not np.isfinite(norm):
+        # Source already sits on the prototype: every direction is flat.
+        proj = np.zeros(len(r))
+    else:
+        proj = e @ v / norm
+    jumps = np.abs(np.diff(proj))
+    i = int(np.argmax(jumps))
+    flat = bool(np.allclose(jumps, jumps[0], rtol=0.0, atol=1e-12))
+    return AdaSelection(
+        ratios=r,
+        projections=tuple(float(p) for p in proj),
+        jumps=tuple(float(j) for j in jumps),
+        index=i + 1,
+        ratio=r[i + 1],
+        flat=flat,
+    )

@@ -1,0 +1,295 @@
+"""Load a Stable-Diffusion-architecture model from a hub id, a folder or a single file.
+
+Only diffusers' own model and scheduler classes are used; the sampler loop lives in
+:mod:`genie_plugin.diffusion.sampler`. Hub ids are served from the Hugging Face cache and honour
+``HF_HUB_OFFLINE``; nothing here patches a diffusers class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from genie_plugin.errors import ModelFormatError, ModelNotFoundError
+
+#: Component folders a diffusers SD 1.x/2.x folder must have.
+REQUIRED_COMPONENTS: tuple[str, ...] = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _builtin_models() -> dict[str, str]:
+    return {"tiny-random": "seeded random tiny SD-architecture model (tests, plumbing)"}
+
+
+BUILTIN_MODELS = _builtin_models()
+
+
+@dataclass(eq=False)
+class DiffusionGenerator:
+    """Loaded SD components plus the sampler settings used to run them.
+
+    Runtime object (holds modules); describe it in manifests with ``fingerprint``/``describe``.
+    """
+
+    name: str
+    fingerprint: str
+    tokenizer: Any
+    text_encoder: Any
+    vae: Any
+    unet: Any
+    scheduler_config: Any
+    device: Any
+    dtype: Any
+    sampler: Any = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.sampler is None:
+            from genie_plugin.diffusion.sampler import SamplerConfig
+
+            self.sampler = SamplerConfig()
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def native_resolution(self) -> int:
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def resolution(self) -> int:
+        return int(self.sampler.resolution or self.native_resolution)
+
+    def with_sampler(self, **changes: Any) -> DiffusionGenerator:
+        """A view of the same modules with other sampler settings (no reload)."""
+        return replace(self, sampler=replace(self.sampler, **changes))
+
+    def describe(self) -> dict:
+        return {"model": self.name, "fingerprint": self.fingerprint, **self.sampler.to_dict()}
+
+    def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
+        from genie_plugin.diffusion.sampler import sample
+
+        return sample(self, items, max_batch=max_batch, progress=progress, denoiser=denoiser)
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """Content fingerprint of a model folder: configs hashed whole, weights by size + head/tail.
+
+    Hashing multi-GB weights fully on every load would cost seconds; size plus the first and
+    last MiB identifies a checkpoint in practice and changes whenever weights are retrained.
+    """
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(folder).parts):
+            continue
+        rel = p.relative_to(folder).as_posix()
+        size = p.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        with open(p, "rb") as fh:
+            if size <= 2 << 20:
+                h.update(fh.read())
+            else:
+                h.update(fh.read(1 << 20))
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read())
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def check_model_folder(folder: Path) -> None:
+    """Raise ModelFormatError naming the first missing component of a diffusers folder."""
+    if not (folder / "model_index.json").is_file():
+        raise ModelFormatError(
+            f"{folder}: not a diffusers model folder (no model_index.json); save one with "
+            "pipeline.save_pretrained(folder) or pass a single .safetensors/.ckpt file"
+        )
+    for comp in REQUIRED_COMPONENTS:
+        sub = folder / comp
+        if comp == "tokenizer":
+            ok = (sub / "vocab.json").is_file() or (sub / "tokenizer.json").is_file()
+            wanted = "vocab.json + merges.txt"
+        elif comp == "scheduler":
+            ok = (sub / "scheduler_config.json").is_file()
+            wanted = "scheduler_config.json"
+        else:
+            has_cfg = (sub / "config.json").is_file()
+            has_w = sub.is_dir() and any(
+                f.suffix in (".safetensors", ".bin") for f in sub.iterdir() if f.is_file()
+            )
+            ok = has_cfg and has_w
+            wanted = "config.json + *.safetensors weights"
+        if not ok:
+            raise ModelFormatError(
+                f"{folder}: model folder is missing component '{comp}' (expected {sub}/ with "
+                f"{wanted}); re-download or re-save the full pipeline"
+            )
+
+
+def _default_device_dtype(device, dtype):
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if dtype is None:
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+    elif isinstance(dtype, str):
+        dtype = {"fp16": torch.float16, "fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    return device, dtype
+
+
+def _from_components(folder_or_id: str, dtype, **kw):
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    unet = UNet2DConditionModel.from_pretrained(folder_or_id, subfolder="unet", torch_dtype=dtype, **kw)
+    vae = AutoencoderKL.from_pretrained(folder_or_id, subfolder="vae", torch_dtype=dtype, **kw)
+    te = CLIPTextModel.from_pretrained(folder_or_id, subfolder="text_encoder", dtype=dtype, **kw)
+    tok = CLIPTokenizer.from_pretrained(folder_or_id, subfolder="tokenizer", **kw)
+    from diffusers import DPMSolverMultistepScheduler
+
+    sched_cfg = DPMSolverMultistepScheduler.load_config(folder_or_id, subfolder="scheduler", **kw)
+    return tok, te, vae, unet, sched_cfg
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _load_hub(repo_id: str, dtype):
+    from huggingface_hub import try_to_load_from_cache
+
+    offline = _hub_offline()
+    try:
+        parts = _from_components(repo_id, dtype, local_files_only=offline)
+    except (OSError, ValueError) as exc:
+        how = (
+            "it is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading"
+            if offline
+            else f"download failed ({type(exc).__name__})"
+        )
+        raise ModelNotFoundError(
+            f"model {repo_id!r}: not a local folder or file, and {how}. Fetch it with "
+            f"`huggingface-cli download {repo_id}` on a machine with network (it lands in the HF "
+            "cache), or pass a local diffusers folder or a .safetensors file"
+        ) from None
+    cached = try_to_load_from_cache(repo_id, "model_index.json")
+    revision = Path(cached).parent.name if isinstance(cached, str) else "unknown"
+    return (*parts, f"hub:{repo_id}@{revision}")
+
+
+def _load_single_file(path: Path, dtype, config: str | None):
+    from diffusers import StableDiffusionPipeline
+
+    kw: dict[str, Any] = {"torch_dtype": dtype}
+    if config is not None:
+        kw["config"] = config
+    if _hub_offline():
+        kw["local_files_only"] = True
+    try:
+        pipe = StableDiffusionPipeline.from_single_file(str(path), **kw)
+    except Exception as exc:  # diffusers raises many types here
+        raise ModelFormatError(
+            f"{path}: could not load as a single-file SD 1.x/2.x checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}). Its architecture config comes from "
+            "the HF cache; offline, pass --config with a local diffusers folder of the same "
+            "architecture (e.g. stable-diffusion-v1-5)"
+        ) from None
+    h = hashlib.sha256(f"{path.name}\0{path.stat().st_size}".encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+    return (
+        pipe.tokenizer,
+        pipe.text_encoder,
+        pipe.vae,
+        pipe.unet,
+        pipe.scheduler.config,
+        "file:sha256:" + h.hexdigest()[:16],
+    )
+
+
+def resolve_model(model: str | os.PathLike) -> tuple[str, Path | str]:
+    """Classify ``model`` as ('builtin'|'folder'|'file'|'hub', location), or raise."""
+    s = str(model)
+    if s in BUILTIN_MODELS:
+        return "builtin", s
+    p = Path(s).expanduser()
+    if p.is_dir():
+        return "folder", p
+    if p.is_file():
+        if p.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+            raise ModelFormatError(
+                f"{p}: unsupported model file type {p.suffix!r}; pass a .safetensors/.ckpt "
+                "checkpoint or a diffusers folder"
+            )
+        return "file", p
+    looks_like_path = (
+        s.startswith((".", "/", "~"))
+        or os.sep in s.strip("/").split("/", 1)[-1]
+        or p.suffix.lower() in SINGLE_FILE_SUFFIXES
+        or s.count("/") > 1
+    )
+    if _HUB_ID.match(s) and not looks_like_path:
+        return "hub", s
+    raise ModelNotFoundError(
+        f"model {s!r}: no such file or folder, and not a hub id (owner/name). Built-in models: "
+        f"{', '.join(sorted(BUILTIN_MODELS))}"
+    )
+
+
+def load_generator(
+    model: str | os.PathLike = "tiny-random",
+    *,
+    device=None,
+    dtype=None,
+    sampler=None,
+    config: str | None = None,
+) -> DiffusionGenerator:
+    """Load SD components from a built-in name, diffusers folder, single file or hub id.
+
+    ``sampler`` is a :class:`SamplerConfig` (scheduler, steps, guidance, resolution); ``config``
+    is a local diffusers folder giving the architecture of a single-file checkpoint.
+    """
+    from genie_plugin.diffusion.sampler import SamplerConfig
+    from genie_plugin.diffusion.schedulers import check_scheduler_name
+
+    sampler = sampler or SamplerConfig()
+    check_scheduler_name(sampler.scheduler)
+    device, dtype = _default_device_dtype(device, dtype)
+    kind, loc = resolve_model(model)
+    if kind == "builtin":
+        from genie_plugin.diffusion.tiny import tiny_model_dir
+
+        kind, loc = "folder", tiny_model_dir()
+    if kind == "folder":
+        check_model_folder(Path(loc))
+        try:
+            tok, te, vae, unet, sched_cfg = _from_components(str(loc), dtype)
+        except (OSError, ValueError) as exc:
+            raise ModelFormatError(f"{loc}: failed to load model folder ({exc})") from None
+        fp = folder_fingerprint(Path(loc))
+    elif kind == "file":
+        tok, te, vae, unet, sched_cfg, fp = _load_single_file(Path(loc), dtype, config)
+    else:
+        tok, te, vae, unet, sched_cfg, fp = _load_hub(str(loc), dtype)
+    for m in (te, vae, unet):
+        m.to(device)
+        m.eval()
+        m.requires_grad_(False)
+    return DiffusionGenerator(
+        name=str(model),
+        fingerprint=fp,
+        tokenizer=tok,
+        text_encoder=te,
+        vae=vae,
+        unet=unet,
+        scheduler_config=sched_cfg,
+        device=device,
+        dtype=dtype,
+        sampler=sampler,
+    )

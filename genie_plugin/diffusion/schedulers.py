@@ -1,0 +1,44 @@
+"""Scheduler choices, built from the model's own scheduler config with diffusers classes.
+
+The reference uses DPM-Solver++ (order 2) with ``timestep_spacing="linspace"``; DDIM and Euler use
+the same spacing so the r -> steps table is the same for all three.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from genie_plugin.errors import UnknownNameError
+
+SCHEDULERS: dict[str, str] = {
+    "dpm++": "DPM-Solver++ multistep, order 2 (reference)",
+    "ddim": "DDIM, eta 0",
+    "euler": "Euler discrete",
+}
+
+
+def check_scheduler_name(name: str) -> str:
+    if name not in SCHEDULERS:
+        raise UnknownNameError(
+            f"unknown scheduler {name!r}; choose one of: {', '.join(sorted(SCHEDULERS))}"
+        )
+    return name
+
+
+def make_scheduler(name: str, base_config: Any):
+    """A fresh diffusers scheduler of kind ``name`` configured from ``base_config``."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+    check_scheduler_name(name)
+    base_config = dict(base_config)
+    # Apply the same legacy-config fixes diffusers' SD pipelines apply on construction.
+    if base_config.get("steps_offset", 1) != 1:
+        base_config["steps_offset"] = 1
+    base_config.setdefault("clip_sample", False)
+    if name == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(
+            base_config, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="linspace"
+        )
+    if name == "ddim":
+        return DDIMScheduler.from_config(base_config, timestep_spacing="linspace")
+    return EulerDiscreteScheduler.from_config(base_config, timestep_spacing="linspace")

@@ -1,0 +1,34 @@
+"""User-facing errors: one line that names the culprit and the fix.
+
+The CLI prints ``GenieError`` messages without a traceback and exits with code 2, so every
+message must stand on its own.
+"""
+
+from __future__ import annotations
+
+
+class GenieError(Exception):
+    """Base class for errors caused by user input (files, options, models)."""
+
+
+class InputImageError(GenieError, ValueError):
+    """A source image cannot be read."""
+
+
+class ModelNotFoundError(GenieError, FileNotFoundError):
+    """A model id/path resolves to nothing loadable."""
+
+
+class ModelFormatError(GenieError, ValueError):
+    """A model folder or file exists but is incomplete or of the wrong kind."""
+
+
+class UnknownNameError(GenieError, KeyError):
+    """An unknown strategy, scheduler or similar name; the message lists the choices."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(GenieError, ValueError):
+    """An invalid configuration value."""

@@ -1,0 +1,1 @@
+"""Few-shot components: backbones (feature extractors), classifiers, episodes."""

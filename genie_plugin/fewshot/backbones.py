@@ -1,0 +1,98 @@
+"""Frozen timm backbones as embedding functions (GeNIe-Ada scoring, few-shot features).
+
+Spec strings: ``NAME`` (timm pretrained weights from the HF cache), ``NAME:PATH`` (timm
+architecture + a local state dict) or ``NAME:random`` (seeded random init: plumbing/tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from genie_plugin.errors import ConfigError, ModelNotFoundError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Embedder:
+    """Callable: list of PIL images -> (n, d) float32 L2-normalised features."""
+
+    def __init__(self, model, *, image_size: int = 224, device=None, batch_size: int = 64,
+                 name: str = "") -> None:
+        import torch
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval().requires_grad_(False)
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.name = name
+
+    def _tensor(self, images: Sequence[Image.Image]):
+        import torch
+        from PIL import ImageOps
+
+        arr = np.stack(
+            [
+                np.asarray(
+                    ImageOps.fit(im.convert("RGB"), (self.image_size,) * 2, Image.Resampling.BICUBIC),
+                    dtype=np.float32,
+                )
+                / 255.0
+                for im in images
+            ]
+        )
+        arr = (arr - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+    def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(images), self.batch_size):
+                x = self._tensor(images[i : i + self.batch_size]).to(self.device)
+                f = self.model(x).float()
+                out.append(torch.nn.functional.normalize(f.flatten(1), dim=1).cpu().numpy())
+        if not out:
+            return np.zeros((0, 0), np.float32)
+        return np.concatenate(out)
+
+
+def load_backbone(spec: str, *, image_size: int = 224, device=None, seed: int = 0) -> Embedder:
+    """Build an :class:`Embedder` from a backbone spec string (see module docstring)."""
+    import timm
+    import torch
+
+    name, _, weights = spec.partition(":")
+    if not name or name not in timm.list_models():
+        raise ConfigError(
+            f"unknown backbone {name!r}: not a timm architecture (see timm.list_models())"
+        )
+    if weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = timm.create_model(name, pretrained=False, num_classes=0)
+    elif weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"backbone weights {path}: file not found")
+        model = timm.create_model(name, pretrained=False, num_classes=0)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        missing, _ = model.load_state_dict(state, strict=False)
+        if missing:
+            raise ConfigError(f"backbone weights {path}: missing keys for {name}: {missing[:5]}")
+    else:
+        try:
+            model = timm.create_model(name, pretrained=True, num_classes=0)
+        except Exception as exc:
+            raise ModelNotFoundError(
+                f"backbone {name!r}: pretrained weights not available ({type(exc).__name__}); "
+                f"they come from the HF cache. Use {name}:PATH for a local state dict or "
+                f"{name}:random for a random init"
+            ) from None
+    return Embedder(model, image_size=image_size, device=device, name=spec)

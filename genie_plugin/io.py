@@ -1,0 +1,122 @@
+"""File I/O with atomic writes and clear errors for bad images.
+
+Writes go to a temporary file in the destination folder and are renamed into place, so an
+interrupted run never leaves a half-written PNG or manifest behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from genie_plugin.errors import InputImageError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; give the usual file mode
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(image: Image.Image, path: str | os.PathLike) -> Path:
+    return atomic_write_bytes(path, png_bytes(image))
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> Path:
+    """Write a whole JSONL file atomically (sorted keys, one record per line)."""
+    lines = [json.dumps(r, sort_keys=True) for r in records]
+    return atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB: 16-bit/float scaled, alpha composited on white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if img.mode.startswith("I;16"):
+            arr = arr / 65535.0
+        elif img.mode == "I":
+            hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
+            arr = arr / hi
+        else:  # float images: assume [0, 1] unless clearly [0, 255]
+            arr = arr / (255.0 if arr.max(initial=0) > 1.0 else 1.0)
+        arr = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open an image file as 8-bit RGB; raise InputImageError naming the file on any problem.
+
+    Grayscale, palette, RGBA, CMYK and 16-bit images are converted, not rejected. EXIF
+    orientation is applied so the pixels match what image viewers show.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputImageError(f"{p}: file not found")
+    if p.is_dir():
+        raise InputImageError(f"{p}: is a folder, expected an image file")
+    try:
+        with Image.open(p) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return _to_rgb(img).copy()
+    except UnidentifiedImageError:
+        raise InputImageError(
+            f"{p}: not a readable image (PIL cannot identify the format); pass a PNG/JPEG/WebP file"
+        ) from None
+    except PermissionError:
+        raise InputImageError(f"{p}: permission denied") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputImageError(f"{p}: corrupt or truncated image ({exc})") from None

@@ -1,0 +1,230 @@
+"""Strategy contract: a cheap random *plan* and a deterministic *render*.
+
+``plan(episode, generator)`` decides every output (source -> target, r, seed, prompt) as frozen
+:class:`GenerationSpec` records; ``render(specs, ctx)`` turns specs into images, deterministic
+given the specs. Specs are written to a JSONL manifest, so every generated image can be audited
+or regenerated (the reference code kept no record of which source made which image).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from genie_plugin.errors import ConfigError
+from genie_plugin.seeding import stable_seed
+
+DEFAULT_PROMPT = "a photo of a {name}."  # reference.md
+
+
+def class_prompt(template: str, name: str) -> str:
+    """Fill the prompt template with a human-readable class name (underscores -> spaces)."""
+    return template.format(name=name.replace("_", " ").strip())
+
+
+@dataclass(frozen=True)
+class SupportItem:
+    """A real support image of an episode: stable id and class index within the episode."""
+
+    item_id: str
+    label: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Episode:
+    """The part of an episode a strategy may see: class names and the support set.
+
+    ``targets`` restricts which classes receive generated images (None: all), e.g. the CLI's
+    single ``--target``. ``seed`` is the run seed that per-item seeds are hashed from.
+    """
+
+    dataset: str
+    index: int
+    class_names: tuple[str, ...]
+    support: tuple[SupportItem, ...]
+    shots: int
+    seed: int = 0
+    targets: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            raise ConfigError("episode has no classes")
+        for name in self.class_names:
+            if not str(name).strip():
+                raise ConfigError("class name / target must not be empty")
+        for it in self.support:
+            if not 0 <= it.label < len(self.class_names):
+                raise ConfigError(f"support item {it.item_id} has label {it.label} out of range")
+
+    @property
+    def ways(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def budget_per_class(self) -> int:
+        """(N-1)·K generated images per class (reference.md), for every generative strategy."""
+        return (self.ways - 1) * self.shots
+
+    def target_classes(self) -> tuple[int, ...]:
+        return tuple(range(self.ways)) if self.targets is None else self.targets
+
+    def items_of(self, label: int) -> list[SupportItem]:
+        return [it for it in self.support if it.label == label]
+
+    def items_not_of(self, label: int) -> list[SupportItem]:
+        return [it for it in self.support if it.label != label]
+
+    def item_seed(self, target: int, source_id: str | None, copy: int = 0) -> int:
+        return stable_seed(
+            self.seed, self.dataset, self.index, self.class_names[target], source_id, copy
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationSpec:
+    """One planned output. ``ratios`` is set (and ``ratio`` None) for GeNIe-Ada's candidates."""
+
+    strategy: str
+    dataset: str
+    episode: int
+    label: int
+    target_class: str
+    prompt: str
+    seed: int
+    ratio: float | None = None
+    ratios: tuple[float, ...] = ()
+    source_id: str | None = None
+    source_class: str | None = None
+    copy: int = 0
+    prototype_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ratios"] = list(self.ratios)
+        d["prototype_ids"] = list(self.prototype_ids)
+        return dict(sorted(d.items()))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GenerationSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown GenerationSpec keys {sorted(unknown)}")
+        kw = dict(d)
+        kw["ratios"] = tuple(kw.get("ratios", ()))
+        kw["prototype_ids"] = tuple(kw.get("prototype_ids", ()))
+        return cls(**kw)
+
+
+@dataclass(frozen=True, eq=False)
+class GeneratedImage:
+    """A generated image, its hard label (episode class index) and its manifest record."""
+
+    image: Image.Image
+    label: int
+    record: dict
+    candidates: tuple[Image.Image, ...] = ()  # GeNIe-Ada: the output at every grid ratio
+
+
+Embedder = Callable[[Sequence[Image.Image]], np.ndarray]
+
+
+@dataclass(eq=False)
+class RenderContext:
+    """Runtime inputs to ``render``: never part of a config or a spec."""
+
+    generator: Any  # DiffusionGenerator
+    images: Mapping[str, Image.Image] = field(default_factory=dict)
+    embed: Embedder | None = None
+    max_batch: int = 16
+    progress: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrategyConfig:
+    """Base for frozen strategy configs: sorted-key dict round trip, unknown keys raise."""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in sorted(d.items())}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(d) - set(known)
+        if unknown:
+            raise ConfigError(
+                f"unknown {cls.__name__} keys {sorted(unknown)}; known: {sorted(known)}"
+            )
+        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**kw)
+
+    def replace(self, **changes: Any):
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+
+class Strategy:
+    """Base class. Subclasses set ``name``, ``config_cls`` and implement ``plan``/``render``."""
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[StrategyConfig]]
+    generative: ClassVar[bool] = True
+
+    def __init__(self, config: StrategyConfig | None = None, **overrides: Any) -> None:
+        cfg = config if config is not None else self.config_cls()
+        if not isinstance(cfg, self.config_cls):
+            raise ConfigError(f"{self.name} expects a {self.config_cls.__name__}")
+        self.config = cfg.replace(**overrides) if overrides else cfg
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:
+        raise NotImplementedError
+
+    def render(self, specs: Sequence[GenerationSpec], ctx: RenderContext) -> list[GeneratedImage]:
+        raise NotImplementedError
+
+    def record(self, spec: GenerationSpec, ctx: RenderContext, **extra: Any) -> dict:
+        """Manifest record: the spec, strategy + config, model fingerprint and sampler."""
+        rec = spec.to_dict()
+        rec.update(
+            strategy=self.name,
+            strategy_config=self.config.to_dict(),
+            model=ctx.generator.describe(),
+            **extra,
+        )
+        return dict(sorted(rec.items()))
+
+
+class DiffusionStrategy(Strategy):
+    """A strategy whose specs each map to one sampler item at ``spec.ratio``."""
+
+    def render(self, specs: Sequence[GenerationSpec], ctx: RenderContext) -> list[GeneratedImage]:
+        from genie_plugin.diffusion.sampler import SampleItem
+
+        items = [
+            SampleItem(
+                prompt=s.prompt,
+                ratio=float(s.ratio),
+                seed=s.seed,
+                source=_source(ctx, s.source_id) if s.ratio < 1.0 else None,
+            )
+            for s in specs
+        ]
+        images = ctx.generator.generate(items, max_batch=ctx.max_batch, progress=ctx.progress)
+        return [
+            GeneratedImage(image=im, label=s.label, record=self.record(s, ctx))
+            for s, im in zip(specs, images, strict=True)
+        ]
+
+
+def _source(ctx: RenderContext, source_id: str | None) -> Image.Image:
+    if source_id is None or source_id not in ctx.images:
+        raise ConfigError(f"render context has no image for source {source_id!r}")
+    return ctx.images[source_id]

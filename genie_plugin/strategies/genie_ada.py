@@ -1,0 +1,142 @@
+"""GeNIe-Ada: GeNIe with the noise ratio chosen per (source, target) pair (paper §3.2).
+
+All grid ratios of a pair share one ε (the same seed) and are generated in one batched sampler
+pass; the caller's embedding function (the few-shot backbone) scores them and
+:func:`genie_plugin.core.ada.select_ratio` picks r*. The whole curve goes into the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genie_plugin.core.ada import ADA_RATIOS, select_ratio
+from genie_plugin.core.schedule import validate_ratio
+from genie_plugin.errors import ConfigError
+from genie_plugin.seeding import stable_seed
+from genie_plugin.strategies.base import (
+    DEFAULT_PROMPT,
+    Episode,
+    GeneratedImage,
+    GenerationSpec,
+    RenderContext,
+    Strategy,
+    StrategyConfig,
+    _source,
+    class_prompt,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenieAdaConfig(StrategyConfig):
+    ratios: tuple[float, ...] = ADA_RATIOS
+    prompt: str = DEFAULT_PROMPT
+    #: Text2Image samples averaged into the target prototype when the target class has no real
+    #: images (CLI use without --target-images); episodes always use the real support images.
+    fallback_prototype_samples: int = 4
+
+    def __post_init__(self) -> None:
+        if len(self.ratios) < 2:
+            raise ConfigError("genie_ada needs at least two ratios")
+        for r in self.ratios:
+            validate_ratio(r, name="ratios")
+        if list(self.ratios) != sorted(set(self.ratios)):
+            raise ConfigError(f"genie_ada ratios must be strictly increasing, got {self.ratios}")
+        if self.fallback_prototype_samples < 1:
+            raise ConfigError("fallback_prototype_samples must be >= 1")
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+class GenieAdaStrategy(Strategy):
+    """GeNIe's sources and budget; r chosen per pair from the backbone's embedding curve."""
+
+    name = "genie_ada"
+    config_cls = GenieAdaConfig
+
+    def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:
+        specs = []
+        for c in episode.target_classes():
+            target = episode.class_names[c]
+            protos = tuple(it.item_id for it in episode.items_of(c))
+            for src in episode.items_not_of(c):
+                specs.append(
+                    GenerationSpec(
+                        strategy=self.name,
+                        dataset=episode.dataset,
+                        episode=episode.index,
+                        label=c,
+                        target_class=target,
+                        prompt=class_prompt(self.config.prompt, target),
+                        seed=episode.item_seed(c, src.item_id),
+                        ratios=tuple(self.config.ratios),
+                        source_id=src.item_id,
+                        source_class=episode.class_names[src.label],
+                        prototype_ids=protos,
+                    )
+                )
+        return specs
+
+    def render(self, specs: Sequence[GenerationSpec], ctx: RenderContext) -> list[GeneratedImage]:
+        from genie_plugin.diffusion.sampler import SampleItem
+
+        if not specs:
+            return []
+        if ctx.embed is None:
+            raise ConfigError(
+                "genie_ada needs an embedding function (the few-shot backbone); "
+                "pass --backbone on the command line or RenderContext(embed=...)"
+            )
+        items: list[SampleItem] = []
+        for s in specs:
+            src = _source(ctx, s.source_id)
+            items += [SampleItem(s.prompt, r, s.seed, src) for r in s.ratios]
+        # Prototype fallback: Text2Image samples of targets that have no real images.
+        fallback: dict[tuple, list[int]] = {}
+        for s in specs:
+            key = (s.dataset, s.episode, s.target_class, s.prompt)
+            if not s.prototype_ids and key not in fallback:
+                fallback[key] = []
+                for k in range(self.config.fallback_prototype_samples):
+                    fallback[key].append(len(items))
+                    seed = stable_seed("genie_ada-prototype", *key, k)
+                    items.append(SampleItem(s.prompt, 1.0, seed))
+        images = ctx.generator.generate(items, max_batch=ctx.max_batch, progress=ctx.progress)
+
+        n = len(specs[0].ratios)
+        sources = [_source(ctx, s.source_id) for s in specs]
+        proto_ids = sorted({p for s in specs for p in s.prototype_ids})
+        feats = _l2(ctx.embed([*images, *sources, *(ctx.images[p] for p in proto_ids)]))
+        f_img, rest = feats[: len(images)], feats[len(images) :]
+        f_src, f_proto = rest[: len(sources)], rest[len(sources) :]
+        proto_row = {p: f_proto[i] for i, p in enumerate(proto_ids)}
+
+        out = []
+        for j, s in enumerate(specs):
+            if s.prototype_ids:
+                proto = np.mean([proto_row[p] for p in s.prototype_ids], axis=0)
+                proto_kind = "support"
+            else:
+                key = (s.dataset, s.episode, s.target_class, s.prompt)
+                proto = np.mean(f_img[fallback[key]], axis=0)
+                proto_kind = "text2image"
+            cand = f_img[j * n : (j + 1) * n]
+            sel = select_ratio(s.ratios, cand, f_src[j], proto)
+            chosen = images[j * n + sel.index]
+            rec = self.record(s, ctx, ratio=sel.ratio, ada={**sel.to_dict(), "prototype": proto_kind})
+            out.append(
+                GeneratedImage(
+                    image=chosen,
+                    label=s.label,
+                    record=rec,
+                    candidates=tuple(images[j * n : (j + 1) * n]),
+                )
+            )
+        return out

@@ -1,0 +1,71 @@
+"""Img2Img baseline: a class's own support image re-noised and denoised under its own prompt.
+
+Paper's Img2Img^L (r = 0.3, ``img2img``) and Img2Img^H (r = 0.7, ``img2img_high``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from genie_plugin.core.schedule import validate_ratio
+from genie_plugin.strategies.base import (
+    DEFAULT_PROMPT,
+    DiffusionStrategy,
+    Episode,
+    GenerationSpec,
+    StrategyConfig,
+    class_prompt,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Img2ImgConfig(StrategyConfig):
+    ratio: float = 0.3
+    prompt: str = DEFAULT_PROMPT
+
+    def __post_init__(self) -> None:
+        validate_ratio(self.ratio)
+
+
+class Img2ImgStrategy(DiffusionStrategy):
+    """(N-1)·K outputs per class, cycling over the class's K support images with new seeds."""
+
+    name = "img2img"
+    config_cls = Img2ImgConfig
+
+    def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:
+        specs = []
+        for c in episode.target_classes():
+            target = episode.class_names[c]
+            own = episode.items_of(c)
+            if not own:
+                continue
+            for j in range(episode.budget_per_class):
+                src, copy = own[j % len(own)], j // len(own)
+                specs.append(
+                    GenerationSpec(
+                        strategy=self.name,
+                        dataset=episode.dataset,
+                        episode=episode.index,
+                        label=c,
+                        target_class=target,
+                        prompt=class_prompt(self.config.prompt, target),
+                        seed=episode.item_seed(c, src.item_id, copy),
+                        ratio=self.config.ratio,
+                        source_id=src.item_id,
+                        source_class=target,
+                        copy=copy,
+                    )
+                )
+        return specs
+
+
+class Img2ImgHighStrategy(Img2ImgStrategy):
+    """Img2Img^H: the same with r = 0.7."""
+
+    name = "img2img_high"
+
+    def __init__(self, config: Img2ImgConfig | None = None, **overrides) -> None:
+        super().__init__(config if config is not None else Img2ImgConfig(ratio=0.7), **overrides)
