@@ -16,21 +16,28 @@ from genie_plugin.errors import GenieError
 ModelOpt = Annotated[
     str,
     typer.Option(
-        "--model", "-m",
+        "--model",
+        "-m",
         help="Built-in name (tiny-random), diffusers folder, .safetensors/.ckpt file or hub id.",
     ),
 ]
 ConfigOpt = Annotated[
     str | None,
-    typer.Option(help="Local diffusers folder giving the architecture of a single-file checkpoint."),
+    typer.Option(
+        help="Local diffusers folder giving the architecture of a single-file checkpoint."
+    ),
 ]
 SchedulerOpt = Annotated[str, typer.Option(help="dpm++ (reference), ddim or euler.")]
 StepsOpt = Annotated[int, typer.Option(help="Scheduler steps for r = 1 (reference: 50).")]
-GuidanceOpt = Annotated[float, typer.Option(help="Classifier-free guidance scale (reference: 7.5).")]
+GuidanceOpt = Annotated[
+    float, typer.Option(help="Classifier-free guidance scale (reference: 7.5).")
+]
 ResolutionOpt = Annotated[
     int | None, typer.Option(help="Image size; default: the model's native size (512 for SD 1.5).")
 ]
-DeviceOpt = Annotated[str | None, typer.Option(help="cuda, cpu, cuda:1 ... (default: cuda if available).")]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="cuda, cpu, cuda:1 ... (default: cuda if available).")
+]
 SeedOpt = Annotated[int, typer.Option(help="Run seed; per-image seeds are hashed from it.")]
 MaxBatchOpt = Annotated[int, typer.Option(help="Images per UNet batch.")]
 BackboneOpt = Annotated[

@@ -28,12 +28,27 @@ from ._common import (
 @handle_errors
 def augment(
     sources: Annotated[list[Path], typer.Argument(help="Source images (PNG/JPEG/...).")],
-    target: Annotated[str, typer.Option("--target", "-t", help="Target class name, e.g. 'tabby cat'.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (PNGs + manifest.jsonl).")],
-    strategy: Annotated[str, typer.Option("--strategy", "-s", help="genie, genie_ada, text2image, img2img, ...")] = "genie",
-    ratio: Annotated[float | None, typer.Option(help="Noise ratio r in (0, 1] (strategies with a ratio).")] = None,
-    source_class: Annotated[str, typer.Option(help="Class name of the sources (recorded in the manifest).")] = "source",
-    target_images: Annotated[list[Path] | None, typer.Option("--target-image", help="Real images of the target class (GeNIe-Ada prototype).")] = None,
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="Target class name, e.g. 'tabby cat'.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (PNGs + manifest.jsonl).")
+    ],
+    strategy: Annotated[
+        str, typer.Option("--strategy", "-s", help="genie, genie_ada, text2image, img2img, ...")
+    ] = "genie",
+    ratio: Annotated[
+        float | None, typer.Option(help="Noise ratio r in (0, 1] (strategies with a ratio).")
+    ] = None,
+    source_class: Annotated[
+        str, typer.Option(help="Class name of the sources (recorded in the manifest).")
+    ] = "source",
+    target_images: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--target-image", help="Real images of the target class (GeNIe-Ada prototype)."
+        ),
+    ] = None,
     model: ModelOpt = "tiny-random",
     config: ConfigOpt = None,
     scheduler: SchedulerOpt = "dpm++",
@@ -75,8 +90,13 @@ def augment(
 
         embed = load_backbone(backbone, device=device)
     episode = cli_episode(
-        strategy, list(images), target, source_class=source_class, target_ids=list(protos),
-        seed=seed, same_class=strategy.startswith("img2img"),
+        strategy,
+        list(images),
+        target,
+        source_class=source_class,
+        target_ids=list(protos),
+        seed=seed,
+        same_class=strategy.startswith("img2img"),
     )
     import torch
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
+
+# diffusers logs a warning on import when optimum and optimum-onnx are both installed; users
+# can still raise verbosity with DIFFUSERS_VERBOSITY=info.
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 from . import augment, strategies, sweep
 

@@ -35,11 +35,18 @@ def sample_image_path() -> Path:
 
 @handle_errors
 def sweep(
-    source: Annotated[Path | None, typer.Argument(help="Source image (default: the bundled sample).")] = None,
+    source: Annotated[
+        Path | None, typer.Argument(help="Source image (default: the bundled sample).")
+    ] = None,
     target: Annotated[str, typer.Option("--target", "-t", help="Target class name.")] = "tabby cat",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out/sweep"),
-    ratios: Annotated[str, typer.Option(help="Comma-separated noise ratios in (0, 1].")] = DEFAULT_RATIOS,
-    target_images: Annotated[list[Path] | None, typer.Option("--target-image", help="Real target-class images for the prototype.")] = None,
+    ratios: Annotated[
+        str, typer.Option(help="Comma-separated noise ratios in (0, 1].")
+    ] = DEFAULT_RATIOS,
+    target_images: Annotated[
+        list[Path] | None,
+        typer.Option("--target-image", help="Real target-class images for the prototype."),
+    ] = None,
     model: ModelOpt = "tiny-random",
     config: ConfigOpt = None,
     scheduler: SchedulerOpt = "dpm++",
@@ -81,10 +88,22 @@ def sweep(
     total = total_image_steps(gen, planned)
     with image_step_progress(total, f"sweep → {target}") as advance:
         result = run_sweep(
-            gen, src, target, rs, seed=seed, embed=embed, target_images=protos,
-            max_batch=max_batch, progress=advance,
+            gen,
+            src,
+            target,
+            rs,
+            seed=seed,
+            embed=embed,
+            target_images=protos,
+            max_batch=max_batch,
+            progress=advance,
         )
-    meta = {"source": str(src_path), "target": target, "model": gen.describe(), "backbone": backbone}
+    meta = {
+        "source": str(src_path),
+        "target": target,
+        "model": gen.describe(),
+        "backbone": backbone,
+    }
     files = write_sweep(out, src, result, meta)
     if result.selection is not None:
         typer.echo(f"GeNIe-Ada r* = {result.selection.ratio:.2f}")

@@ -6,6 +6,7 @@ interrupted run never leaves a half-written PNG or manifest behind.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -41,10 +42,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return path
 

@@ -85,6 +85,7 @@ class Registry:
     ) -> StrategyEntry:
         if not isinstance(name, str) or not _NAME.match(name):
             raise ConfigError(f"strategy name must be snake_case (a-z, 0-9, _), got {name!r}")
+        self._autoload()  # so a runtime name clashing with a built-in/plugin raises here
         with self._lock:
             if name in self._entries:
                 prev = self._entries[name]
@@ -110,7 +111,10 @@ class Registry:
             for name, target in BUILTIN_STRATEGIES.items():
                 if name not in self._entries:
                     self.register(
-                        name, _load_object(target), distribution=DIST_NAME, version=version,
+                        name,
+                        _load_object(target),
+                        distribution=DIST_NAME,
+                        version=version,
                         target=target,
                     )
             if os.environ.get(DISABLE_ENV, "").strip() not in ("", "0"):
@@ -123,8 +127,11 @@ class Registry:
                 try:
                     obj = ep.load()
                     self.register(
-                        ep.name, obj, distribution=dist_name,
-                        version=dist.version if dist is not None else "", target=ep.value,
+                        ep.name,
+                        obj,
+                        distribution=dist_name,
+                        version=dist.version if dist is not None else "",
+                        target=ep.value,
                     )
                 except Exception as exc:  # a plugin must not break the others
                     self._broken[ep.name] = (

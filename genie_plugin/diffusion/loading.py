@@ -147,7 +147,9 @@ def _from_components(folder_or_id: str, dtype, **kw):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    unet = UNet2DConditionModel.from_pretrained(folder_or_id, subfolder="unet", torch_dtype=dtype, **kw)
+    unet = UNet2DConditionModel.from_pretrained(
+        folder_or_id, subfolder="unet", torch_dtype=dtype, **kw
+    )
     vae = AutoencoderKL.from_pretrained(folder_or_id, subfolder="vae", torch_dtype=dtype, **kw)
     te = CLIPTextModel.from_pretrained(folder_or_id, subfolder="text_encoder", dtype=dtype, **kw)
     tok = CLIPTokenizer.from_pretrained(folder_or_id, subfolder="tokenizer", **kw)

@@ -257,8 +257,13 @@ def sample(
             if it.source is not None and it.ratio < 1.0
         }
         lat = denoise(
-            gen, chunk, source_latents=src, text=text, uncond=uncond,
-            denoiser=denoiser, progress=progress,
+            gen,
+            chunk,
+            source_latents=src,
+            text=text,
+            uncond=uncond,
+            denoiser=denoiser,
+            progress=progress,
         )
         images.extend(decode_latents(gen, lat, max_batch))
     return images

@@ -21,8 +21,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Embedder:
     """Callable: list of PIL images -> (n, d) float32 L2-normalised features."""
 
-    def __init__(self, model, *, image_size: int = 224, device=None, batch_size: int = 64,
-                 name: str = "") -> None:
+    def __init__(
+        self, model, *, image_size: int = 224, device=None, batch_size: int = 64, name: str = ""
+    ) -> None:
         import torch
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -38,7 +39,9 @@ class Embedder:
         arr = np.stack(
             [
                 np.asarray(
-                    ImageOps.fit(im.convert("RGB"), (self.image_size,) * 2, Image.Resampling.BICUBIC),
+                    ImageOps.fit(
+                        im.convert("RGB"), (self.image_size,) * 2, Image.Resampling.BICUBIC
+                    ),
                     dtype=np.float32,
                 )
                 / 255.0

@@ -130,7 +130,9 @@ class GenieAdaStrategy(Strategy):
             cand = f_img[j * n : (j + 1) * n]
             sel = select_ratio(s.ratios, cand, f_src[j], proto)
             chosen = images[j * n + sel.index]
-            rec = self.record(s, ctx, ratio=sel.ratio, ada={**sel.to_dict(), "prototype": proto_kind})
+            rec = self.record(
+                s, ctx, ratio=sel.ratio, ada={**sel.to_dict(), "prototype": proto_kind}
+            )
             out.append(
                 GeneratedImage(
                     image=chosen,

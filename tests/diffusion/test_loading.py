@@ -1,0 +1,109 @@
+"""Model loading through the public loader: folders, missing parts, hub ids offline, files."""
+
+import json
+import shutil
+
+import pytest
+
+from genie_plugin.diffusion import SamplerConfig, load_generator
+from genie_plugin.diffusion.loading import resolve_model
+from genie_plugin.diffusion.tiny import tiny_model_dir
+from genie_plugin.errors import ConfigError, ModelFormatError, ModelNotFoundError, UnknownNameError
+
+
+def test_tiny_model_is_a_real_diffusers_folder_and_fingerprint_is_stable(tiny_gen):
+    folder = tiny_model_dir()
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusionPipeline"
+    g2 = load_generator(str(folder), device="cpu")
+    assert g2.fingerprint == tiny_gen.fingerprint
+    assert type(g2.unet).__name__ == "UNet2DConditionModel"
+    assert type(g2.vae).__name__ == "AutoencoderKL"
+    assert type(g2.text_encoder).__name__ == "CLIPTextModel"
+
+
+def test_folder_missing_a_component_names_it(tmp_path):
+    broken = tmp_path / "sd"
+    shutil.copytree(tiny_model_dir(), broken)
+    shutil.rmtree(broken / "unet")
+    with pytest.raises(ModelFormatError, match="missing component 'unet'"):
+        load_generator(str(broken))
+    (broken / "model_index.json").unlink()
+    with pytest.raises(ModelFormatError, match="no model_index.json"):
+        load_generator(str(broken))
+
+
+def test_retrained_weights_change_the_fingerprint(tmp_path):
+    from genie_plugin.diffusion.loading import folder_fingerprint
+
+    copy = tmp_path / "sd"
+    shutil.copytree(tiny_model_dir(), copy)
+    before = folder_fingerprint(copy)
+    w = next((copy / "unet").glob("*.safetensors"))
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0xFF
+    w.write_bytes(bytes(data))
+    assert folder_fingerprint(copy) != before
+
+
+def test_missing_paths_and_hub_ids_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelNotFoundError, match="no such file or folder"):
+        load_generator(str(tmp_path / "nope"))
+    with pytest.raises(ModelNotFoundError, match="no such file"):
+        load_generator("./weights/sd15.safetensors")
+    with pytest.raises(ModelNotFoundError, match=r"HF_HUB_OFFLINE=1.*huggingface-cli download"):
+        load_generator("someone/not-cached-model")
+    bad = tmp_path / "model.bin"
+    bad.write_bytes(b"x")
+    with pytest.raises(ModelFormatError, match="unsupported model file type"):
+        load_generator(str(bad))
+
+
+def test_single_file_without_config_offline_is_a_clear_error(tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    f = tmp_path / "tiny.safetensors"
+    save_file({"w": torch.zeros(2)}, str(f))
+    with pytest.raises(ModelFormatError, match=r"tiny.safetensors: could not load.*--config"):
+        load_generator(str(f))
+
+
+def test_resolve_model_kinds(tmp_path):
+    assert resolve_model("tiny-random")[0] == "builtin"
+    assert resolve_model(str(tmp_path))[0] == "folder"
+    assert resolve_model("stable-diffusion-v1-5/stable-diffusion-v1-5")[0] == "hub"
+
+
+def test_unknown_scheduler_and_bad_sampler_values():
+    with pytest.raises(UnknownNameError, match="unknown scheduler 'plms'.*ddim, dpm\\+\\+, euler"):
+        SamplerConfig(scheduler="plms")
+    with pytest.raises(ConfigError):
+        SamplerConfig(steps=0)
+    with pytest.raises(ConfigError):
+        SamplerConfig(resolution=30)
+    with pytest.raises(ConfigError, match="unknown sampler keys"):
+        SamplerConfig.from_dict({"stepz": 3})
+
+
+@pytest.mark.slow
+def test_real_sd15_from_hf_cache_generates():
+    """Needs stable-diffusion-v1-5 in the HF cache (run with -m slow on a machine that has it)."""
+    pytest.importorskip("diffusers")
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    if not isinstance(try_to_load_from_cache(repo, "model_index.json"), str):
+        pytest.skip(f"{repo} not in the HF cache")
+    from PIL import Image
+
+    from genie_plugin.diffusion import SampleItem
+
+    gen = load_generator(repo, sampler=SamplerConfig(steps=10))
+    assert gen.native_resolution == 512
+    out = gen.generate([SampleItem("a photo of a cat.", 0.8, 0, Image.new("RGB", (512, 512)))])
+    assert out[0].size == (512, 512)

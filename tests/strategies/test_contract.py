@@ -1,0 +1,170 @@
+"""Contract tests run over every registered strategy (as timm tests every model)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from genie_plugin.registry import list_strategies
+from genie_plugin.strategies.base import Episode, RenderContext, SupportItem
+from tests.conftest import assert_same_pixels, make_image
+
+WAYS, SHOTS = 3, 2
+
+
+def _episode(seed=0):
+    support = tuple(SupportItem(f"c{c}_s{k}", c) for c in range(WAYS) for k in range(SHOTS))
+    return Episode(
+        dataset="toy",
+        index=4,
+        class_names=("cat", "dog", "tabby_cat"),
+        support=support,
+        shots=SHOTS,
+        seed=seed,
+    )
+
+
+def _ctx(gen):
+    ep = _episode()
+    images = {it.item_id: make_image(i) for i, it in enumerate(ep.support)}
+
+    def embed(ims):  # deterministic toy backbone: mean colour + a few pixels
+        return np.stack([np.asarray(im.resize((4, 4)), dtype=np.float64).ravel() for im in ims])
+
+    return RenderContext(gen, images, embed=embed, max_batch=32)
+
+
+def _gen(generator):
+    return torch.Generator("cpu").manual_seed(generator)
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_gen):
+    return tiny_gen.with_sampler(steps=4)
+
+
+@pytest.mark.parametrize("name", list_strategies())
+def test_plan_is_deterministic_and_budgeted(name):
+    from genie_plugin.registry import create_strategy
+
+    s = create_strategy(name)
+    ep = _episode()
+    a, b = s.plan(ep, _gen(0)), s.plan(ep, _gen(0))
+    assert a == b
+    assert len(a) == WAYS * ep.budget_per_class
+    per_class = {c: sum(sp.label == c for sp in a) for c in range(WAYS)}
+    assert set(per_class.values()) == {(WAYS - 1) * SHOTS}
+    for sp in a:
+        assert sp.target_class == ep.class_names[sp.label]
+        assert ep.class_names[sp.label].replace("_", " ") in sp.prompt
+    # a different run seed changes the per-item seeds
+    assert [sp.seed for sp in s.plan(_episode(seed=1), _gen(0))] != [sp.seed for sp in a]
+
+
+@pytest.mark.parametrize("name", list_strategies())
+def test_render_is_deterministic_labelled_and_recorded(name, gen):
+    from genie_plugin.registry import create_strategy
+
+    s = create_strategy(name)
+    specs = s.plan(_episode(), _gen(0))[:3]
+    out1 = s.render(specs, _ctx(gen))
+    out2 = s.render(specs, _ctx(gen))
+    assert len(out1) == len(specs)
+    for spec, r1, r2 in zip(specs, out1, out2, strict=True):
+        assert r1.image.tobytes() == r2.image.tobytes()
+        assert r1.label == spec.label
+        arr = np.asarray(r1.image)
+        assert arr.dtype == np.uint8 and np.isfinite(arr).all()
+        rec = r1.record
+        for key in (
+            "strategy",
+            "strategy_config",
+            "model",
+            "seed",
+            "prompt",
+            "ratio",
+            "source_id",
+            "source_class",
+            "target_class",
+            "label",
+        ):
+            assert key in rec, key
+        assert rec["model"]["fingerprint"] == gen.fingerprint
+        assert rec["strategy"] == name
+
+
+@pytest.mark.parametrize("name", list_strategies())
+def test_config_round_trip(name):
+    from genie_plugin.errors import ConfigError
+    from genie_plugin.registry import create_strategy
+
+    s = create_strategy(name)
+    d = s.config.to_dict()
+    assert list(d) == sorted(d)
+    assert type(s.config).from_dict(d) == s.config
+    with pytest.raises(ConfigError, match="unknown"):
+        type(s.config).from_dict({**d, "bogus": 1})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.config.prompt = "x"  # type: ignore[misc]
+
+
+def test_genie_semantics():
+    from genie_plugin.registry import create_strategy
+
+    specs = create_strategy("genie").plan(_episode(), _gen(0))
+    assert all(sp.ratio == 0.8 for sp in specs)
+    assert all(sp.source_class != sp.target_class for sp in specs)
+    # every support image of the other classes is edited once per target
+    for c in range(WAYS):
+        srcs = sorted(sp.source_id for sp in specs if sp.label == c)
+        assert srcs == sorted(f"c{o}_s{k}" for o in range(WAYS) if o != c for k in range(SHOTS))
+
+
+def test_text2image_and_img2img_semantics():
+    from genie_plugin.registry import create_strategy
+
+    t2i = create_strategy("text2image").plan(_episode(), _gen(0))
+    assert all(sp.ratio == 1.0 and sp.source_id is None for sp in t2i)
+    assert len({sp.seed for sp in t2i}) == len(t2i)
+    lo = create_strategy("img2img").plan(_episode(), _gen(0))
+    hi = create_strategy("img2img_high").plan(_episode(), _gen(0))
+    assert {sp.ratio for sp in lo} == {0.3} and {sp.ratio for sp in hi} == {0.7}
+    assert all(sp.source_class == sp.target_class for sp in lo)
+    assert len({sp.seed for sp in lo}) == len(lo)
+
+
+def test_genie_ada_batches_five_ratios_with_shared_noise_and_picks_from_curve(gen):
+    from genie_plugin.diffusion.sampler import SampleItem
+    from genie_plugin.registry import create_strategy
+
+    s = create_strategy("genie_ada")
+    ctx = _ctx(gen)
+    spec = s.plan(_episode(), _gen(0))[0]
+    out = s.render([spec], ctx)[0]
+    ada = out.record["ada"]
+    assert ada["ratios"] == [0.5, 0.6, 0.7, 0.8, 0.9]
+    assert out.record["ratio"] == ada["r_star"] in (0.6, 0.7, 0.8, 0.9)
+    assert len(ada["projections"]) == 5 and len(ada["jumps"]) == 4
+    assert ada["prototype"] == "support"
+    # candidates equal five separate runs with the same seed (shared ε)
+    src = ctx.images[spec.source_id]
+    for r, cand in zip(spec.ratios, out.candidates, strict=True):
+        alone = gen.generate([SampleItem(spec.prompt, r, spec.seed, src)])[0]
+        assert_same_pixels(alone, cand)
+    # the chosen image is the candidate at r*
+    assert out.image is out.candidates[ada["index"]]
+    # GeNIe at r* with the same seed makes the same image (seeds do not depend on strategy)
+    g = create_strategy("genie", ratio=ada["r_star"]).plan(_episode(), _gen(0))[0]
+    assert g.seed == spec.seed
+
+
+def test_genie_ada_without_embedder_is_a_clear_error(gen):
+    from genie_plugin.errors import ConfigError
+    from genie_plugin.registry import create_strategy
+
+    s = create_strategy("genie_ada")
+    ctx = _ctx(gen)
+    ctx.embed = None
+    with pytest.raises(ConfigError, match="backbone"):
+        s.render(s.plan(_episode(), _gen(0))[:1], ctx)

@@ -1,0 +1,110 @@
+"""Strict registry and entry-point plugin discovery (a real installed fake distribution)."""
+
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from genie_plugin.errors import ConfigError, UnknownNameError
+from genie_plugin.registry import BUILTIN_STRATEGIES, Registry, register_strategy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_builtins_match_pyproject_entry_points():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    eps = data["project"]["entry-points"]["genie_plugin.strategies"]
+    assert eps == BUILTIN_STRATEGIES
+
+
+def test_duplicates_raise_and_unknown_lists_known(monkeypatch):
+    monkeypatch.setenv("GENIE_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reg = Registry()
+    with pytest.raises(ConfigError, match="already registered"):
+        reg.register("genie", object)
+    with pytest.raises(UnknownNameError) as exc:
+        reg.get("geni")
+    msg = str(exc.value)
+    assert "geni" in msg and "genie_ada" in msg and "text2image" in msg
+    with pytest.raises(ConfigError, match="snake_case"):
+        reg.register("My-Strategy", object)
+
+
+def test_fnmatch_listing_and_decorator(monkeypatch):
+    monkeypatch.setenv("GENIE_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reg = Registry()
+    assert reg.names("genie*") == ["genie", "genie_ada"]
+    assert reg.names("img2img*") == ["img2img", "img2img_high"]
+
+    @register_strategy("my_thing", registry=reg)
+    class MyThing:
+        pass
+
+    assert reg.get("my_thing").factory is MyThing
+    with pytest.raises(ConfigError):
+        register_strategy("my_thing", registry=reg)(MyThing)
+
+
+@pytest.fixture
+def fake_plugin_dist(tmp_path, monkeypatch):
+    """Install a fake third-party distribution (dist-info + module) on sys.path."""
+    pkg = tmp_path / "acme_aug.py"
+    pkg.write_text(
+        textwrap.dedent('''
+        from dataclasses import dataclass
+        from genie_plugin.strategies.base import Strategy, StrategyConfig
+
+        @dataclass(frozen=True, kw_only=True)
+        class FlipConfig(StrategyConfig):
+            p: float = 0.5
+
+        class FlipStrategy(Strategy):
+            """Acme's flip strategy."""
+            name = "acme_flip"
+            config_cls = FlipConfig
+            generative = False
+    ''')
+    )
+    (tmp_path / "broken_aug.py").write_text("raise ImportError('missing acme-gpu-kernels')\n")
+    di = tmp_path / "acme_aug-1.2.3.dist-info"
+    di.mkdir()
+    (di / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-aug\nVersion: 1.2.3\n")
+    (di / "entry_points.txt").write_text(
+        "[genie_plugin.strategies]\n"
+        "acme_flip = acme_aug:FlipStrategy\n"
+        "acme_broken = broken_aug:Thing\n"
+        "genie = acme_aug:FlipStrategy\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("acme_aug", None)
+    sys.modules.pop("broken_aug", None)
+
+
+def test_third_party_plugin_is_discovered_lazily(fake_plugin_dist, monkeypatch):
+    monkeypatch.delenv("GENIE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    reg = Registry()
+    assert "acme_aug" not in sys.modules  # nothing loaded before the first lookup
+    entry = reg.get("acme_flip")
+    assert entry.distribution == "acme-aug" and entry.version == "1.2.3"
+    s = entry.create(p=0.9)
+    assert s.config.p == 0.9
+    # the broken plugin is reported by name and does not break the others
+    broken = reg.broken()
+    assert "acme_broken" in broken and "missing acme-gpu-kernels" in broken["acme_broken"]
+    with pytest.raises(UnknownNameError, match="acme_broken.*failed to load"):
+        reg.get("acme_broken")
+    # a plugin cannot hijack a built-in name
+    assert "genie" in broken and "already registered" in broken["genie"]
+    assert reg.get("genie").distribution == "genie-fewshot"
+    assert "genie" in reg.names() and "acme_flip" in reg.names()
+
+
+def test_disable_autoload_gives_builtins_only(fake_plugin_dist, monkeypatch):
+    monkeypatch.setenv("GENIE_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reg = Registry()
+    assert reg.names() == sorted(BUILTIN_STRATEGIES)
+    with pytest.raises(UnknownNameError):
+        reg.get("acme_flip")
