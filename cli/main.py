@@ -10,7 +10,7 @@ import typer
 # can still raise verbosity with DIFFUSERS_VERBOSITY=info.
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
-from . import augment, strategies, sweep
+from . import augment, datasets, strategies, sweep
 
 app = typer.Typer(
     name="genie",
@@ -19,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(strategies.app, name="strategies")
+app.add_typer(datasets.app, name="datasets")
 app.command("augment")(augment.augment)
 app.command("sweep")(sweep.sweep)
 

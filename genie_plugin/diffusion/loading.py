@@ -23,7 +23,10 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _builtin_models() -> dict[str, str]:
-    return {"tiny-random": "seeded random tiny SD-architecture model (tests, plumbing)"}
+    return {
+        "embedded": "small SD-architecture model trained on the shapes dataset (ships with the package)",
+        "tiny-random": "seeded random tiny SD-architecture model (tests, plumbing)",
+    }
 
 
 BUILTIN_MODELS = _builtin_models()
@@ -264,7 +267,11 @@ def load_generator(
     check_scheduler_name(sampler.scheduler)
     device, dtype = _default_device_dtype(device, dtype)
     kind, loc = resolve_model(model)
-    if kind == "builtin":
+    if kind == "builtin" and loc == "embedded":
+        from genie_plugin.embedded.assets import model_dir
+
+        kind, loc = "folder", model_dir()
+    elif kind == "builtin":
         from genie_plugin.diffusion.tiny import tiny_model_dir
 
         kind, loc = "folder", tiny_model_dir()

@@ -35,7 +35,26 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, [chr(c) for c in cs], strict=True))
 
 
-def write_char_tokenizer(folder: Path, words: tuple[str, ...] = ()) -> int:
+def _bpe(pieces: list[str], merges: list[tuple[str, str]]) -> list[str]:
+    """CLIP's BPE loop: merge every occurrence of the lowest-ranked adjacent pair, repeat."""
+    ranks = {m: i for i, m in enumerate(merges)}
+    while len(pieces) > 1:
+        best = min(zip(pieces, pieces[1:], strict=False), key=lambda p: ranks.get(p, 1 << 30))
+        if best not in ranks:
+            break
+        out, i = [], 0
+        while i < len(pieces):
+            if i + 1 < len(pieces) and (pieces[i], pieces[i + 1]) == best:
+                out.append(pieces[i] + pieces[i + 1])
+                i += 2
+            else:
+                out.append(pieces[i])
+                i += 1
+        pieces = out
+    return pieces
+
+
+def write_char_tokenizer(folder: Path, words: tuple[str, ...] = (), max_length: int = 77) -> int:
     """Write a CLIP tokenizer vocabulary (bytes + optional whole-word merges); return its size.
 
     Without merges every character is a token, which is enough for a random model; ``words``
@@ -49,21 +68,26 @@ def write_char_tokenizer(folder: Path, words: tuple[str, ...] = ()) -> int:
         vocab[c] = len(vocab)
     for c in chars:
         vocab[c + "</w>"] = len(vocab)
-    merges: list[str] = []
+    merges: list[tuple[str, str]] = []
     for word in words:
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        # Tokenise with the merges so far, then append merges that join the leftover pieces.
+        # Appended merges rank after every earlier one, so earlier words keep their single
+        # token (a plain per-word chain would let one word's bigram split another word).
+        chars = list(word[:-1]) + [word[-1] + "</w>"]
+        pieces = _bpe(chars, merges)
         while len(pieces) > 1:
-            merged = pieces[0] + pieces[1]
-            merges.append(f"{pieces[0]} {pieces[1]}")
-            vocab.setdefault(merged, len(vocab))
-            pieces = [merged] + pieces[2:]
+            merges.append((pieces[0], pieces[1]))
+            vocab.setdefault(pieces[0] + pieces[1], len(vocab))
+            pieces = _bpe(chars, merges)  # a merge can fire at several places in the word
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    merge_lines = list(dict.fromkeys(merges))
+    merge_lines = [f"{a} {b}" for a, b in merges]
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merge_lines) + "\n")
-    tok = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+    tok = CLIPTokenizer(
+        str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length
+    )
     tok.save_pretrained(folder)
     return len(vocab)
 

@@ -1,6 +1,6 @@
 """Frozen timm backbones as embedding functions (GeNIe-Ada scoring, few-shot features).
 
-Spec strings: ``NAME`` (timm pretrained weights from the HF cache), ``NAME:PATH`` (timm
+Spec strings: ``embedded`` (the shipped shapes backbone), ``NAME`` (timm pretrained weights from the HF cache), ``NAME:PATH`` (timm
 architecture + a local state dict) or ``NAME:random`` (seeded random init: plumbing/tests).
 """
 
@@ -18,6 +18,32 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def images_to_tensor(images: Sequence[Image.Image], size: int):
+    """PIL images -> ImageNet-normalised N×3×size×size: center square crop, bicubic resize.
+
+    Done in torch (not PIL) so it matches the embedded classifiers' training transform exactly.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    out = []
+    for im in images:
+        im = im.convert("RGB")
+        w, h = im.size
+        s = min(w, h)
+        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+        x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        if s != size:
+            x = F.interpolate(
+                x, size=(size, size), mode="bicubic", align_corners=False, antialias=s > size
+            )
+        out.append(x.clamp(0, 1))
+    x = torch.cat(out)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 class Embedder:
     """Callable: list of PIL images -> (n, d) float32 L2-normalised features."""
 
@@ -33,23 +59,7 @@ class Embedder:
         self.name = name
 
     def _tensor(self, images: Sequence[Image.Image]):
-        import torch
-        from PIL import ImageOps
-
-        arr = np.stack(
-            [
-                np.asarray(
-                    ImageOps.fit(
-                        im.convert("RGB"), (self.image_size,) * 2, Image.Resampling.BICUBIC
-                    ),
-                    dtype=np.float32,
-                )
-                / 255.0
-                for im in images
-            ]
-        )
-        arr = (arr - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+        return images_to_tensor(images, self.image_size)
 
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
         import torch
@@ -70,6 +80,10 @@ def load_backbone(spec: str, *, image_size: int = 224, device=None, seed: int = 
     import timm
     import torch
 
+    if spec == "embedded":
+        from genie_plugin.embedded.assets import load_embedded_backbone
+
+        return load_embedded_backbone(device=device)
     name, _, weights = spec.partition(":")
     if not name or name not in timm.list_models():
         raise ConfigError(

@@ -1,0 +1,52 @@
+"""Environment record for benchmark JSON files (versions, device, git commit)."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    import torch
+
+    dev = "cpu"
+    if torch.cuda.is_available():
+        dev = torch.cuda.get_device_name(0)
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "device": dev,
+        "git_commit": git_commit(),
+        "versions": {
+            d: _version(d)
+            for d in (
+                "genie-fewshot",
+                "torch",
+                "diffusers",
+                "transformers",
+                "timm",
+                "learn2learn",
+                "onnxruntime",
+                "onnxruntime-gpu",
+                "optimum",
+            )
+        },
+    }

@@ -1,0 +1,77 @@
+"""Paths and loaders for the shipped embedded weights (model, backbone, oracle)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from genie_plugin.errors import ModelNotFoundError
+
+EMBEDDED_NAME = "embedded"
+
+
+def weights_dir() -> Path:
+    return Path(str(resources.files("genie_plugin") / "embedded" / "weights"))
+
+
+def model_dir() -> Path:
+    d = weights_dir() / "model"
+    if not (d / "model_index.json").is_file():
+        raise ModelNotFoundError(
+            f"embedded model not found at {d}; it ships with the package (git checkout) or is "
+            "rebuilt by `python -m genie_plugin.embedded.train`"
+        )
+    return d
+
+
+def load_classifier(kind: str, *, device=None):
+    """The shipped timm classifier ``kind`` ('backbone' or 'oracle') and its input size."""
+    import timm
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = weights_dir() / f"{kind}.safetensors"
+    if not path.is_file():
+        raise ModelNotFoundError(f"embedded {kind} weights not found at {path}")
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    model = timm.create_model(meta["arch"], pretrained=False, num_classes=int(meta["num_classes"]))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    model.load_state_dict(state)
+    model.eval().requires_grad_(False)
+    if device is not None:
+        model.to(torch.device(device))
+    return model, int(meta["image_size"])
+
+
+def load_embedded_backbone(*, device=None):
+    """Few-shot feature extractor: the shipped backbone without its base-class head."""
+    from genie_plugin.fewshot.backbones import Embedder
+
+    model, size = load_classifier("backbone")
+    model.reset_classifier(0)
+    return Embedder(model, image_size=size, device=device, name=EMBEDDED_NAME)
+
+
+class Oracle:
+    """Judges generated images: P(class) over all 32 embedded classes (paper's oracle table)."""
+
+    def __init__(self, device=None) -> None:
+        import torch
+
+        self.model, self.size = load_classifier("oracle", device=device)
+        self.device = next(self.model.parameters()).device
+        self._torch = torch
+
+    def probs(self, images) -> np.ndarray:  # noqa: F821
+        import numpy as np
+
+        from genie_plugin.fewshot.backbones import images_to_tensor
+
+        out = []
+        with self._torch.no_grad():
+            for i in range(0, len(images), 256):
+                x = images_to_tensor(images[i : i + 256], self.size).to(self.device)
+                out.append(self._torch.softmax(self.model(x).float(), 1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, 0))

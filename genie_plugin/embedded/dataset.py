@@ -1,0 +1,86 @@
+"""The shapes dataset as a torch Dataset (cached arrays), as plain PNG files, and as a learn2learn
+``MetaDataset`` (see :mod:`genie_plugin.l2l.shapes`)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from genie_plugin.embedded import shapes
+from genie_plugin.errors import ConfigError
+from genie_plugin.io import atomic_write_bytes, save_png
+from genie_plugin.paths import cache_root
+
+DEFAULT_PER_CLASS = 120
+
+
+def _cache_file(split: str, per_class: int, seed: int, pool: str) -> Path:
+    return cache_root() / "datasets" / f"shapes-v1-{pool}-{split}-{per_class}-seed{seed}.npz"
+
+
+def load_arrays(
+    split: str, *, per_class: int = DEFAULT_PER_CLASS, seed: int = 0, pool: str = "fewshot"
+):
+    """Images (N×32×32×3 uint8), labels (indices into ``split``'s class list) and class names.
+
+    Generated deterministically on first use and cached (atomic write) under the cache root.
+    """
+    if split not in shapes.SPLITS:
+        raise ConfigError(f"unknown shapes split {split!r}; choose one of {sorted(shapes.SPLITS)}")
+    names = shapes.SPLITS[split]
+    path = _cache_file(split, per_class, seed, pool)
+    if path.exists():
+        with np.load(path) as z:
+            return z["x"], z["y"], names
+    x, y_global = shapes.generate(per_class, seed=seed, pool=pool, classes=names)
+    remap = {shapes.CLASSES.index(n): i for i, n in enumerate(names)}
+    y = np.array([remap[c] for c in y_global], dtype=np.int64)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=x, y=y)
+    atomic_write_bytes(path, buf.getvalue())
+    return x, y, names
+
+
+class ShapesDataset(Dataset):
+    """Map-style dataset of (PIL image or transformed tensor, label) for one split."""
+
+    def __init__(
+        self,
+        split: str = "novel",
+        *,
+        per_class: int = DEFAULT_PER_CLASS,
+        seed: int = 0,
+        transform=None,
+    ):
+        self.split = split
+        self.x, self.y, self.class_names = load_arrays(split, per_class=per_class, seed=seed)
+        self.labels = [int(v) for v in self.y]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        img = Image.fromarray(self.x[i])
+        return (self.transform(img) if self.transform else img), int(self.y[i])
+
+    def image_id(self, i: int) -> str:
+        return f"shapes/{self.split}/{self.class_names[self.y[i]]}/{i:05d}"
+
+
+def export_png_tree(root: Path, *, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> int:
+    """Write ``root/{split}/{class}/{i:04d}.png`` for every split; return the number of files."""
+    n = 0
+    for split in shapes.SPLITS:
+        x, y, names = load_arrays(split, per_class=per_class, seed=seed)
+        counters = dict.fromkeys(range(len(names)), 0)
+        for img, label in zip(x, y, strict=True):
+            k = counters[int(label)]
+            counters[int(label)] += 1
+            save_png(Image.fromarray(img), root / split / names[label] / f"{k:04d}.png")
+            n += 1
+    return n

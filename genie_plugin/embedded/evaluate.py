@@ -1,0 +1,183 @@
+"""Quality figures of the embedded model, judged by the oracle (issue: embedded default).
+
+- Text2Image: oracle accuracy on r = 1 outputs per prompted class (base / val / novel).
+- Img2Img r = 0.3: fraction of outputs still labelled as the source class.
+- GeNIe A -> B: oracle P(B) against r (shared ε per pair), label rate at the default r, and
+  context kept: background (corner) colour distance to the source vs to a Text2Image output of B.
+- GeNIe-Ada: r* against the oracle's flip (first grid r labelled B), within one grid step.
+Sources always come from the *fewshot* pool, which the generator never saw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from genie_plugin.core.ada import ADA_RATIOS, select_ratio
+from genie_plugin.diffusion.sampler import SampleItem
+from genie_plugin.embedded import shapes
+from genie_plugin.seeding import stable_seed
+
+PROMPT = "a photo of a {name}."
+SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def corner_colour(im: Image.Image, k: int = 3) -> np.ndarray:
+    """Mean colour of the four k×k corners: the background, which GeNIe should keep."""
+    a = np.asarray(im, dtype=np.float64)
+    return np.concatenate([a[:k, :k], a[:k, -k:], a[-k:, :k], a[-k:, -k:]]).reshape(-1, 3).mean(0)
+
+
+def _prompt(c: int) -> str:
+    return PROMPT.format(name=shapes.CLASSES[c].replace("_", " "))
+
+
+def text2image_accuracy(
+    gen, oracle, per_class: int, *, seed: int = 0, max_batch: int = 64, progress=None
+) -> dict:
+    items, labels = [], []
+    for c in range(len(shapes.CLASSES)):
+        for k in range(per_class):
+            items.append(SampleItem(_prompt(c), 1.0, stable_seed(seed, "t2i-eval", c, k)))
+            labels.append(c)
+    pred = oracle.probs(gen.generate(items, max_batch=max_batch, progress=progress)).argmax(1)
+    labels = np.array(labels)
+    out = {"n": int(len(labels)), "accuracy": float((pred == labels).mean())}
+    for split, names in shapes.SPLITS.items():
+        idx = np.isin(labels, [shapes.CLASSES.index(n) for n in names])
+        out[f"accuracy_{split}"] = float((pred[idx] == labels[idx]).mean())
+    return out
+
+
+def fewshot_sources(per_class: int, seed: int) -> dict[int, list[Image.Image]]:
+    return {
+        c: [
+            Image.fromarray(a)
+            for a in shapes.generate_class(name, per_class, seed=seed, pool="fewshot")[0]
+        ]
+        for c, name in enumerate(shapes.CLASSES)
+    }
+
+
+def img2img_keep_rate(
+    gen,
+    oracle,
+    sources,
+    per_class: int,
+    ratio: float = 0.3,
+    *,
+    seed: int = 0,
+    max_batch: int = 64,
+    progress=None,
+) -> dict:
+    items, labels = [], []
+    for c, ims in sources.items():
+        for k, im in enumerate(ims[:per_class]):
+            items.append(SampleItem(_prompt(c), ratio, stable_seed(seed, "i2i-eval", c, k), im))
+            labels.append(c)
+    pred = oracle.probs(gen.generate(items, max_batch=max_batch, progress=progress)).argmax(1)
+    return {"n": len(labels), "ratio": ratio, "keep_rate": float((pred == np.array(labels)).mean())}
+
+
+def genie_pairs(
+    gen,
+    oracle,
+    embed: Callable,
+    sources,
+    n_pairs: int,
+    *,
+    seed: int = 0,
+    default_ratio: float = 0.8,
+    shots: int = 5,
+    max_batch: int = 64,
+    progress=None,
+) -> dict:
+    """Sweep r for ``n_pairs`` random (A, B) pairs; score label flip, context and GeNIe-Ada."""
+    rng = np.random.default_rng([seed, 7])
+    n_cls = len(shapes.CLASSES)
+    pairs = []
+    for _ in range(n_pairs):
+        a, b = rng.choice(n_cls, size=2, replace=False)
+        pairs.append((int(a), int(b), int(rng.integers(shots, len(sources[int(a)])))))
+    items = []
+    for a, b, k in pairs:
+        s = stable_seed(seed, "genie-eval", a, b, k)
+        items += [SampleItem(_prompt(b), r, s, sources[a][k]) for r in SWEEP]
+    images = gen.generate(items, max_batch=max_batch, progress=progress)
+    probs = oracle.probs(images).reshape(len(pairs), len(SWEEP), -1)
+    p_b = np.array([probs[i, :, b] for i, (_, b, _) in enumerate(pairs)])
+    p_a = np.array([probs[i, :, a] for i, (a, _, _) in enumerate(pairs)])
+    top = probs.argmax(2)
+    is_b = np.array([top[i] == b for i, (_, b, _) in enumerate(pairs)])
+    is_a = np.array([top[i] == a for i, (a, _, _) in enumerate(pairs)])
+    j_def = SWEEP.index(default_ratio)
+    # context: corner colour distance output(r_def) -> source vs output(r_def) -> Text2Image(B) (r = 1, same ε)
+    d_src, d_t2i = [], []
+    for i, (a, _, k) in enumerate(pairs):
+        out = corner_colour(images[i * len(SWEEP) + j_def])
+        d_src.append(np.linalg.norm(out - corner_colour(sources[a][k])))
+        d_t2i.append(np.linalg.norm(out - corner_colour(images[i * len(SWEEP) + len(SWEEP) - 1])))
+    # GeNIe-Ada with the few-shot backbone: prototype = mean of B's first ``shots`` real images
+    grid_idx = [SWEEP.index(r) for r in ADA_RATIOS]
+    ada_hits, ada_r, flip_r = [], [], []
+    flip_grid = (*ADA_RATIOS, 1.0)
+    for i, (a, b, k) in enumerate(pairs):
+        cand = [images[i * len(SWEEP) + j] for j in grid_idx]
+        f = embed([*cand, sources[a][k], *sources[b][:shots]])
+        f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
+        sel = select_ratio(ADA_RATIOS, f[: len(cand)], f[len(cand)], f[len(cand) + 1 :].mean(0))
+        flips = [r for r in flip_grid if is_b[i, SWEEP.index(r)]]
+        rf = flips[0] if flips else 1.0
+        ada_r.append(sel.ratio)
+        flip_r.append(rf)
+        ada_hits.append(abs(sel.ratio - rf) <= 0.1 + 1e-9)
+    return {
+        "n_pairs": len(pairs),
+        "ratios": list(SWEEP),
+        "mean_p_target": [float(x) for x in p_b.mean(0)],
+        "mean_p_source": [float(x) for x in p_a.mean(0)],
+        "frac_labelled_target": [float(x) for x in is_b.mean(0)],
+        "frac_labelled_source": [float(x) for x in is_a.mean(0)],
+        "p_target_monotone_in_mean": bool(np.all(np.diff(p_b.mean(0)) >= -1e-3)),
+        "default_ratio": default_ratio,
+        "labelled_target_at_default": float(is_b[:, j_def].mean()),
+        "bg_dist_to_source_at_default": float(np.mean(d_src)),
+        "bg_dist_to_text2image_at_default": float(np.mean(d_t2i)),
+        "ada_within_one_step_of_flip": float(np.mean(ada_hits)),
+        "ada_r_star_hist": {str(r): int(np.sum(np.isclose(ada_r, r))) for r in ADA_RATIOS},
+        "oracle_flip_hist": {str(r): int(np.sum(np.isclose(flip_r, r))) for r in flip_grid},
+    }
+
+
+def evaluate(
+    gen,
+    oracle,
+    embed,
+    *,
+    t2i_per_class=25,
+    i2i_per_class=10,
+    n_pairs=200,
+    seed=0,
+    max_batch=64,
+    progress=None,
+) -> dict:
+    t0 = time.time()
+    sources = fewshot_sources(max(i2i_per_class, 20), seed=seed)
+    res = {
+        "sampler": gen.sampler.to_dict(),
+        "model": gen.fingerprint,
+        "text2image": text2image_accuracy(
+            gen, oracle, t2i_per_class, seed=seed, max_batch=max_batch, progress=progress
+        ),
+        "img2img": img2img_keep_rate(
+            gen, oracle, sources, i2i_per_class, seed=seed, max_batch=max_batch, progress=progress
+        ),
+        "genie": genie_pairs(
+            gen, oracle, embed, sources, n_pairs, seed=seed, max_batch=max_batch, progress=progress
+        ),
+    }
+    res["seconds"] = round(time.time() - t0, 1)
+    return res
