@@ -91,9 +91,12 @@ def _shape_parts(name: str) -> list[tuple[str, list[tuple[float, float]]]]:
     if name == "cross":
         w = 0.28
         arm = [(-w, -1), (w, -1), (w, 1), (-w, 1)]
-        rot = lambda p, a: [
-            (x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)) for x, y in p
-        ]  # noqa: E731
+
+        def rot(p, a):
+            return [
+                (x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)) for x, y in p
+            ]  # noqa: E731
+
         return [(P, rot(arm, math.pi / 4)), (P, rot(arm, -math.pi / 4))]
     if name == "plus":
         w = 0.3
