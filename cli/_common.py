@@ -18,7 +18,7 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Built-in name (tiny-random), diffusers folder, .safetensors/.ckpt file or hub id.",
+        help="Built-in name (embedded, tiny-random), diffusers folder, .safetensors/.ckpt file or hub id.",
     ),
 ]
 ConfigOpt = Annotated[
@@ -42,7 +42,9 @@ SeedOpt = Annotated[int, typer.Option(help="Run seed; per-image seeds are hashed
 MaxBatchOpt = Annotated[int, typer.Option(help="Images per UNet batch.")]
 BackboneOpt = Annotated[
     str | None,
-    typer.Option(help="timm backbone for GeNIe-Ada scoring: NAME, NAME:PATH or NAME:random."),
+    typer.Option(
+        help="Backbone for GeNIe-Ada scoring: embedded, a timm NAME, NAME:PATH or NAME:random."
+    ),
 ]
 
 err_console = None

@@ -49,7 +49,7 @@ def augment(
             "--target-image", help="Real images of the target class (GeNIe-Ada prototype)."
         ),
     ] = None,
-    model: ModelOpt = "tiny-random",
+    model: ModelOpt = "embedded",
     config: ConfigOpt = None,
     scheduler: SchedulerOpt = "dpm++",
     steps: StepsOpt = 50,

@@ -10,7 +10,7 @@ import typer
 # can still raise verbosity with DIFFUSERS_VERBOSITY=info.
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
-from . import augment, datasets, strategies, sweep
+from . import augment, bench, datasets, strategies, sweep
 
 app = typer.Typer(
     name="genie",
@@ -20,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(strategies.app, name="strategies")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(bench.app, name="bench")
 app.command("augment")(augment.augment)
 app.command("sweep")(sweep.sweep)
 

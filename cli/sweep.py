@@ -30,15 +30,16 @@ DEFAULT_RATIOS = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
 def sample_image_path() -> Path:
     from importlib import resources
 
-    return Path(str(resources.files("genie_plugin") / "assets" / "sample.png"))
+    return Path(str(resources.files("genie_plugin") / "assets" / "sample_heart.png"))
 
 
 @handle_errors
 def sweep(
     source: Annotated[
-        Path | None, typer.Argument(help="Source image (default: the bundled sample).")
+        Path | None,
+        typer.Argument(help="Source image (default: a bundled shapes image of a heart)."),
     ] = None,
-    target: Annotated[str, typer.Option("--target", "-t", help="Target class name.")] = "tabby cat",
+    target: Annotated[str, typer.Option("--target", "-t", help="Target class name.")] = "star",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out/sweep"),
     ratios: Annotated[
         str, typer.Option(help="Comma-separated noise ratios in (0, 1].")
@@ -47,7 +48,7 @@ def sweep(
         list[Path] | None,
         typer.Option("--target-image", help="Real target-class images for the prototype."),
     ] = None,
-    model: ModelOpt = "tiny-random",
+    model: ModelOpt = "embedded",
     config: ConfigOpt = None,
     scheduler: SchedulerOpt = "dpm++",
     steps: StepsOpt = 50,

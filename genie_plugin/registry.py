@@ -33,7 +33,9 @@ BUILTIN_STRATEGIES: dict[str, str] = {
     "genie_ada": "genie_plugin.strategies.genie_ada:GenieAdaStrategy",
     "img2img": "genie_plugin.strategies.img2img:Img2ImgStrategy",
     "img2img_high": "genie_plugin.strategies.img2img:Img2ImgHighStrategy",
+    "none": "genie_plugin.strategies.baselines:NoneStrategy",
     "text2image": "genie_plugin.strategies.text2image:Text2ImageStrategy",
+    "weak": "genie_plugin.strategies.baselines:WeakStrategy",
 }
 
 

@@ -174,6 +174,7 @@ class Strategy:
     name: ClassVar[str]
     config_cls: ClassVar[type[StrategyConfig]]
     generative: ClassVar[bool] = True
+    augment_real: ClassVar[bool] = True  # weak views of real support images (reference protocol)
 
     def __init__(self, config: StrategyConfig | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.config_cls()

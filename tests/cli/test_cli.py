@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from genie_cli.main import app
 
-FAST = ["--steps", "4", "--device", "cpu"]
+FAST = ["--steps", "4", "--device", "cpu", "--model", "tiny-random"]
 runner = CliRunner()
 
 
@@ -120,11 +120,25 @@ def test_sweep_writes_grid_curve_and_json(tmp_path, srcs):
     assert data["ada"]["r_star"] in data["ratios"][1:]
 
 
-def test_sweep_default_source_is_the_bundled_sample(tmp_path):
-    res = _invoke("sweep", "--out", tmp_path / "s", "--steps", "10", "--device", "cpu")
+def test_sweep_defaults_embedded_model_and_bundled_sample(tmp_path):
+    # the main job: the shipped model, a bundled heart image towards "star"
+    res = _invoke(
+        "sweep",
+        "--out",
+        tmp_path / "s",
+        "--steps",
+        "20",
+        "--device",
+        "cpu",
+        "--backbone",
+        "embedded",
+    )
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "s" / "sweep_grid.png").exists()
-    assert not (tmp_path / "s" / "ada_curve.png").exists()
+    data = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert data["target"] == "star" and data["source"].endswith("sample_heart.png")
+    assert data["model"]["model"] == "embedded"
+    with Image.open(tmp_path / "s" / "ada_curve.png") as curve:
+        curve.load()
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,12 @@ from tests.conftest import assert_same_pixels, make_image
 WAYS, SHOTS = 3, 2
 
 
+def _generative():
+    from genie_plugin.registry import create_strategy
+
+    return [n for n in list_strategies() if create_strategy(n).generative]
+
+
 def _episode(seed=0):
     support = tuple(SupportItem(f"c{c}_s{k}", c) for c in range(WAYS) for k in range(SHOTS))
     return Episode(
@@ -44,7 +50,15 @@ def gen(tiny_gen):
     return tiny_gen.with_sampler(steps=4)
 
 
-@pytest.mark.parametrize("name", list_strategies())
+def test_non_generative_baselines_plan_nothing():
+    from genie_plugin.registry import create_strategy
+
+    for name in set(list_strategies()) - set(_generative()):
+        assert create_strategy(name).plan(_episode(), _gen(0)) == []
+    assert {"none", "weak"} <= set(list_strategies()) - set(_generative())
+
+
+@pytest.mark.parametrize("name", _generative())
 def test_plan_is_deterministic_and_budgeted(name):
     from genie_plugin.registry import create_strategy
 
@@ -62,7 +76,7 @@ def test_plan_is_deterministic_and_budgeted(name):
     assert [sp.seed for sp in s.plan(_episode(seed=1), _gen(0))] != [sp.seed for sp in a]
 
 
-@pytest.mark.parametrize("name", list_strategies())
+@pytest.mark.parametrize("name", _generative())
 def test_render_is_deterministic_labelled_and_recorded(name, gen):
     from genie_plugin.registry import create_strategy
 

@@ -1,0 +1,1 @@
+"""Episodic benchmark runner, results rows and leaderboards."""

@@ -1,0 +1,84 @@
+"""The benchmark runner end to end on the shapes dataset (tiny generator, shipped backbone)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("learn2learn")
+
+from genie_cli.main import app  # noqa: E402
+from genie_plugin.bench.runner import Scenario, run_scenario  # noqa: E402
+
+
+def _scenario(**kw):
+    base = dict(
+        name="t",
+        episodes=2,
+        steps=4,
+        model="tiny-random",
+        queries=4,
+        strategies=("none", "weak", "genie", "bogus_strategy"),
+    )
+    return Scenario(**{**base, **kw})
+
+
+def test_rows_share_episodes_and_failures_are_rows(tmp_path):
+    rows = run_scenario(_scenario(), cache_dir=tmp_path / "cache", device="cpu")
+    by = {r["strategy"]: r for r in rows}
+    assert len({r["episodes_hash"] for r in rows}) == 1
+    for name in ("none", "weak", "genie"):
+        assert by[name]["status"] == "ok" and 0 <= by[name]["mean"] <= 100
+        assert by[name]["ci95"] >= 0
+    assert by["genie"]["images_generated"] == 2 * 5 * 4  # 2 episodes × 5 classes × (N-1)K
+    assert (
+        by["bogus_strategy"]["status"] == "failed"
+        and "unknown strategy" in by["bogus_strategy"]["error"]
+    )
+    # a second run is all cache hits and gives identical numbers
+    again = {
+        r["strategy"]: r
+        for r in run_scenario(
+            _scenario(strategies=("genie",)), cache_dir=tmp_path / "cache", device="cpu"
+        )
+    }
+    assert again["genie"]["images_generated"] == 0 and again["genie"]["cache_hits"] == 40
+    assert again["genie"]["mean"] == by["genie"]["mean"]
+
+
+def test_cli_bench_run_and_leaderboard(tmp_path):
+    scn = tmp_path / "s.json"
+    scn.write_text(json.dumps(_scenario(strategies=("none", "weak")).to_dict()))
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "run",
+            str(scn),
+            "--out",
+            str(tmp_path / "r.jsonl"),
+            "--cache",
+            str(tmp_path / "c"),
+            "--device",
+            "cpu",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(
+        app, ["bench", "leaderboard", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "lb.md")]
+    )
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "lb.md").read_text()
+    assert "| weak |" in md and "| none |" in md
+    assert (tmp_path / "lb.csv").read_text().count("\n") == 3
+    from PIL import Image
+
+    with Image.open(tmp_path / "lb.png") as im:
+        im.load()
+
+
+def test_bad_scenario_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"ways": 5, "wayz": 3}')
+    res = CliRunner().invoke(app, ["bench", "run", str(bad)])
+    assert res.exit_code == 2 and "unknown scenario keys ['wayz']" in res.output
