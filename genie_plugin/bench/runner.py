@@ -135,8 +135,6 @@ def run_scenario(
     gen = None
     rows = []
     for sname in scn.strategies:
-        entry = REGISTRY.get(sname)
-        strategy = entry.create()
         t0 = time.time()
         row = {
             "scenario": scn.name,
@@ -149,8 +147,6 @@ def run_scenario(
             "episodes": scn.episodes,
             "seed": scn.seed,
             "strategy": sname,
-            "strategy_config": strategy.config.to_dict(),
-            "strategy_distribution": f"{entry.distribution} {entry.version}".strip(),
             "episodes_hash": ep_hash,
             "git_commit": _git_commit(),
             "versions": _versions(),
@@ -158,6 +154,10 @@ def run_scenario(
             "platform": platform.machine(),
         }
         try:
+            entry = REGISTRY.get(sname)
+            strategy = entry.create()
+            row["strategy_config"] = strategy.config.to_dict()
+            row["strategy_distribution"] = f"{entry.distribution} {entry.version}".strip()
             cached = None
             if strategy.generative:
                 if gen is None:

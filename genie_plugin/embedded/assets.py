@@ -36,7 +36,12 @@ def load_classifier(kind: str, *, device=None):
         raise ModelNotFoundError(f"embedded {kind} weights not found at {path}")
     with safe_open(str(path), "pt") as fh:
         meta = fh.metadata()
-    model = timm.create_model(meta["arch"], pretrained=False, num_classes=int(meta["num_classes"]))
+    with torch.random.fork_rng(
+        devices=[]
+    ):  # init weights are overwritten; keep global RNG untouched
+        model = timm.create_model(
+            meta["arch"], pretrained=False, num_classes=int(meta["num_classes"])
+        )
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
     model.load_state_dict(state)
     model.eval().requires_grad_(False)

@@ -97,7 +97,8 @@ def load_backbone(spec: str, *, image_size: int = 224, device=None, seed: int = 
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ModelNotFoundError(f"backbone weights {path}: file not found")
-        model = timm.create_model(name, pretrained=False, num_classes=0)
+        with torch.random.fork_rng(devices=[]):
+            model = timm.create_model(name, pretrained=False, num_classes=0)
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         missing, _ = model.load_state_dict(state, strict=False)
@@ -105,7 +106,8 @@ def load_backbone(spec: str, *, image_size: int = 224, device=None, seed: int = 
             raise ConfigError(f"backbone weights {path}: missing keys for {name}: {missing[:5]}")
     else:
         try:
-            model = timm.create_model(name, pretrained=True, num_classes=0)
+            with torch.random.fork_rng(devices=[]):
+                model = timm.create_model(name, pretrained=True, num_classes=0)
         except Exception as exc:
             raise ModelNotFoundError(
                 f"backbone {name!r}: pretrained weights not available ({type(exc).__name__}); "

@@ -184,7 +184,7 @@ def test_model_folder_missing_component_via_cli(tmp_path, srcs):
     broken = tmp_path / "sd"
     shutil.copytree(tiny_model_dir(), broken)
     shutil.rmtree(broken / "vae")
-    res = _invoke("augment", srcs[0], "-t", "cat", "-o", tmp_path / "o", "--model", broken, *FAST)
+    res = _invoke("augment", srcs[0], "-t", "cat", "-o", tmp_path / "o", *FAST, "--model", broken)
     assert res.exit_code == 2 and "missing component 'vae'" in res.output
 
 
