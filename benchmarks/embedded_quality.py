@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.env import environment  # noqa: E402
+from genie_plugin.bench.env import environment  # noqa: E402
 
 
 def main() -> None:

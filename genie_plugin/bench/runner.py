@@ -12,11 +12,11 @@ import platform
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, fields
-from importlib import metadata
 from pathlib import Path
 
 import torch
 
+from genie_plugin.bench.env import environment, git_commit
 from genie_plugin.core.stats import mean_ci95
 from genie_plugin.errors import ConfigError
 from genie_plugin.seeding import stable_seed
@@ -89,27 +89,6 @@ def load_split(scn: Scenario):
     return md, ds, ds.class_names
 
 
-def _versions() -> dict:
-    out = {}
-    for d in ("genie-fewshot", "torch", "diffusers", "learn2learn", "timm", "scikit-learn"):
-        try:
-            out[d] = metadata.version(d)
-        except metadata.PackageNotFoundError:
-            out[d] = None
-    return out
-
-
-def _git_commit() -> str | None:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def run_scenario(
     scn: Scenario, *, cache_dir: Path, progress=None, device=None, max_batch: int = 64
 ) -> list[dict]:
@@ -148,8 +127,8 @@ def run_scenario(
             "seed": scn.seed,
             "strategy": sname,
             "episodes_hash": ep_hash,
-            "git_commit": _git_commit(),
-            "versions": _versions(),
+            "git_commit": git_commit(),
+            "versions": environment()["versions"],
             "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu")),
             "platform": platform.machine(),
         }

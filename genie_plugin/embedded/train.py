@@ -410,6 +410,22 @@ def stage_unet(
     y_t = torch.from_numpy(y_all)
     t0 = time.time()
     step = start
+
+    def checkpoint() -> None:
+        save_ckpt(
+            ck,
+            {
+                "unet": unet.state_dict(),
+                "te": te.state_dict(),
+                "opt": opt.state_dict(),
+                "ema_u": ema_u,
+                "ema_t": ema_t,
+                "gen": g.get_state(),
+                "step": step,
+                "elapsed": elapsed_before + time.time() - t0,
+            },
+        )
+
     p, task = progress(cfg.unet_steps, "unet", start)
     with p:
         while step < cfg.unet_steps:
@@ -452,32 +468,8 @@ def stage_unet(
                     lr=opt.param_groups[0]["lr"],
                 )
             if step % cfg.ckpt_every == 0 or step == cfg.unet_steps:
-                save_ckpt(
-                    ck,
-                    {
-                        "unet": unet.state_dict(),
-                        "te": te.state_dict(),
-                        "opt": opt.state_dict(),
-                        "ema_u": ema_u,
-                        "ema_t": ema_t,
-                        "gen": g.get_state(),
-                        "step": step,
-                        "elapsed": elapsed_before + time.time() - t0,
-                    },
-                )
-    save_ckpt(
-        ck,
-        {
-            "unet": unet.state_dict(),
-            "te": te.state_dict(),
-            "opt": opt.state_dict(),
-            "ema_u": ema_u,
-            "ema_t": ema_t,
-            "gen": g.get_state(),
-            "step": step,
-            "elapsed": elapsed_before + time.time() - t0,
-        },
-    )
+                checkpoint()
+    checkpoint()
     save_ckpt(
         work / "unet.pt",
         {
