@@ -47,8 +47,6 @@ BackboneOpt = Annotated[
     ),
 ]
 
-err_console = None
-
 
 def fail(message: str) -> typer.Exit:
     from rich.console import Console
@@ -94,24 +92,9 @@ def status(message: str):
 @contextmanager
 def image_step_progress(total: int, description: str):
     """A rich progress bar counting UNet image-steps; yields the ``advance`` callback."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from genie_plugin.progress import make_progress
 
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("image-steps"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    ) as bar:
+    with make_progress("image-steps", transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -120,8 +103,3 @@ def check_out_dir(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise GenieError(f"--out {out}: exists and is not a folder")
     return out
-
-
-def slug(text: str) -> str:
-    keep = "".join(ch if ch.isalnum() else "-" for ch in text.strip().lower())
-    return "-".join(p for p in keep.split("-") if p)[:60] or "x"

@@ -36,14 +36,6 @@ def run(
 ) -> None:
     """Evaluate strategies on one scenario; every strategy sees the same episodes."""
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from genie_plugin.bench.leaderboard import rows_json
     from genie_plugin.bench.runner import Scenario, run_scenario
@@ -64,15 +56,9 @@ def run(
     console.print(
         f"[bold]{scn.name}[/]: {scn.dataset}/{scn.split} {scn.ways}-way {scn.shots}-shot, {scn.episodes} episodes, strategies {', '.join(scn.strategies)}"
     )
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as bar:
+    from genie_plugin.progress import make_progress
+
+    with make_progress(console=console) as bar:
         tasks = {s: bar.add_task(s, total=scn.episodes, info="") for s in scn.strategies}
 
         def advance(sname, done, total, cached):

@@ -32,3 +32,14 @@ class UnknownNameError(GenieError, KeyError):
 
 class ConfigError(GenieError, ValueError):
     """An invalid configuration value."""
+
+
+def check_known_keys(cls, d, what: str, *, list_known: bool = True) -> None:
+    """Raise ConfigError if ``d`` has keys that are not fields of dataclass ``cls``."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        tail = f"; known: {sorted(known)}" if list_known else ""
+        raise ConfigError(f"unknown {what} keys {sorted(unknown)}{tail}")

@@ -11,14 +11,14 @@ import json
 import platform
 import time
 import traceback
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from genie_plugin.bench.env import environment, git_commit
 from genie_plugin.core.stats import mean_ci95
-from genie_plugin.errors import ConfigError
+from genie_plugin.errors import ConfigError, check_known_keys
 from genie_plugin.seeding import stable_seed
 
 DEFAULT_STRATEGIES = ("none", "weak", "text2image", "img2img", "img2img_high", "genie", "genie_ada")
@@ -50,10 +50,7 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, d: dict) -> Scenario:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown scenario keys {sorted(unknown)}; known: {sorted(known)}")
+        check_known_keys(cls, d, "scenario")
         kw = dict(d)
         if "strategies" in kw:
             kw["strategies"] = tuple(kw["strategies"])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 
 from genie_plugin.core.schedule import start_index, validate_ratio
 from genie_plugin.diffusion.schedulers import check_scheduler_name, make_scheduler
-from genie_plugin.errors import ConfigError
+from genie_plugin.errors import ConfigError, check_known_keys
 from genie_plugin.seeding import cpu_generator
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -53,10 +53,7 @@ class SamplerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> SamplerConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown sampler keys {sorted(unknown)}; known: {sorted(known)}")
+        check_known_keys(cls, d, "sampler")
         return cls(**d)
 
 

@@ -156,23 +156,9 @@ def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
 
 
 def progress(total: int, desc: str, start: int = 0):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from genie_plugin.progress import make_progress
 
-    p = Progress(
-        TextColumn(f"[bold]{desc}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
+    p = make_progress()
     task = p.add_task(desc, total=total, completed=start, info="")
     return p, task
 

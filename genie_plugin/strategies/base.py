@@ -9,14 +9,14 @@ or regenerated (the reference code kept no record of which source made which ima
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from PIL import Image
 
-from genie_plugin.errors import ConfigError
+from genie_plugin.errors import ConfigError, check_known_keys
 from genie_plugin.seeding import stable_seed
 
 DEFAULT_PROMPT = "a photo of a {name}."  # reference.md
@@ -111,10 +111,7 @@ class GenerationSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GenerationSpec:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown GenerationSpec keys {sorted(unknown)}")
+        check_known_keys(cls, d, "GenerationSpec", list_known=False)
         kw = dict(d)
         kw["ratios"] = tuple(kw.get("ratios", ()))
         kw["prototype_ids"] = tuple(kw.get("prototype_ids", ()))
@@ -155,12 +152,7 @@ class StrategyConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]):
-        known = {f.name: f for f in fields(cls)}
-        unknown = set(d) - set(known)
-        if unknown:
-            raise ConfigError(
-                f"unknown {cls.__name__} keys {sorted(unknown)}; known: {sorted(known)}"
-            )
+        check_known_keys(cls, d, cls.__name__)
         kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
         return cls(**kw)
 
