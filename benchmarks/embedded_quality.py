@@ -30,7 +30,19 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/embedded_quality.json")
     ap.add_argument("--no-card", action="store_true")
+    ap.add_argument(
+        "--card-from",
+        type=Path,
+        nargs="+",
+        help="render MODEL_CARD.md from these result JSONs (first = headline) and exit",
+    )
     a = ap.parse_args()
+    if a.card_from:
+        from genie_plugin.embedded.card import write_model_card
+
+        qs = [json.loads(p.read_text()) for p in a.card_from]
+        print(write_model_card(qs[0], others=qs[1:]))
+        return
 
     from rich.progress import Progress
 

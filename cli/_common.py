@@ -38,6 +38,16 @@ ResolutionOpt = Annotated[
 DeviceOpt = Annotated[
     str | None, typer.Option(help="cuda, cpu, cuda:1 ... (default: cuda if available).")
 ]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        help="UNet backend: torch, or onnx (optimum export on onnxruntime; exported into the "
+        "cache on first use unless --onnx-dir is given)."
+    ),
+]
+OnnxDirOpt = Annotated[
+    Path | None, typer.Option(help="Folder written by `genie export-onnx` (with --backend onnx).")
+]
 SeedOpt = Annotated[int, typer.Option(help="Run seed; per-image seeds are hashed from it.")]
 MaxBatchOpt = Annotated[int, typer.Option(help="Images per UNet batch.")]
 BackboneOpt = Annotated[
@@ -71,14 +81,20 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def load_model(model, config, scheduler, steps, guidance, resolution, device):
+def load_model(
+    model, config, scheduler, steps, guidance, resolution, device, backend="torch", onnx_dir=None
+):
     from genie_plugin.diffusion import SamplerConfig, load_generator
 
     sampler = SamplerConfig(
         scheduler=scheduler, steps=steps, guidance_scale=guidance, resolution=resolution
     )
     with status(f"loading model {model}"):
-        return load_generator(model, device=device, sampler=sampler, config=config)
+        gen = load_generator(model, device=device, sampler=sampler, config=config)
+    if backend != "torch":
+        with status(f"preparing the {backend} UNet"):
+            gen = gen.with_backend(backend, onnx_dir=onnx_dir)
+    return gen
 
 
 @contextmanager

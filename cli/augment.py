@@ -9,11 +9,13 @@ import typer
 
 from ._common import (
     BackboneOpt,
+    BackendOpt,
     ConfigOpt,
     DeviceOpt,
     GuidanceOpt,
     MaxBatchOpt,
     ModelOpt,
+    OnnxDirOpt,
     ResolutionOpt,
     SchedulerOpt,
     SeedOpt,
@@ -58,6 +60,8 @@ def augment(
     seed: SeedOpt = 0,
     backbone: BackboneOpt = None,
     device: DeviceOpt = None,
+    backend: BackendOpt = "torch",
+    onnx_dir: OnnxDirOpt = None,
     max_batch: MaxBatchOpt = 16,
 ) -> None:
     """Generate one output per source image towards --target with the chosen strategy."""
@@ -83,7 +87,9 @@ def augment(
     protos = {f"target:{p}": load_image(p) for p in target_images or []}
     if strategy == "genie_ada" and backbone is None:
         raise ConfigError("genie_ada scores candidates with a backbone: pass --backbone NAME")
-    gen = load_model(model, config, scheduler, steps, guidance, resolution, device)
+    gen = load_model(
+        model, config, scheduler, steps, guidance, resolution, device, backend, onnx_dir
+    )
     embed = None
     if backbone is not None:
         from genie_plugin.fewshot.backbones import load_backbone

@@ -21,9 +21,20 @@ def run(
     strategy: Annotated[
         list[str] | None, typer.Option("--strategy", "-s", help="Strategies (repeatable).")
     ] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="shapes, mini-imagenet, tiered-imagenet or cub (learn2learn files)."),
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split to draw episodes from.")] = None,
+    root: Annotated[
+        str | None, typer.Option(help="Dataset folder in learn2learn's layout (not for shapes).")
+    ] = None,
     episodes: Annotated[int | None, typer.Option(help="Number of episodes.")] = None,
+    ways: Annotated[int | None, typer.Option(help="Classes per episode.")] = None,
     shots: Annotated[int | None, typer.Option(help="Support images per class.")] = None,
     steps: Annotated[int | None, typer.Option(help="Sampler steps.")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    backend: Annotated[str | None, typer.Option(help="UNet backend: torch or onnx.")] = None,
     model: Annotated[str | None, typer.Option(help="Generator model.")] = None,
     backbone: Annotated[str | None, typer.Option(help="Few-shot backbone.")] = None,
     out: Annotated[
@@ -45,13 +56,29 @@ def run(
     over = {
         k: v
         for k, v in dict(
-            episodes=episodes, shots=shots, steps=steps, model=model, backbone=backbone
+            dataset=dataset,
+            split=split,
+            root=root,
+            episodes=episodes,
+            ways=ways,
+            shots=shots,
+            steps=steps,
+            guidance=guidance,
+            backend=backend,
+            model=model,
+            backbone=backbone,
         ).items()
         if v is not None
     }
     if strategy:
         over["strategies"] = tuple(strategy)
+    if dataset and dataset != "shapes" and split is None and scn.split == "novel":
+        over["split"] = "test"
     scn = Scenario.from_dict({**scn.to_dict(), **over})
+    if scn.dataset != "shapes":
+        from genie_plugin.l2l.datasets import canonical_split, require_split
+
+        require_split(scn.dataset, scn.root or "~/data", canonical_split(scn.split))
     console = Console()
     console.print(
         f"[bold]{scn.name}[/]: {scn.dataset}/{scn.split} {scn.ways}-way {scn.shots}-shot, {scn.episodes} episodes, strategies {', '.join(scn.strategies)}"
@@ -81,6 +108,81 @@ def run(
         else:
             console.print(f"{r['strategy']:>13}: [red]failed[/] {r['error']}")
     console.print(f"results: {out}")
+
+
+@app.command("generate")
+@handle_errors
+def generate(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario JSON (default: the embedded benchmark).")
+    ] = None,
+    strategy: Annotated[
+        list[str] | None, typer.Option("--strategy", "-s", help="Strategies (repeatable).")
+    ] = None,
+    episodes: Annotated[int | None, typer.Option(help="Number of episodes.")] = None,
+    model: Annotated[str | None, typer.Option(help="Generator model.")] = None,
+    cache: Annotated[Path, typer.Option(help="Augmentation cache folder.")] = Path(
+        "out/bench/cache"
+    ),
+    max_batch: Annotated[int, typer.Option(help="Images per UNet batch.")] = 64,
+    device: DeviceOpt = None,
+) -> None:
+    """Fill the augmentation cache for a whole scenario without scoring it.
+
+    Under `accelerate launch` (multi-GPU, multi-node, or `--cpu --num_processes N`) the work
+    units are sharded across processes; every process writes into the same cache, and the
+    cache and results are identical to a single process's.
+    """
+    from rich.console import Console
+
+    from genie_plugin.bench.runner import Scenario, generate_scenario
+    from genie_plugin.progress import make_progress
+
+    scn = Scenario.load(scenario) if scenario else Scenario()
+    over = {k: v for k, v in dict(episodes=episodes, model=model).items() if v is not None}
+    if strategy:
+        over["strategies"] = tuple(strategy)
+    scn = Scenario.from_dict({**scn.to_dict(), **over})
+    rank, world, dev, state = 0, 1, device, None
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        from accelerate import PartialState
+
+        # on CPU-only machines accelerate needs cpu=True to form its (gloo) process group
+        on_cpu = not torch.cuda.is_available()
+        state = PartialState(cpu=on_cpu)
+        rank, world = state.process_index, state.num_processes
+        dev = device or ("cpu" if on_cpu else str(state.device))
+    console = Console()
+    tag = f"[{rank}/{world}] " if world > 1 else ""
+    with make_progress(console=console) as bar:
+        task = bar.add_task(f"{tag}{scn.name} units", total=None, info="")
+
+        def advance(done, total, cached):
+            bar.update(
+                task,
+                completed=done,
+                total=total,
+                info=f"generated {cached.generated}, cached {cached.hits}",
+            )
+
+        stats = generate_scenario(
+            scn,
+            cache_dir=cache,
+            process_index=rank,
+            num_processes=world,
+            device=dev,
+            max_batch=max_batch,
+            progress=advance,
+        )
+    console.print(
+        f"{tag}{stats['units']} of {stats['of_units']} units: {stats['images']} images "
+        f"({stats['generated']} generated, {stats['hits']} from the cache) in {cache}"
+    )
+    if state is not None:
+        state.wait_for_everyone()
 
 
 @app.command("leaderboard")

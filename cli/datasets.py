@@ -9,7 +9,44 @@ import typer
 
 from ._common import handle_errors, status
 
-app = typer.Typer(help="Datasets: export the embedded shapes dataset.", no_args_is_help=True)
+app = typer.Typer(
+    help="Datasets: check benchmark folders, export the embedded shapes dataset.",
+    no_args_is_help=True,
+)
+
+
+@app.command("check")
+@handle_errors
+def check(
+    root: Annotated[Path, typer.Argument(help="Folder holding the datasets (learn2learn layout).")],
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", "-d", help="Only these (mini-imagenet, tiered-imagenet, cub)."),
+    ] = None,
+) -> None:
+    """Report, per dataset and split, which of the files learn2learn reads are present."""
+    from genie_plugin.l2l.datasets import REAL_DATASETS, SPECS, check_dataset
+
+    if not root.is_dir():
+        raise typer.BadParameter(f"{root} is not a folder", param_hint="ROOT")
+    any_ok = False
+    for name in dataset or REAL_DATASETS:
+        rep = check_dataset(name, root)
+        usable = [sp for sp in SPECS[name].splits if rep.split_ok(sp)]
+        any_ok |= bool(usable)
+        state = "complete" if rep.ok else ("partial" if usable else "missing")
+        typer.echo(f"{name}: {state} (usable splits: {', '.join(usable) or 'none'})")
+        shown = rep.missing if len(rep.missing) <= 6 else rep.missing[:6]
+        for m in shown:
+            typer.echo(f"  missing  {m}")
+        if len(rep.missing) > len(shown):
+            typer.echo(f"  missing  ... {len(rep.missing) - len(shown)} more")
+        for path, why in rep.corrupt:
+            typer.echo(f"  corrupt  {path}: {why}")
+        if not rep.ok:
+            typer.echo(f"  source   {SPECS[name].source}")
+    if not any_ok:
+        raise typer.Exit(1)
 
 
 @app.command("export-shapes")

@@ -10,7 +10,7 @@ import typer
 # can still raise verbosity with DIFFUSERS_VERBOSITY=info.
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
-from . import augment, bench, datasets, strategies, sweep
+from . import augment, bench, datasets, export, strategies, sweep
 
 app = typer.Typer(
     name="genie",
@@ -23,6 +23,7 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(bench.app, name="bench")
 app.command("augment")(augment.augment)
 app.command("sweep")(sweep.sweep)
+app.command("export-onnx")(export.export_onnx)
 
 
 @app.command("version")

@@ -9,11 +9,13 @@ import typer
 
 from ._common import (
     BackboneOpt,
+    BackendOpt,
     ConfigOpt,
     DeviceOpt,
     GuidanceOpt,
     MaxBatchOpt,
     ModelOpt,
+    OnnxDirOpt,
     ResolutionOpt,
     SchedulerOpt,
     SeedOpt,
@@ -57,6 +59,8 @@ def sweep(
     seed: SeedOpt = 0,
     backbone: BackboneOpt = None,
     device: DeviceOpt = None,
+    backend: BackendOpt = "torch",
+    onnx_dir: OnnxDirOpt = None,
     max_batch: MaxBatchOpt = 16,
 ) -> None:
     """Write sweep_grid.png (source + output per r) and, with --backbone, ada_curve.png."""
@@ -77,7 +81,9 @@ def sweep(
     src_path = source or sample_image_path()
     src = load_image(src_path)
     protos = [load_image(p) for p in target_images or []]
-    gen = load_model(model, config, scheduler, steps, guidance, resolution, device)
+    gen = load_model(
+        model, config, scheduler, steps, guidance, resolution, device, backend, onnx_dir
+    )
     embed = None
     if backbone is not None:
         from genie_plugin.fewshot.backbones import load_backbone

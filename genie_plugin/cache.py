@@ -37,6 +37,8 @@ class AugmentationCache:
         payload = {
             "model": gen.fingerprint,
             "sampler": gen.sampler.to_dict(),
+            # another UNet backend gives images a few 1e-3 away: never mix them in the cache
+            **({"backend": gen.backend} if getattr(gen, "backend", "torch") != "torch" else {}),
             "resolution": gen.resolution,
             "prompt": item.prompt,
             "ratio": item.ratio,

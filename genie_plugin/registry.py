@@ -29,6 +29,9 @@ DIST_NAME = "genie-fewshot"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 BUILTIN_STRATEGIES: dict[str, str] = {
+    "strong": "genie_plugin.strategies.strong:StrongStrategy",
+    "mixup": "genie_plugin.strategies.mixup:MixUpStrategy",
+    "cutmix": "genie_plugin.strategies.cutmix:CutMixStrategy",
     "genie": "genie_plugin.strategies.genie:GenieStrategy",
     "genie_ada": "genie_plugin.strategies.genie_ada:GenieAdaStrategy",
     "img2img": "genie_plugin.strategies.img2img:Img2ImgStrategy",

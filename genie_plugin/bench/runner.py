@@ -21,7 +21,18 @@ from genie_plugin.core.stats import mean_ci95
 from genie_plugin.errors import ConfigError, check_known_keys
 from genie_plugin.seeding import stable_seed
 
-DEFAULT_STRATEGIES = ("none", "weak", "text2image", "img2img", "img2img_high", "genie", "genie_ada")
+DEFAULT_STRATEGIES = (
+    "none",
+    "weak",
+    "strong",
+    "mixup",
+    "cutmix",
+    "text2image",
+    "img2img",
+    "img2img_high",
+    "genie",
+    "genie_ada",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +40,7 @@ class Scenario:
     name: str = "embedded-5w1s"
     dataset: str = "shapes"
     split: str = "novel"
+    root: str | None = None  # dataset folder (learn2learn's file layout); not for shapes
     ways: int = 5
     shots: int = 1
     queries: int = 16
@@ -37,8 +49,9 @@ class Scenario:
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     model: str = "embedded"
     backbone: str = "embedded"
-    steps: int = 20
+    steps: int = 10  # the embedded benchmark: 10 DPM-Solver++ steps fit CI (reference: 50)
     guidance: float = 7.5
+    backend: str = "torch"  # UNet backend: torch or onnx
     real_views: int = 5
     gen_views: int = 1
     view_size: int = 32
@@ -75,15 +88,58 @@ class EpisodeData:
 
 
 def load_split(scn: Scenario):
-    """(metadataset, image getter, class names) for the scenario's dataset split."""
-    if scn.dataset != "shapes":
-        raise ConfigError(f"dataset {scn.dataset!r} is not wired into the runner yet; use 'shapes'")
-    from genie_plugin.embedded.dataset import ShapesDataset
-    from genie_plugin.l2l.shapes import shapes_metadataset
+    from genie_plugin.l2l.datasets import load_split as _load
 
-    md = shapes_metadataset(scn.split)
-    ds: ShapesDataset = md.dataset
-    return md, ds, ds.class_names
+    return _load(scn.dataset, scn.split, root=scn.root)
+
+
+def episode_inputs(scn: Scenario, data, ep):
+    """(Episode, support [(id, image, label)], query [(image, label)], {id: image}) of one episode."""
+    from genie_plugin.strategies.base import Episode, SupportItem
+
+    support, query, images = [], [], {}
+    for label, (s_idx, q_idx) in enumerate(zip(ep.support, ep.query, strict=True)):
+        for i in s_idx:
+            sid = data.image_id(i)
+            im = data.image(i)
+            images[sid] = im
+            support.append((sid, im, label))
+        query += [(data.image(i), label) for i in q_idx]
+    episode = Episode(
+        dataset=f"{scn.dataset}/{scn.split}",
+        index=ep.index,
+        class_names=tuple(data.class_names[lab] for lab in ep.labels),
+        support=tuple(SupportItem(sid, lab) for sid, _, lab in support),
+        shots=scn.shots,
+        seed=scn.seed,
+    )
+    return episode, support, query, images
+
+
+def render_unit(strategy, scn: Scenario, data, episodes, indices, cached, embed, max_batch: int):
+    """Generated images of several episodes rendered as one batch: {episode: [(image, label)]}.
+
+    Each episode's plan is seeded from (run seed, strategy, episode), so what is generated does
+    not depend on how episodes are grouped; only the batching does, which is fixed by
+    :func:`work_units`.
+    """
+    from genie_plugin.strategies.base import RenderContext
+
+    specs, images = [], {}
+    for e in indices:
+        episode, _, _, ims = episode_inputs(scn, data, episodes[e])
+        pgen = torch.Generator().manual_seed(stable_seed(scn.seed, strategy.name, "plan", e))
+        specs += strategy.plan(episode, pgen)
+        images.update(ims)
+    out: dict[int, list] = {e: [] for e in indices}
+    if specs:
+        ctx = RenderContext(cached, images, embed, max_batch, None)
+        for g in strategy.render(specs, ctx):
+            out[int(g.record["episode"])].append((g.image, g.label))
+    return out
+
+
+UNIT_EPISODES = 4  # episodes rendered per batch (fixed: results must not depend on sharding)
 
 
 def run_scenario(
@@ -92,14 +148,17 @@ def run_scenario(
     from genie_plugin.cache import AugmentationCache, CachedGenerator
     from genie_plugin.diffusion import SamplerConfig, load_generator
     from genie_plugin.fewshot.backbones import load_backbone
-    from genie_plugin.fewshot.protocol import episode_features, logistic_regression_accuracy
+    from genie_plugin.fewshot.protocol import (
+        episode_features,
+        logistic_regression_accuracy,
+        soft_label_accuracy,
+    )
     from genie_plugin.l2l.episodes import episodes_hash, materialise_episodes
     from genie_plugin.registry import REGISTRY
-    from genie_plugin.strategies.base import Episode, RenderContext, SupportItem
 
-    md, ds, names = load_split(scn)
+    data = load_split(scn)
     episodes = materialise_episodes(
-        md,
+        data.metadataset,
         ways=scn.ways,
         shots=scn.shots,
         queries=scn.queries,
@@ -107,7 +166,9 @@ def run_scenario(
         seed=scn.seed,
     )
     ep_hash = episodes_hash(episodes)
-    embed = load_backbone(scn.backbone, device=device)
+    from genie_plugin.fewshot.backbones import MemoEmbedder
+
+    embed = MemoEmbedder(load_backbone(scn.backbone, device=device))
     gen = None
     rows = []
     for sname in scn.strategies:
@@ -142,32 +203,23 @@ def run_scenario(
                         device=device,
                         sampler=SamplerConfig(steps=scn.steps, guidance_scale=scn.guidance),
                     )
+                    if scn.backend != "torch":
+                        gen = gen.with_backend(scn.backend)
                 cached = CachedGenerator(gen, AugmentationCache(cache_dir))
                 row["model"] = gen.describe()
             accs = []
+            pending: dict[int, list] = {}
             for ep in episodes:
-                support, query, images = [], [], {}
-                for label, (s_idx, q_idx) in enumerate(zip(ep.support, ep.query, strict=True)):
-                    for i in s_idx:
-                        sid = ds.image_id(i)
-                        im = ds[i][0]
-                        images[sid] = im
-                        support.append((sid, im, label))
-                    query += [(ds[i][0], label) for i in q_idx]
-                episode = Episode(
-                    dataset=f"{scn.dataset}/{scn.split}",
-                    index=ep.index,
-                    class_names=tuple(names[lab] for lab in ep.labels),
-                    support=tuple(SupportItem(sid, lab) for sid, _, lab in support),
-                    shots=scn.shots,
-                    seed=scn.seed,
-                )
-                pgen = torch.Generator().manual_seed(stable_seed(scn.seed, sname, "plan", ep.index))
-                specs = strategy.plan(episode, pgen)
+                _, support, query, _ = episode_inputs(scn, data, ep)
                 generated = []
-                if specs:
-                    ctx = RenderContext(cached, images, embed, max_batch, None)
-                    generated = [(g.image, g.label) for g in strategy.render(specs, ctx)]
+                if strategy.generative:
+                    if ep.index not in pending:
+                        first = ep.index - ep.index % UNIT_EPISODES
+                        unit = range(first, min(first + UNIT_EPISODES, len(episodes)))
+                        pending = render_unit(
+                            strategy, scn, data, episodes, unit, cached, embed, max_batch
+                        )
+                    generated = pending.pop(ep.index)
                 vgen = torch.Generator().manual_seed(stable_seed(scn.seed, "views", ep.index))
                 xtr, ytr, xq, yq = episode_features(
                     embed,
@@ -179,8 +231,15 @@ def run_scenario(
                     size=scn.view_size,
                     gen=vgen,
                     augment_real=getattr(strategy, "augment_real", True),
+                    view=getattr(strategy, "view", "weak"),
+                    mix=getattr(strategy, "mix", None),
+                    mix_alpha=getattr(strategy.config, "alpha", 0.8),
+                    n_classes=scn.ways,
                 )
-                accs.append(logistic_regression_accuracy(xtr, ytr, xq, yq))
+                if ytr.ndim == 2:  # soft labels (MixUp/CutMix)
+                    accs.append(soft_label_accuracy(xtr, ytr, xq, yq))
+                else:
+                    accs.append(logistic_regression_accuracy(xtr, ytr, xq, yq))
                 if progress is not None:
                     progress(sname, ep.index + 1, len(episodes), cached)
             mean, ci = mean_ci95(accs)
@@ -200,3 +259,76 @@ def run_scenario(
         row["wall_s"] = round(time.time() - t0, 1)
         rows.append(dict(sorted(row.items())))
     return rows
+
+
+def work_units(scn: Scenario, generative: list[str], n_episodes: int, group: int):
+    """(strategy, episode indices) units in a fixed order; a unit is rendered as one batch.
+
+    Units never depend on the number of processes, so a sharded run batches every image exactly
+    as a single process does (PyTorch kernels are not batch-invariant at the last bit).
+    """
+    return [
+        (s, tuple(range(e, min(e + group, n_episodes))))
+        for s in generative
+        for e in range(0, n_episodes, group)
+    ]
+
+
+def generate_scenario(
+    scn: Scenario,
+    *,
+    cache_dir: Path,
+    process_index: int = 0,
+    num_processes: int = 1,
+    device=None,
+    max_batch: int = 64,
+    progress=None,
+) -> dict:
+    """Fill the augmentation cache for every generative strategy × episode, without scoring.
+
+    Work units are dealt round-robin to ``num_processes`` shards; each process writes into the
+    same content-addressed cache (safe for concurrent writers). Returns this shard's counts.
+    """
+    from genie_plugin.cache import AugmentationCache, CachedGenerator
+    from genie_plugin.diffusion import SamplerConfig, load_generator
+    from genie_plugin.l2l.episodes import materialise_episodes
+    from genie_plugin.registry import REGISTRY
+
+    if not 0 <= process_index < num_processes:
+        raise ConfigError(f"process index {process_index} outside 0..{num_processes - 1}")
+    data = load_split(scn)
+    episodes = materialise_episodes(
+        data.metadataset,
+        ways=scn.ways,
+        shots=scn.shots,
+        queries=scn.queries,
+        episodes=scn.episodes,
+        seed=scn.seed,
+    )
+    strategies = {s: REGISTRY.get(s).create() for s in scn.strategies}
+    generative = [s for s, st in strategies.items() if st.generative]
+    units = work_units(scn, generative, len(episodes), UNIT_EPISODES)
+    mine = units[process_index::num_processes]
+    stats = {"units": len(mine), "of_units": len(units), "images": 0, "generated": 0, "hits": 0}
+    if not mine:
+        return stats
+    gen = load_generator(
+        scn.model,
+        device=device,
+        sampler=SamplerConfig(steps=scn.steps, guidance_scale=scn.guidance),
+    )
+    if scn.backend != "torch":
+        gen = gen.with_backend(scn.backend)
+    cached = CachedGenerator(gen, AugmentationCache(cache_dir))
+    embed = None
+    if any(s == "genie_ada" for s, _ in mine):
+        from genie_plugin.fewshot.backbones import load_backbone
+
+        embed = load_backbone(scn.backbone, device=device)
+    for done, (sname, eps) in enumerate(mine, 1):
+        outs = render_unit(strategies[sname], scn, data, episodes, eps, cached, embed, max_batch)
+        stats["images"] += sum(len(v) for v in outs.values())
+        if progress is not None:
+            progress(done, len(mine), cached)
+    stats.update(generated=cached.generated, hits=cached.hits)
+    return stats

@@ -49,6 +49,8 @@ class DiffusionGenerator:
     device: Any
     dtype: Any
     sampler: Any = field(default=None)
+    backend: str = "torch"  # "onnx": the UNet call runs on an onnxruntime session
+    denoiser: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.sampler is None:
@@ -73,12 +75,29 @@ class DiffusionGenerator:
         return replace(self, sampler=replace(self.sampler, **changes))
 
     def describe(self) -> dict:
-        return {"model": self.name, "fingerprint": self.fingerprint, **self.sampler.to_dict()}
+        d = {"model": self.name, "fingerprint": self.fingerprint, **self.sampler.to_dict()}
+        if self.backend != "torch":
+            d["backend"] = self.backend
+        return d
+
+    def with_backend(self, backend: str, **options: Any) -> DiffusionGenerator:
+        """The same model with its UNet call on another backend (``torch`` or ``onnx``)."""
+        if backend == "torch":
+            return replace(self, backend="torch", denoiser=None)
+        if backend == "onnx":
+            from genie_plugin.diffusion.onnx_backend import onnx_denoiser
+
+            return replace(self, backend="onnx", denoiser=onnx_denoiser(self, **options))
+        from genie_plugin.errors import UnknownNameError
+
+        raise UnknownNameError(f"unknown backend {backend!r}; choose one of ['onnx', 'torch']")
 
     def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
         from genie_plugin.diffusion.sampler import sample
 
-        return sample(self, items, max_batch=max_batch, progress=progress, denoiser=denoiser)
+        return sample(
+            self, items, max_batch=max_batch, progress=progress, denoiser=denoiser or self.denoiser
+        )
 
 
 def folder_fingerprint(folder: Path) -> str:

@@ -32,9 +32,10 @@ class TrainConfig:
     seed: int = 0
     gen_images_per_class: int = 200  # generator pool (diffusion model + oracle)
     fewshot_images_per_class: int = 120  # benchmark pool (backbone: base classes only)
-    vae_steps: int = 1200
+    vae_steps: int = 1200  # 0 = as many as fit in vae_minutes (timed on this device)
+    vae_minutes: float = 2.0
     vae_batch: int = 64
-    unet_steps: int = 5000
+    unet_steps: int = 5000  # 0 = as many as fit in unet_max_minutes (timed on this device)
     unet_batch: int = 64
     unet_lr: float = 3e-4
     unet_max_minutes: float = 55.0  # stop early (and export) if the budget runs out
@@ -127,6 +128,23 @@ def build_classifier(arch: str, num_classes: int, seed: int):
 
 
 # ----------------------------------------------------------------------------- helpers
+def autocast(device):
+    """bf16 autocast on CUDA (the small nets are launch-bound there); plain fp32 on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
+
+
+@torch.no_grad()
+def ema_update(ema_u: dict, unet, ema_t: dict, te, decay: float) -> None:
+    """EMA of float tensors with one fused foreach call per model (buffers are copied)."""
+    for ema, mod in ((ema_u, unet), (ema_t, te)):
+        sd = mod.state_dict()
+        fl = [k for k, v in sd.items() if v.dtype.is_floating_point]
+        torch._foreach_lerp_([ema[k] for k in fl], [sd[k].detach() for k in fl], 1 - decay)
+        for k, v in sd.items():
+            if not v.dtype.is_floating_point:
+                ema[k].copy_(v)
+
+
 class Log:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -134,6 +152,31 @@ class Log:
     def __call__(self, **rec) -> None:
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"time": round(time.time(), 1), **rec}, sort_keys=True) + "\n")
+
+
+def plan_steps(work: Path, name: str, requested: int, minutes: float, step_fn, device) -> int:
+    """Steps for a stage: ``requested`` if > 0, else as many as fit in ``minutes``.
+
+    The estimate times ``step_fn`` (which trains throwaway copies) and is stored in the work dir,
+    so a resumed run keeps the same total and therefore the same learning-rate schedule.
+    """
+    if requested > 0:
+        return requested
+    plan = work / f"{name}_plan.json"
+    if plan.exists():
+        return int(json.loads(plan.read_text())["steps"])
+    for _ in range(10):
+        step_fn()
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(30):
+        step_fn()
+    sync()
+    per_step = (time.perf_counter() - t0) / 30
+    steps = max(100, int(minutes * 60 / per_step))
+    atomic_write_text(plan, json.dumps({"steps": steps, "seconds_per_step": per_step}) + "\n")
+    return steps
 
 
 def save_ckpt(path: Path, state: dict) -> None:
@@ -253,7 +296,7 @@ def stage_classifiers(work: Path, cfg: TrainConfig, log: Log, device) -> None:
     bx, by = fx[keep], np.array([remap[c] for c in fy[keep]])
     backbone = train_classifier(bx, by, len(base), cfg, cfg.seed + 11, "backbone", log, device)
     acc_b = classifier_accuracy(backbone, bx, by, cfg.clf_image_size, device)
-    gx, gy = shapes.generate(cfg.gen_images_per_class, seed=cfg.seed, pool="generator")
+    gx, gy = generate_parallel(cfg.gen_images_per_class, cfg.seed, "generator")
     oracle = train_classifier(
         gx, gy, len(shapes.CLASSES), cfg, cfg.seed + 13, "oracle", log, device
     )
@@ -285,6 +328,29 @@ def stage_vae(work: Path, cfg: TrainConfig, log: Log, device, x_all: torch.Tenso
     vae.to(device).train()
     opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
     g = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def vae_loss(model, gen):
+        idx = torch.randint(0, len(x_all), (cfg.vae_batch,), generator=gen)
+        xb = x_all[idx].to(device)
+        with autocast(device):
+            post = model.encode(xb).latent_dist
+            z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen).to(device)
+            rec = model.decode(z).sample.float()
+        loss_rec = F.l1_loss(rec, xb) + F.mse_loss(rec, xb)
+        return loss_rec, loss_rec + 1e-6 * post.kl().mean()
+
+    def timing_step(_m=[]):  # noqa: B006 - throwaway copy built once
+        if not _m:
+            import copy
+
+            m = copy.deepcopy(vae)
+            _m += [m, torch.optim.AdamW(m.parameters(), lr=1e-4), torch.Generator().manual_seed(9)]
+        m, o, gg = _m
+        o.zero_grad(set_to_none=True)
+        vae_loss(m, gg)[1].backward()
+        o.step()
+
+    total = plan_steps(work, "vae", cfg.vae_steps, cfg.vae_minutes, timing_step, device)
     start = 0
     ck = work / "vae.ckpt"
     if ck.exists():
@@ -293,25 +359,19 @@ def stage_vae(work: Path, cfg: TrainConfig, log: Log, device, x_all: torch.Tenso
         opt.load_state_dict(st["opt"])
         g.set_state(st["gen"])
         start = st["step"]
-    p, task = progress(cfg.vae_steps, "vae", start)
+    p, task = progress(total, "vae", start)
     with p:
-        for step in range(start, cfg.vae_steps):
+        for step in range(start, total):
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg.vae_steps, 1e-3, warmup=50)
-            idx = torch.randint(0, len(x_all), (cfg.vae_batch,), generator=g)
-            xb = x_all[idx].to(device)
-            post = vae.encode(xb).latent_dist
-            z = post.mean + post.std * torch.randn(post.mean.shape, generator=g).to(device)
-            rec = vae.decode(z).sample
-            loss_rec = F.l1_loss(rec, xb) + F.mse_loss(rec, xb)
-            loss = loss_rec + 1e-6 * post.kl().mean()
+                group["lr"] = lr_at(step, total, 1e-3, warmup=50)
+            loss_rec, loss = vae_loss(vae, g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             p.update(task, advance=1, info=f"rec {loss_rec.item():.4f}")
             if (step + 1) % 20 == 0:
                 log(stage="vae", step=step + 1, rec=round(loss_rec.item(), 5))
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.vae_steps:
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == total:
                 save_ckpt(
                     ck,
                     {
@@ -332,7 +392,8 @@ def stage_vae(work: Path, cfg: TrainConfig, log: Log, device, x_all: torch.Tenso
         )
     vae.register_to_config(scaling_factor=float(1.0 / mus.std()))
     save_ckpt(
-        work / "vae.pt", {"vae": vae.state_dict(), "scaling_factor": vae.config.scaling_factor}
+        work / "vae.pt",
+        {"vae": vae.state_dict(), "scaling_factor": vae.config.scaling_factor, "steps": total},
     )
     log(stage="vae", scaling_factor=vae.config.scaling_factor)
     atomic_write_text(work / "vae.done", "ok\n")
@@ -346,6 +407,7 @@ def stage_unet(
     x_all: torch.Tensor,
     y_all: np.ndarray,
     tokenizer,
+    init_from: Path | None = None,
 ) -> None:
     if (work / "unet.done").exists():
         return
@@ -382,18 +444,67 @@ def stage_unet(
     opt = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
     ema_u = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     ema_t = {k: v.detach().clone() for k, v in te.state_dict().items()}
+    y_t = torch.from_numpy(y_all)
+
+    def unet_loss(u, enc, gen):
+        idx = torch.randint(0, len(lat), (cfg.unet_batch,), generator=gen)
+        z0 = lat[idx]
+        cap = y_t[idx].clone()
+        cap[torch.rand(len(idx), generator=gen) < cfg.empty_caption_p] = empty_id
+        noise = torch.randn(z0.shape, generator=gen)
+        t = torch.randint(0, 1000, (len(idx),), generator=gen)
+        zt = sched.add_noise(z0, noise, t)
+        with autocast(device):
+            ehs = enc(ids[cap].to(device))[0]
+            pred = u(zt.to(device), t.to(device), encoder_hidden_states=ehs).sample.float()
+        w = (torch.clamp(snr[t], max=cfg.min_snr_gamma) / snr[t]).to(device)
+        return (w * ((pred - noise.to(device)) ** 2).mean(dim=(1, 2, 3))).mean()
+
+    def timing_step(_m=[]):  # noqa: B006 - throwaway copies built once
+        if not _m:
+            import copy
+
+            u, enc = copy.deepcopy(unet), copy.deepcopy(te)
+            ps = list(u.parameters()) + list(enc.parameters())
+            _m += [u, enc, ps, torch.optim.AdamW(ps, lr=1e-5), torch.Generator().manual_seed(9)]
+        u, enc, ps, o, gg = _m
+        o.zero_grad(set_to_none=True)
+        unet_loss(u, enc, gg).backward()
+        torch.nn.utils.clip_grad_norm_(ps, 1.0)
+        o.step()
+        ema_update(
+            {k: v.clone() for k, v in ema_u.items()},
+            u,
+            {k: v.clone() for k, v in ema_t.items()},
+            enc,
+            0.999,
+        )
+
+    total = plan_steps(work, "unet", cfg.unet_steps, cfg.unet_max_minutes, timing_step, device)
     g = torch.Generator().manual_seed(cfg.seed + 2)
     start, elapsed_before = 0, 0.0
     ck = work / "unet.ckpt"
+    if init_from is not None and not ck.exists():
+        # warm start (a second training phase): the exported fp16 weights, upcast
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        unet.load_state_dict(UNet2DConditionModel.from_pretrained(init_from / "unet").state_dict())
+        te.load_state_dict(CLIPTextModel.from_pretrained(init_from / "text_encoder").state_dict())
+        unet.float()
+        te.float()
+        ema_u = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+        ema_t = {k: v.detach().clone() for k, v in te.state_dict().items()}
+        log(stage="unet", init_from=str(init_from))
     if ck.exists():
         s = torch.load(ck, map_location="cpu", weights_only=False)
         unet.load_state_dict(s["unet"])
         te.load_state_dict(s["te"])
         opt.load_state_dict(s["opt"])
-        ema_u, ema_t = s["ema_u"], s["ema_t"]
+        ema_u = {k: v.to(device) for k, v in s["ema_u"].items()}
+        ema_t = {k: v.to(device) for k, v in s["ema_t"].items()}
         g.set_state(s["gen"])
         start, elapsed_before = s["step"], s.get("elapsed", 0.0)
-    y_t = torch.from_numpy(y_all)
     t0 = time.time()
     step = start
 
@@ -412,48 +523,31 @@ def stage_unet(
             },
         )
 
-    p, task = progress(cfg.unet_steps, "unet", start)
+    p, task = progress(total, "unet", start)
     with p:
-        while step < cfg.unet_steps:
+        while step < total:
             elapsed = elapsed_before + time.time() - t0
-            if elapsed > cfg.unet_max_minutes * 60:
+            if cfg.unet_steps > 0 and elapsed > cfg.unet_max_minutes * 60:
                 log(stage="unet", stopped_early_at=step, minutes=round(elapsed / 60, 1))
                 break
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, cfg.unet_steps, cfg.unet_lr)
-            idx = torch.randint(0, len(lat), (cfg.unet_batch,), generator=g)
-            z0 = lat[idx]
-            cap = y_t[idx].clone()
-            cap[torch.rand(len(idx), generator=g) < cfg.empty_caption_p] = empty_id
-            noise = torch.randn(z0.shape, generator=g)
-            t = torch.randint(0, 1000, (len(idx),), generator=g)
-            zt = sched.add_noise(z0, noise, t)
-            ehs = te(ids[cap].to(device))[0]
-            pred = unet(zt.to(device), t.to(device), encoder_hidden_states=ehs).sample
-            w = (torch.clamp(snr[t], max=cfg.min_snr_gamma) / snr[t]).to(device)
-            loss = (w * ((pred - noise.to(device)) ** 2).mean(dim=(1, 2, 3))).mean()
+                group["lr"] = lr_at(step, total, cfg.unet_lr)
+            loss = unet_loss(unet, te, g)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            d = min(cfg.ema_decay, (1 + step) / (10 + step))
-            with torch.no_grad():
-                for ema, mod in ((ema_u, unet), (ema_t, te)):
-                    for k, v in mod.state_dict().items():
-                        if v.dtype.is_floating_point:
-                            ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
-                        else:
-                            ema[k].copy_(v)
-            p.update(task, advance=1, info=f"loss {loss.item():.4f}")
+            ema_update(ema_u, unet, ema_t, te, min(cfg.ema_decay, (1 + step) / (10 + step)))
             if step % 20 == 0:
+                p.update(task, completed=step, info=f"loss {loss.item():.4f}")
                 log(
                     stage="unet",
                     step=step,
                     loss=round(loss.item(), 5),
                     lr=opt.param_groups[0]["lr"],
                 )
-            if step % cfg.ckpt_every == 0 or step == cfg.unet_steps:
+            if step % cfg.ckpt_every == 0 or step == total:
                 checkpoint()
     checkpoint()
     save_ckpt(
@@ -462,13 +556,21 @@ def stage_unet(
             "unet": ema_u,
             "te": ema_t,
             "step": step,
+            "planned": total,
             "minutes": round((elapsed_before + time.time() - t0) / 60, 1),
         },
     )
     atomic_write_text(work / "unet.done", json.dumps({"steps": step}) + "\n")
 
 
-def stage_export(work: Path, out: Path, cfg: TrainConfig, tokenizer_dir: Path) -> Path:
+def stage_export(
+    work: Path,
+    out: Path,
+    cfg: TrainConfig,
+    tokenizer_dir: Path,
+    device: str = "cpu",
+    previous: dict | None = None,
+) -> Path:
     """Write the diffusers folder (UNet/text encoder fp16, VAE fp32) + classifiers into ``out``."""
     import shutil
     import tempfile
@@ -510,7 +612,15 @@ def stage_export(work: Path, out: Path, cfg: TrainConfig, tokenizer_dir: Path) -
     atomic_write_text(
         tmp / "train_config.json",
         json.dumps(
-            {**asdict(cfg), "unet_steps_done": s["step"], "unet_minutes": s.get("minutes")},
+            {
+                **asdict(cfg),
+                "vae_steps_done": st.get("steps", cfg.vae_steps),
+                "unet_steps_done": s["step"],
+                "unet_steps_planned": s.get("planned", cfg.unet_steps),
+                "unet_minutes": s.get("minutes"),
+                "device": device,
+                **({"previous_phase": previous} if previous else {}),
+            },
             indent=2,
             sort_keys=True,
         ),
@@ -524,21 +634,61 @@ def stage_export(work: Path, out: Path, cfg: TrainConfig, tokenizer_dir: Path) -
     return out
 
 
+def generate_parallel(n_per_class: int, seed: int, pool: str):
+    """``shapes.generate`` with one process per class (each class has its own seeded stream)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(shapes.CLASSES), os.cpu_count() or 1)
+    if workers <= 2:
+        return shapes.generate(n_per_class, seed=seed, pool=pool)
+    with ProcessPoolExecutor(workers) as ex:
+        xs = list(ex.map(_render_class, [(c, n_per_class, seed, pool) for c in shapes.CLASSES]))
+    ys = np.repeat(np.arange(len(shapes.CLASSES)), n_per_class)
+    return np.concatenate(xs), ys
+
+
+def _render_class(args):
+    name, n, seed, pool = args
+    return shapes.generate_class(name, n, seed=seed, pool=pool)[0]
+
+
+def reuse_vae(work: Path, model_dir: Path) -> None:
+    """Take the VAE of an exported model instead of training one (second training phase)."""
+    from diffusers import AutoencoderKL
+
+    if (work / "vae.done").exists():
+        return
+    vae = AutoencoderKL.from_pretrained(model_dir / "vae")
+    save_ckpt(
+        work / "vae.pt",
+        {"vae": vae.state_dict(), "scaling_factor": vae.config.scaling_factor, "steps": None},
+    )
+    atomic_write_text(work / "vae.done", f"reused from {model_dir}\n")
+
+
 def train(
-    work_dir: Path, out_dir: Path, cfg: TrainConfig = TrainConfig(), device: str = "cpu"
+    work_dir: Path,
+    out_dir: Path,
+    cfg: TrainConfig = TrainConfig(),
+    device: str = "cpu",
+    init_from: Path | None = None,
+    previous: dict | None = None,
 ) -> Path:
     work_dir.mkdir(parents=True, exist_ok=True)
     log = Log(work_dir / "log.jsonl")
     log(stage="start", config=asdict(cfg), device=device)
     dev = torch.device(device)
     stage_classifiers(work_dir, cfg, log, dev)
-    gx, gy = shapes.generate(cfg.gen_images_per_class, seed=cfg.seed, pool="generator")
+    gx, gy = generate_parallel(cfg.gen_images_per_class, cfg.seed, "generator")
     x_all = to_tensor(gx)
+    if init_from is not None:
+        reuse_vae(work_dir, init_from)
     stage_vae(work_dir, cfg, log, dev, x_all)
     tok_dir = work_dir / "tokenizer"
     tokenizer = build_tokenizer(tok_dir)
-    stage_unet(work_dir, cfg, log, dev, x_all, gy, tokenizer)
-    out = stage_export(work_dir, out_dir, cfg, tok_dir)
+    stage_unet(work_dir, cfg, log, dev, x_all, gy, tokenizer, init_from)
+    out = stage_export(work_dir, out_dir, cfg, tok_dir, torch.device(device).type, previous)
     log(stage="done", out=str(out))
     return out
 
@@ -553,6 +703,25 @@ if __name__ == "__main__":
     ap.add_argument("--unet-steps", type=int, default=TrainConfig.unet_steps)
     ap.add_argument("--unet-max-minutes", type=float, default=TrainConfig.unet_max_minutes)
     ap.add_argument("--vae-steps", type=int, default=TrainConfig.vae_steps)
+    ap.add_argument("--vae-minutes", type=float, default=TrainConfig.vae_minutes)
+    ap.add_argument("--gen-images-per-class", type=int, default=TrainConfig.gen_images_per_class)
+    ap.add_argument("--vae-batch", type=int, default=TrainConfig.vae_batch)
+    ap.add_argument("--unet-batch", type=int, default=TrainConfig.unet_batch)
+    ap.add_argument("--unet-lr", type=float, default=TrainConfig.unet_lr)
+    ap.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay)
+    ap.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="warm-start from this exported weights folder: reuse its VAE, continue its "
+        "UNet and text encoder (a second training phase)",
+    )
+    ap.add_argument(
+        "--skip-classifiers-from",
+        type=Path,
+        default=None,
+        help="reuse backbone/oracle .safetensors from this folder (e.g. the shipped weights)",
+    )
     ap.add_argument("--clf-epochs", type=int, default=TrainConfig.clf_epochs)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -561,7 +730,25 @@ if __name__ == "__main__":
         unet_steps=a.unet_steps,
         unet_max_minutes=a.unet_max_minutes,
         vae_steps=a.vae_steps,
+        vae_minutes=a.vae_minutes,
+        vae_batch=a.vae_batch,
+        gen_images_per_class=a.gen_images_per_class,
+        unet_batch=a.unet_batch,
+        unet_lr=a.unet_lr,
+        ema_decay=a.ema_decay,
         clf_epochs=a.clf_epochs,
     )
+    if a.skip_classifiers_from is not None:
+        import shutil
+
+        a.work_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("backbone.safetensors", "oracle.safetensors"):
+            if not (a.work_dir / name).exists():
+                shutil.copy2(a.skip_classifiers_from / name, a.work_dir / name)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(train(a.work_dir, a.out_dir, cfg, a.device))
+    previous = None
+    if a.init_from is not None:
+        prev_cfg = a.init_from / "train_config.json"
+        previous = json.loads(prev_cfg.read_text()) if prev_cfg.exists() else {"from": "unknown"}
+        a.init_from = a.init_from / "model"
+    print(train(a.work_dir, a.out_dir, cfg, a.device, a.init_from, previous))

@@ -75,6 +75,92 @@ class Embedder:
         return np.concatenate(out)
 
 
+class MemoEmbedder:
+    """An embedder that remembers the features of whole calls (a list of images, in order).
+
+    Every strategy of a scenario embeds the same query views and, with the same view seed, the
+    same weak views of the real support images; remembering them makes a warm-cache run several
+    times faster. The memo is per call, not per image: a hit returns exactly what the same batch
+    computed, so a row does not depend on which other strategies ran (CPU kernels are not
+    batch-invariant at the last bit).
+    """
+
+    def __init__(self, embed, max_calls: int = 20_000) -> None:
+        self.embed = embed
+        self.name = getattr(embed, "name", "")
+        self.memo: dict[bytes, np.ndarray] = {}
+        self.max_calls = max_calls
+
+    @staticmethod
+    def _key(images: Sequence[Image.Image]) -> bytes:
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=20)
+        for im in images:
+            h.update(f"{im.mode}{im.size}|".encode())
+            h.update(im.tobytes())
+        return h.digest()
+
+    def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
+        key = self._key(images)
+        if key not in self.memo:
+            if len(self.memo) >= self.max_calls:
+                self.memo.clear()
+            self.memo[key] = self.embed(list(images))
+        return self.memo[key]
+
+
+ENCODER_PREFIXES = (
+    "",
+    "module.",
+    "encoder.",
+    "module.encoder.",
+    "backbone.",
+    "module.backbone.",
+    "model.",
+    "student.",
+    "module.model.",
+)
+
+
+def read_state_dict(path: Path) -> dict:
+    """Tensors from a ``.safetensors``/``.pt``/``.pth`` file; ``{"state_dict": ...}`` unwrapped."""
+    import pickle
+
+    import torch
+
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ConfigError(
+            f"backbone weights {path}: holds non-tensor objects ({str(exc).splitlines()[0][:120]}); "
+            "save only its state dict: torch.save(torch.load(P, weights_only=False)['state_dict'], "
+            "'weights.pt')"
+        ) from None
+    for key in ("state_dict", "model", "encoder_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    return state
+
+
+def match_state_dict(state: dict, model_state: dict) -> dict:
+    """Keep the encoder of a self-supervised checkpoint (UniSiam: ``encoder.*`` next to its
+    projector/predictor; DataParallel: ``module.*``) under the model's own key names; tensors
+    of another shape are dropped, so they surface as missing keys with the architecture named."""
+
+    def fits(pre, k, v):
+        name = k[len(pre) :]
+        return k.startswith(pre) and name in model_state and model_state[name].shape == v.shape
+
+    best = max(ENCODER_PREFIXES, key=lambda pre: sum(fits(pre, k, v) for k, v in state.items()))
+    return {k[len(best) :]: v for k, v in state.items() if fits(best, k, v)}
+
+
 def load_backbone(spec: str, *, image_size: int = 224, device=None, seed: int = 0) -> Embedder:
     """Build an :class:`Embedder` from a backbone spec string (see module docstring)."""
     import timm
@@ -99,8 +185,8 @@ def load_backbone(spec: str, *, image_size: int = 224, device=None, seed: int = 
             raise ModelNotFoundError(f"backbone weights {path}: file not found")
         with torch.random.fork_rng(devices=[]):
             model = timm.create_model(name, pretrained=False, num_classes=0)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        state = read_state_dict(path)
+        state = match_state_dict(state, model.state_dict())
         missing, _ = model.load_state_dict(state, strict=False)
         if missing:
             raise ConfigError(f"backbone weights {path}: missing keys for {name}: {missing[:5]}")

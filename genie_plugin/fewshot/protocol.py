@@ -55,6 +55,106 @@ def logistic_regression_accuracy(
     return float((clf.predict(x_test) == y_test).mean())
 
 
+def strong_view(img: Image.Image, size: int, gen: torch.Generator) -> Image.Image:
+    """Weak view + colour jitter (0.4/0.4/0.4/0.1, p 0.8), grayscale (p 0.2), Gaussian blur
+    (σ ∈ [0.1, 2], p 0.5) and vertical flip (p 0.5), as reference.md's strong baseline."""
+    import torchvision.transforms.functional as TF
+
+    def u(lo=0.0, hi=1.0):
+        return lo + (hi - lo) * float(torch.rand(1, generator=gen))
+
+    out = weak_view(img, size, gen)
+    if u() < 0.8:
+        out = TF.adjust_brightness(out, u(0.6, 1.4))
+        out = TF.adjust_contrast(out, u(0.6, 1.4))
+        out = TF.adjust_saturation(out, u(0.6, 1.4))
+        out = TF.adjust_hue(out, u(-0.1, 0.1))
+    if u() < 0.2:
+        out = TF.to_grayscale(out, num_output_channels=3)
+    if u() < 0.5:
+        k = max(3, (size // 10) | 1)
+        out = TF.gaussian_blur(out, [k, k], [u(0.1, 2.0)] * 2)
+    if u() < 0.5:
+        out = out.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    return out
+
+
+def mix_images(
+    images: Sequence[Image.Image],
+    labels: Sequence[int],
+    n_classes: int,
+    mode: str,
+    alpha: float,
+    gen: torch.Generator,
+) -> tuple[list[Image.Image], np.ndarray]:
+    """One MixUp/CutMix image per input, partner drawn uniformly; λ ~ Beta(alpha, alpha).
+
+    Returns the mixed images and their soft labels (λ·e_y + (1 − λ)·e_partner; for CutMix λ is
+    the kept area after clipping the box, as in the CutMix paper).
+    """
+    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))
+    arrs = [np.asarray(im.convert("RGB"), dtype=np.float32) for im in images]
+    out, soft = [], np.zeros((len(images), n_classes))
+    for i, a in enumerate(arrs):
+        j = int(rng.integers(len(arrs)))
+        lam = float(rng.beta(alpha, alpha))
+        b = arrs[j]
+        if mode == "mixup":
+            m = lam * a + (1 - lam) * b
+        elif mode == "cutmix":
+            h, w = a.shape[:2]
+            ch, cw = int(h * np.sqrt(1 - lam)), int(w * np.sqrt(1 - lam))
+            cy, cx = int(rng.integers(h)), int(rng.integers(w))
+            y0, y1 = np.clip([cy - ch // 2, cy + ch // 2], 0, h)
+            x0, x1 = np.clip([cx - cw // 2, cx + cw // 2], 0, w)
+            m = a.copy()
+            m[y0:y1, x0:x1] = b[y0:y1, x0:x1]
+            lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+        else:
+            raise ValueError(f"unknown mix mode {mode!r}")
+        out.append(Image.fromarray(np.clip(m + 0.5, 0, 255).astype(np.uint8)))
+        soft[i, labels[i]] += lam
+        soft[i, labels[j]] += 1 - lam
+    return out, soft
+
+
+def soft_label_accuracy(
+    x_train: np.ndarray,
+    y_soft: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    C: float = 1.0,
+    max_iter: int = 200,
+) -> float:
+    """Linear head for soft labels, with logistic regression's objective and regularisation.
+
+    Minimises mean soft cross-entropy + ||W||² / (2·n·C) (bias unregularised), the objective of
+    scikit-learn's ``LogisticRegression(C)`` generalised to soft targets, so MixUp/CutMix rows are
+    comparable with the hard-label ones. Full-batch L-BFGS from zeros: deterministic.
+    """
+    x = torch.as_tensor(x_train, dtype=torch.float64)
+    t = torch.as_tensor(y_soft, dtype=torch.float64)
+    n, d = x.shape
+    w = torch.zeros(d, t.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(t.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [w, b], lr=1, max_iter=max_iter, tolerance_grad=1e-7, line_search_fn="strong_wolfe"
+    )
+
+    def closure():
+        opt.zero_grad()
+        logp = torch.log_softmax(x @ w + b, dim=1)
+        loss = -(t * logp).sum(1).mean() + (w * w).sum() / (2 * n * C)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        pred = (torch.as_tensor(x_test, dtype=torch.float64) @ w + b).argmax(1).numpy()
+    return float((pred == y_test).mean())
+
+
 def episode_features(
     embed,
     support: Sequence[tuple[Image.Image, int]],
@@ -66,20 +166,39 @@ def episode_features(
     size: int,
     gen: torch.Generator,
     augment_real: bool = True,
+    view: str = "weak",
+    mix: str | None = None,
+    mix_alpha: float = 0.8,
+    n_classes: int | None = None,
 ):
-    """Training features/labels (real views + generated views) and query features/labels."""
-    train_imgs, train_y = [], []
+    """Training features/labels (real views + generated views [+ mixed views]) and query ones.
+
+    With ``mix`` the training labels are an n×classes soft-label matrix (real views one-hot).
+    """
+    view_fn = {"weak": weak_view, "strong": strong_view}[view]
+    real_imgs, real_y = [], []
     for im, y in support:
         if augment_real:
-            views = [weak_view(im, size, gen) for _ in range(real_views)]
+            views = [view_fn(im, size, gen) for _ in range(real_views)]
         else:
             views = [center_view(im, size)]
-        train_imgs += views
-        train_y += [y] * len(views)
+        real_imgs += views
+        real_y += [y] * len(views)
+    gen_imgs, gen_y = [], []
     for im, y in generated:
-        train_imgs += [weak_view(im, size, gen) for _ in range(gen_views)]
-        train_y += [y] * gen_views
+        gen_imgs += [weak_view(im, size, gen) for _ in range(gen_views)]
+        gen_y += [y] * gen_views
     q_imgs = [center_view(im, size) for im, _ in query]
-    f = embed([*train_imgs, *q_imgs])
-    n = len(train_imgs)
-    return f[:n], np.array(train_y), f[n:], np.array([y for _, y in query])
+    y_q = np.array([y for _, y in query])
+    # one embed call per group (real views / generated / mixed / queries): the groups that are
+    # the same for every strategy are then the same batches, so a memo can share them
+    feats = [embed(real_imgs)] + ([embed(gen_imgs)] if gen_imgs else [])
+    train_imgs, train_y = real_imgs + gen_imgs, real_y + gen_y
+    f_q = embed(q_imgs)
+    if mix is not None:
+        k = n_classes or (max(train_y) + 1)
+        mixed, soft_mixed = mix_images(train_imgs, train_y, k, mix, mix_alpha, gen)
+        hard = np.eye(k)[np.array(train_y)]
+        x = np.concatenate([*feats, embed(mixed)])
+        return x, np.concatenate([hard, soft_mixed]), f_q, y_q
+    return np.concatenate(feats), np.array(train_y), f_q, y_q

@@ -82,3 +82,19 @@ def test_bad_scenario_file(tmp_path):
     bad.write_text('{"ways": 5, "wayz": 3}')
     res = CliRunner().invoke(app, ["bench", "run", str(bad)])
     assert res.exit_code == 2 and "unknown scenario keys ['wayz']" in res.output
+
+
+def test_committed_scenarios_load_and_name_known_strategies():
+    from pathlib import Path
+
+    from genie_plugin.bench.runner import Scenario
+    from genie_plugin.registry import REGISTRY
+
+    files = sorted((Path(__file__).resolve().parents[2] / "benchmarks/scenarios").glob("*.json"))
+    names = {p.stem for p in files}
+    assert {"embedded-5w1s", "mini-5w1s", "mini-5w5s", "tiered-5w1s", "cub-5w5s"} <= names
+    for p in files:
+        scn = Scenario.load(p)
+        assert scn.name == p.stem
+        for s in scn.strategies:
+            REGISTRY.get(s)

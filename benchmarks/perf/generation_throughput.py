@@ -1,0 +1,220 @@
+"""Hard negatives per second: GeNIe, GeNIe-Ada (batched vs naive sweep) and Text2Image, one run.
+
+Every mode goes through the project's sampler (``DiffusionGenerator.generate``): text encoding,
+VAE encode, the denoising loop with classifier-free guidance, VAE decode. GeNIe-Ada *batched*
+puts all five candidates of every pair into one pass (items join at their own start step, one
+ε per pair); *naive* runs one generation per grid ratio, as a sweep does. The backbone pass that
+picks r* is not timed (5 small-image forward passes per output).
+
+    python benchmarks/perf/generation_throughput.py --arch sd15 --device cuda   # random SD 1.5
+    python benchmarks/perf/generation_throughput.py --model PATH_OR_HUB_ID --device cuda
+    python benchmarks/perf/generation_throughput.py --arch tiny --device cpu --outputs 4  # smoke
+
+Speed does not depend on weight values, so random SD 1.5-architecture weights give the real
+cost. Writes JSON (figures, ratios, environment) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+ADA = (0.5, 0.6, 0.7, 0.8, 0.9)
+GFLOP_PER_IMAGE_STEP_SD15 = 803.0  # UNet at 64×64 latents (issue: ONNX/throughput)
+
+
+def sd15_generator(device: str, dtype, seed: int = 0):
+    """SD 1.5's component architecture with seeded random weights (no download)."""
+    import tempfile
+
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from genie_plugin.diffusion.loading import DiffusionGenerator
+    from genie_plugin.diffusion.tiny import write_char_tokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab = write_char_tokenizer(Path(tmp))
+        tok = CLIPTokenizer.from_pretrained(tmp)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=64,
+            cross_attention_dim=768,
+            attention_head_dim=8,
+            block_out_channels=(320, 640, 1280, 1280),
+            layers_per_block=2,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=512,
+        )
+        te = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=vocab,
+                bos_token_id=vocab - 2,
+                eos_token_id=vocab - 1,
+                pad_token_id=vocab - 1,
+                hidden_size=768,
+                intermediate_size=3072,
+                num_attention_heads=12,
+                num_hidden_layers=12,
+                max_position_embeddings=77,
+            )
+        )
+    sched = {
+        "_class_name": "DPMSolverMultistepScheduler",
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "num_train_timesteps": 1000,
+        "steps_offset": 1,
+        "timestep_spacing": "linspace",
+    }
+    from diffusers import DPMSolverMultistepScheduler
+
+    for m in (te, vae, unet):
+        m.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return DiffusionGenerator(
+        name="random-sd15-architecture",
+        fingerprint="random",
+        tokenizer=tok,
+        text_encoder=te,
+        vae=vae,
+        unet=unet,
+        scheduler_config=DPMSolverMultistepScheduler.from_config(sched).config,
+        device=torch.device(device),
+        dtype=dtype,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--arch", choices=("sd15", "tiny"), default="sd15")
+    ap.add_argument("--model", default=None, help="real checkpoint (hub id, folder, file)")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--fp32", action="store_true")
+    ap.add_argument("--outputs", type=int, default=32, help="hard negatives per mode")
+    ap.add_argument("--max-batch", type=int, default=64, help="sampler items per UNet batch")
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--guidance", type=float, default=7.5)
+    ap.add_argument("--modes", default="genie,genie_ada_batched,genie_ada_naive,text2image")
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from genie_plugin.bench.env import environment
+    from genie_plugin.diffusion import SamplerConfig, load_generator
+    from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
+    from genie_plugin.seeding import stable_seed
+
+    dtype = torch.float32 if a.fp32 or a.device == "cpu" else torch.float16
+    sampler = SamplerConfig(steps=a.steps, guidance_scale=a.guidance)
+    if a.model:
+        gen = load_generator(a.model, device=a.device, sampler=sampler)
+    elif a.arch == "sd15":
+        gen = sd15_generator(a.device, dtype).with_sampler(steps=a.steps, guidance_scale=a.guidance)
+    else:
+        gen = load_generator("tiny-random", device=a.device, sampler=sampler)
+    res = gen.resolution
+    rng = np.random.default_rng(0)
+    sources = [
+        Image.fromarray(rng.integers(0, 256, (res, res, 3), dtype=np.uint8)) for _ in range(8)
+    ]
+    classes = ["golden retriever", "school bus", "hourglass", "vase", "lion"]
+
+    def pair(i):
+        return (
+            sources[i % len(sources)],
+            f"a photo of a {classes[i % len(classes)]}.",
+            stable_seed(0, "perf", i),
+        )
+
+    def items_for(mode):
+        n = a.outputs
+        if mode == "genie":
+            return [[SampleItem(p, 0.8, s, src) for src, p, s in map(pair, range(n))]]
+        if mode == "text2image":
+            return [[SampleItem(p, 1.0, s, None) for src, p, s in map(pair, range(n))]]
+        if mode == "genie_ada_batched":
+            return [[SampleItem(p, r, s, src) for src, p, s in map(pair, range(n)) for r in ADA]]
+        if mode == "genie_ada_naive":
+            return [[SampleItem(p, r, s, src) for src, p, s in map(pair, range(n))] for r in ADA]
+        raise SystemExit(f"unknown mode {mode}")
+
+    def sync():
+        if torch.device(a.device).type == "cuda":
+            torch.cuda.synchronize()
+
+    # warm-up: kernels, cuDNN autotuning, allocator
+    gen.generate(items_for("genie")[0][: min(4, a.outputs)], max_batch=a.max_batch)
+    results = {}
+    for mode in a.modes.split(","):
+        calls = items_for(mode)
+        sync()
+        t0 = time.perf_counter()
+        for items in calls:
+            gen.generate(items, max_batch=a.max_batch)
+        sync()
+        dt = time.perf_counter() - t0
+        cfg = 2 if a.guidance > 1 else 1  # classifier-free guidance: two UNet rows per step
+        unet_image_steps = cfg * sum(total_image_steps(gen, items) for items in calls)
+        results[mode] = {
+            "outputs": a.outputs,
+            "seconds": round(dt, 3),
+            "seconds_per_output": round(dt / a.outputs, 4),
+            "outputs_per_s": round(a.outputs / dt, 3),
+            "unet_image_steps": unet_image_steps,
+            "unet_image_steps_per_s": round(unet_image_steps / dt, 1),
+        }
+        print(mode, results[mode], flush=True)
+    ratios = {}
+    if "genie" in results:
+        g = results["genie"]["seconds_per_output"]
+        for m in ("genie_ada_batched", "genie_ada_naive", "text2image"):
+            if m in results:
+                ratios[f"{m}_over_genie"] = round(results[m]["seconds_per_output"] / g, 3)
+    flop = None
+    if a.arch == "sd15" and not a.model and "genie" in results:
+        tflops = results["genie"]["unet_image_steps_per_s"] * GFLOP_PER_IMAGE_STEP_SD15 / 1e3
+        flop = {"genie_unet_tflops": round(tflops, 1)}
+    out = {
+        "benchmark": "generation_throughput",
+        "model": a.model or a.arch,
+        "device": a.device,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "dtype": str(dtype).replace("torch.", ""),
+        "backend": "torch eager",
+        "sampler": gen.sampler.to_dict(),
+        "resolution": res,
+        "max_batch": a.max_batch,
+        "results": results,
+        "ratios": ratios,
+        "flops": flop,
+        "environment": environment(),
+    }
+    text = json.dumps(out, indent=2, sort_keys=True) + "\n"
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text)
+    print(json.dumps({"ratios": ratios, "flops": flop}))
+
+
+if __name__ == "__main__":
+    main()

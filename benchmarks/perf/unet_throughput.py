@@ -1,0 +1,219 @@
+"""UNet image-steps per second: torch eager, torch + CUDA graph, ONNX plain / optimised /
++ CUDA graph, at several batch sizes, in one run (ratios to torch eager, fraction of the FLOP
+limit, GPU name and versions in the JSON).
+
+    python benchmarks/perf/unet_throughput.py --arch sd15 --device cuda --out R.json
+    python benchmarks/perf/unet_throughput.py --arch tiny --device cpu --batches 2 --iters 3  # smoke
+
+Random weights (speed does not depend on them) or ``--model`` for a real checkpoint's UNet.
+One "image-step" is one UNet row (a CFG step of one image is two rows); SD 1.5 at 64×64
+latents costs about 803 GFLOP per image-step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+GFLOP = {"sd15": 803.0, "sd21": 803.0}  # 64×64 latents (SD 2.1 base at 512 px: similar)
+
+
+def build_unet(arch: str, model: str | None, device, dtype):
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    if model:
+        from genie_plugin.diffusion import load_generator
+
+        return load_generator(model, device=device).unet.to(device, dtype)
+    cfg = {
+        "sd15": dict(cross_attention_dim=768, attention_head_dim=8),
+        "sd21": dict(
+            cross_attention_dim=1024,
+            attention_head_dim=(5, 10, 20, 20),
+            use_linear_projection=True,
+        ),
+    }
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        if arch == "tiny":
+            from genie_plugin.diffusion.tiny import build_tiny_pipeline
+
+            unet = build_tiny_pipeline().unet
+        else:
+            unet = UNet2DConditionModel(
+                sample_size=64,
+                block_out_channels=(320, 640, 1280, 1280),
+                layers_per_block=2,
+                **cfg[arch],
+            )
+    return unet.to(device, dtype).eval().requires_grad_(False)
+
+
+def timeit(fn, iters: int, sync) -> float:
+    fn()
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / iters
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--arch", choices=("sd15", "sd21", "tiny"), default="sd15")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--batches", default="2,16,64")
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument(
+        "--modes", default="torch_eager,torch_cuda_graph,onnx_plain,onnx_optimized,onnx_cuda_graph"
+    )
+    ap.add_argument("--onnx-dir", type=Path, default=None, help="reuse an export")
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+
+    import torch
+
+    from genie_plugin.bench.env import environment
+
+    cuda = torch.device(a.device).type == "cuda"
+    dtype = torch.float16 if cuda else torch.float32
+    unet = build_unet(a.arch, a.model, a.device, dtype)
+    c = unet.config
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    modes = [m for m in a.modes.split(",") if cuda or "cuda" not in m]
+    onnx_dir = a.onnx_dir
+    report = {}
+    if any(m.startswith("onnx") for m in modes) and onnx_dir is None:
+        from genie_plugin.diffusion.loading import DiffusionGenerator
+        from genie_plugin.diffusion.onnx_backend import export_unet
+
+        onnx_dir = Path(tempfile.mkdtemp(prefix="unet-onnx-"))
+        stub = DiffusionGenerator(
+            name=a.model or a.arch,
+            fingerprint="perf",
+            tokenizer=None,
+            text_encoder=None,
+            vae=None,
+            unet=unet,
+            scheduler_config=None,
+            device=torch.device(a.device),
+            dtype=dtype,
+        )
+        t0 = time.time()
+        report = export_unet(
+            stub, onnx_dir, fp16=cuda, optimize="onnx_optimized" in modes, device=a.device
+        )
+        report["wall_s"] = round(time.time() - t0, 1)
+    results: dict = {}
+    for b in [int(x) for x in a.batches.split(",")]:
+        g = torch.Generator().manual_seed(b)
+        s = int(c.sample_size)
+        x = torch.randn(b, c.in_channels, s, s, generator=g).to(a.device, dtype)
+        t = torch.full((b,), 500.0).to(a.device)
+        ehs = torch.randn(b, 77, c.cross_attention_dim, generator=g).to(a.device, dtype)
+        row = {}
+        for mode in modes:
+            try:
+                fn = make_runner(mode, unet, onnx_dir, x, t, ehs, a.device)
+                sec = timeit(fn, a.iters, sync)
+                row[mode] = {
+                    "ms_per_step": round(1e3 * sec, 2),
+                    "image_steps_per_s": round(b / sec, 1),
+                }
+            except Exception as exc:  # noqa: BLE001 - a failed mode is a result
+                row[mode] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            print(b, mode, row[mode], flush=True)
+        base = row.get("torch_eager", {}).get("ms_per_step")
+        for r in row.values():
+            if base and "ms_per_step" in r:
+                r["speedup_vs_torch_eager"] = round(base / r["ms_per_step"], 3)
+                if a.arch in GFLOP and cuda:
+                    r["tflops"] = round(r["image_steps_per_s"] * GFLOP[a.arch] / 1e3, 1)
+        results[str(b)] = row
+    out = {
+        "benchmark": "unet_throughput",
+        "arch": a.model or a.arch,
+        "device": a.device,
+        "gpu": torch.cuda.get_device_name() if cuda else None,
+        "dtype": str(dtype).replace("torch.", ""),
+        "gflop_per_image_step": GFLOP.get(a.arch),
+        "results": results,
+        "onnx_export": {k: v for k, v in report.items() if k != "files"},
+        "environment": environment(),
+    }
+    text = json.dumps(out, indent=2, sort_keys=True) + "\n"
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(text)
+    print(text if not a.out else f"wrote {a.out}")
+
+
+def make_runner(mode, unet, onnx_dir, x, t, ehs, device):
+    import torch
+
+    if mode == "torch_eager":
+        return lambda: unet(x, t, encoder_hidden_states=ehs, return_dict=False)
+    if mode == "torch_cuda_graph":
+        static = [x.clone(), t.clone(), ehs.clone()]
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(2):
+                unet(*static[:2], encoder_hidden_states=static[2], return_dict=False)
+        torch.cuda.current_stream().wait_stream(s)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            unet(*static[:2], encoder_hidden_states=static[2], return_dict=False)
+        return graph.replay
+    from genie_plugin.diffusion.onnx_backend import OnnxDenoiser
+
+    if mode in ("onnx_plain", "onnx_optimized"):
+        name = "model.onnx" if mode == "onnx_plain" else "model_optimized.onnx"
+        den = OnnxDenoiser(onnx_dir / "unet" / name, device)
+        return lambda: den(x, t, ehs)
+    if mode == "onnx_cuda_graph":
+        import onnxruntime as ort
+
+        f = onnx_dir / "unet" / "model_optimized.onnx"
+        f = f if f.exists() else onnx_dir / "unet" / "model.onnx"
+        sess = ort.InferenceSession(
+            str(f), providers=[("CUDAExecutionProvider", {"enable_cuda_graph": "1"})]
+        )
+        out = torch.empty_like(x)
+        bind = sess.io_binding()
+        idx = torch.device(device).index or 0
+        np_dt = "float16" if x.dtype == torch.float16 else "float32"
+        import numpy as np
+
+        tt = t.to(x.dtype) if "float16" in sess.get_inputs()[1].type else t.float()
+        for name, v in (("sample", x), ("timestep", tt), ("encoder_hidden_states", ehs)):
+            bind.bind_input(
+                name,
+                "cuda",
+                idx,
+                np.dtype(np_dt) if v.dtype == x.dtype else np.float32,
+                list(v.shape),
+                v.data_ptr(),
+            )
+        bind.bind_output(
+            "out_sample", "cuda", idx, np.dtype(np_dt), list(out.shape), out.data_ptr()
+        )
+        return lambda: sess.run_with_iobinding(bind)
+    raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""The UNet exported through optimum to ONNX and run on onnxruntime (the ``onnx`` backend).
+
+Only the UNet call moves: the scheduler loop, guidance, VAE and text encoder stay in the
+project's sampler. optimum's UNet config exports a *scalar* timestep; GeNIe-Ada batches mix
+items that joined at different steps, so :class:`PerSampleUNetOnnxConfig` exports a
+``(batch,)`` timestep. Exports are cached per (model fingerprint, precision) under the cache
+root; sessions are cached per (file, providers).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genie_plugin.errors import ConfigError
+
+
+def _configs():
+    """optimum's UNet ONNX config with a per-sample timestep (imported lazily: optimum is heavy)."""
+    from optimum.exporters.onnx.model_configs import UNetOnnxConfig
+    from optimum.utils.input_generators import (
+        DummySeq2SeqDecoderTextInputGenerator,
+        DummyTimestepInputGenerator,
+        DummyVisionInputGenerator,
+    )
+
+    class PerSampleTimestepGenerator(DummyTimestepInputGenerator):
+        def generate(self, input_name, framework="pt", int_dtype="int64", float_dtype="fp32"):
+            if input_name == "timestep":
+                return self.random_float_tensor(
+                    [self.batch_size], max_value=999, framework=framework, dtype=float_dtype
+                )
+            return super().generate(input_name, framework, int_dtype, float_dtype)
+
+    class PerSampleUNetOnnxConfig(UNetOnnxConfig):
+        DUMMY_INPUT_GENERATOR_CLASSES = (
+            DummyVisionInputGenerator,
+            PerSampleTimestepGenerator,
+            DummySeq2SeqDecoderTextInputGenerator,
+        )
+
+        @property
+        def inputs(self):
+            d = super().inputs
+            d["timestep"] = {0: "batch_size"}
+            return d
+
+    return PerSampleUNetOnnxConfig
+
+
+def export_unet(
+    gen,
+    out_dir: str | Path,
+    *,
+    fp16: bool = False,
+    optimize: bool = False,
+    opset: int = 17,
+    device: str | None = None,
+) -> dict:
+    """Export ``gen.unet`` to ``out_dir/unet/model.onnx`` via optimum; check it; report JSON.
+
+    ``fp16`` exports in half precision (needs a CUDA device), ``optimize`` runs onnxruntime's
+    UNet fusions into ``model_optimized.onnx``. The report (``export_report.json``) lists node
+    counts, fused operators, and the parity check against the torch UNet.
+    """
+    import copy
+
+    import onnx
+    from optimum.exporters.onnx.convert import export
+
+    out = Path(out_dir)
+    (out / "unet").mkdir(parents=True, exist_ok=True)
+    dev = device or ("cuda" if fp16 else "cpu")
+    if fp16 and not str(dev).startswith("cuda"):
+        raise ConfigError(
+            "--fp16 export needs a CUDA device (half-precision ops on CPU are slow/partial)"
+        )
+    unet = copy.deepcopy(gen.unet).to(dev, torch.float16 if fp16 else torch.float32).eval()
+    cfg = _configs()(
+        unet.config, task="semantic-segmentation", float_dtype="fp16" if fp16 else "fp32"
+    )
+    path = out / "unet" / "model.onnx"
+    t0 = time.time()
+    import warnings
+
+    # optimum draws its dummy inputs from the global RNG: fork it, seeded, so the caller's
+    # stream is untouched; the tracer warns about every shape check in diffusers.
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        torch.manual_seed(0)
+        warnings.simplefilter("ignore")
+        export(
+            model=unet,
+            config=cfg,
+            output=path,
+            opset=opset,
+            device=dev,
+            dtype="fp16" if fp16 else None,
+        )
+    report: dict = {
+        "model": gen.name,
+        "fingerprint": gen.fingerprint,
+        "precision": "fp16" if fp16 else "fp32",
+        "opset": opset,
+        "export_s": round(time.time() - t0, 1),
+        "files": {"unet": str(path)},
+    }
+    onnx.checker.check_model(str(path))  # path form: works above 2 GB (external data)
+    report["checker"] = "ok"
+    report["nodes"] = _op_counts(path)
+    if optimize:
+        report["optimized"] = _optimize(path, fp16=fp16)
+    report["parity"] = parity(gen, path, device=dev, fp16=fp16)
+    meta = {"fingerprint": gen.fingerprint, "precision": report["precision"]}
+    (out / "genie_onnx.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (out / "export_report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+
+def _op_counts(path: Path) -> dict:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    counts: dict[str, int] = {}
+    for n in m.graph.node:
+        counts[n.op_type] = counts.get(n.op_type, 0) + 1
+    return {"total": sum(counts.values()), "by_op": dict(sorted(counts.items()))}
+
+
+def _optimize(path: Path, *, fp16: bool) -> dict:
+    """onnxruntime's transformer fusions for UNets; a failure is reported, not raised."""
+    try:
+        from onnxruntime.transformers.fusion_options import FusionOptions
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        opts = FusionOptions("unet")
+        m = optimize_model(
+            str(path),
+            model_type="unet",
+            opt_level=0,
+            optimization_options=opts,
+            use_gpu=fp16,
+            only_onnxruntime=False,
+        )
+        if fp16:
+            m.convert_float_to_float16(keep_io_types=False)
+        out = path.with_name("model_optimized.onnx")
+        m.save_model_to_file(
+            str(out), use_external_data_format=out.stat().st_size > 2**31 if out.exists() else False
+        )
+        return {
+            "status": "ok",
+            "file": str(out),
+            "fused": m.get_fused_operator_statistics(),
+            "nodes": _op_counts(out),
+        }
+    except Exception as exc:  # noqa: BLE001 - recorded in the report
+        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+@cache
+def _session(path: str, providers: tuple[str, ...]):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(path, so, providers=list(providers))
+
+
+def providers_for(device) -> tuple[str, ...]:
+    import onnxruntime as ort
+
+    avail = ort.get_available_providers()
+    if torch.device(device).type == "cuda":
+        if "CUDAExecutionProvider" not in avail:
+            raise ConfigError(
+                "--backend onnx on CUDA needs onnxruntime-gpu (pip install '.[gpu]'); "
+                f"available providers: {avail}"
+            )
+        return ("CUDAExecutionProvider", "CPUExecutionProvider")
+    return ("CPUExecutionProvider",)
+
+
+class OnnxDenoiser:
+    """``denoiser(sample, t, ehs)`` on an onnxruntime session (IO binding on CUDA tensors)."""
+
+    def __init__(self, path: str | Path, device) -> None:
+        self.path = str(path)
+        self.device = torch.device(device)
+        self.providers = providers_for(self.device)
+        self.session = _session(self.path, self.providers)
+        self.input_types = {i.name: i.type for i in self.session.get_inputs()}
+
+    def _dtype(self, name: str):
+        return torch.float16 if "float16" in self.input_types[name] else torch.float32
+
+    def __call__(self, sample: torch.Tensor, t: torch.Tensor, ehs: torch.Tensor) -> torch.Tensor:
+        feeds = {
+            "sample": sample.to(self._dtype("sample")).contiguous(),
+            "timestep": t.reshape(-1).expand(len(sample)).to(self._dtype("timestep")).contiguous(),
+            "encoder_hidden_states": ehs.to(self._dtype("encoder_hidden_states")).contiguous(),
+        }
+        if self.device.type == "cuda":
+            return self._run_cuda(feeds).to(sample.dtype)
+        res = self.session.run(None, {k: v.cpu().numpy() for k, v in feeds.items()})[0]
+        return torch.from_numpy(np.asarray(res)).to(sample.device, sample.dtype)
+
+    def _run_cuda(self, feeds: dict) -> torch.Tensor:
+        binding = self.session.io_binding()
+        idx = self.device.index or 0
+        for name, x in feeds.items():
+            binding.bind_input(name, "cuda", idx, _np_dtype(x.dtype), list(x.shape), x.data_ptr())
+        out = torch.empty_like(feeds["sample"])
+        binding.bind_output(
+            "out_sample", "cuda", idx, _np_dtype(out.dtype), list(out.shape), out.data_ptr()
+        )
+        self.session.run_with_iobinding(binding)
+        return out
+
+
+def _np_dtype(dt):
+    return np.float16 if dt == torch.float16 else np.float32
+
+
+def parity(gen, path: Path, *, device="cpu", fp16: bool = False, batch: int = 3) -> dict:
+    """Max abs difference ONNX vs torch UNet on a seeded batch with per-sample timesteps."""
+    g = torch.Generator().manual_seed(0)
+    c = gen.unet.config
+    s = int(c.sample_size)
+    x = torch.randn(batch, c.in_channels, s, s, generator=g)
+    t = torch.tensor([999.0, 500.0, 21.0][:batch])
+    ehs = torch.randn(batch, 8, c.cross_attention_dim, generator=g)
+    dt = torch.float16 if fp16 else torch.float32
+    unet = gen.unet
+    p0 = next(unet.parameters())
+    if p0.dtype != dt or p0.device != torch.device(device):
+        import copy
+
+        unet = copy.deepcopy(unet).to(device, dt)  # never change the caller's modules
+    with torch.no_grad():
+        ref = (
+            unet(x.to(device, dt), t.to(device), encoder_hidden_states=ehs.to(device, dt))
+            .sample.float()
+            .cpu()
+        )
+    got = OnnxDenoiser(path, device)(x.to(device, dt), t.to(device), ehs.to(device, dt))
+    diff = (got.float().cpu() - ref).abs()
+    return {
+        "max_abs": float(diff.max()),
+        "mean_abs": float(diff.mean()),
+        "batch": batch,
+        "timesteps": t.tolist(),
+    }
+
+
+def export_dir_for(gen, fp16: bool) -> Path:
+    from genie_plugin.paths import cache_root
+
+    fp = gen.fingerprint.replace("sha256:", "")
+    return cache_root() / "onnx" / f"{fp}-{'fp16' if fp16 else 'fp32'}"
+
+
+def onnx_denoiser(gen, *, onnx_dir: str | Path | None = None, optimized: bool = True):
+    """A denoiser for ``gen`` from an export folder (exported into the cache when not given)."""
+    fp16 = gen.dtype == torch.float16
+    d = Path(onnx_dir) if onnx_dir else export_dir_for(gen, fp16)
+    meta = d / "genie_onnx.json"
+    if onnx_dir is None and not meta.exists():
+        export_unet(gen, d, fp16=fp16, device=str(gen.device))
+    if not (d / "unet" / "model.onnx").exists():
+        raise ConfigError(
+            f"{d}: no unet/model.onnx; create it with `genie export-onnx --model ... --out {d}`"
+        )
+    if meta.exists():
+        m = json.loads(meta.read_text())
+        if m.get("fingerprint") != gen.fingerprint:
+            raise ConfigError(
+                f"{d} was exported from another model ({m.get('fingerprint')}, loaded "
+                f"{gen.fingerprint}); export this model with `genie export-onnx`"
+            )
+    # onnxruntime's fused UNet ops (GroupNorm, NhwcConv, ...) are CUDA kernels: CPU runs the plain graph
+    use_opt = optimized and torch.device(gen.device).type == "cuda"
+    f = d / "unet" / ("model_optimized.onnx" if use_opt else "model.onnx")
+    if not f.exists():
+        f = d / "unet" / "model.onnx"
+    return OnnxDenoiser(f, gen.device)

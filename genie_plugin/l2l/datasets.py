@@ -1,0 +1,352 @@
+"""Benchmark datasets through learn2learn's own classes, with file checks in front of them.
+
+learn2learn's loaders either download (``download=True``) or fail deep inside ``pickle.load``;
+a blocked download leaves an HTML page saved as the ``.pkl``. We check the exact files each
+class reads first and say what is missing and where it comes from, then construct the
+learn2learn dataset with ``download=False`` (unless the user asks) and build the
+``MetaDataset`` from labels we compute, so its never-refreshed bookkeeping pickle is not used.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genie_plugin.errors import GenieError, UnknownNameError
+
+# miniImageNet's test classes (Ravi & Larochelle split) by WordNet id: the prompts need words.
+# Other splits fall back to the wnid; pass ``class_names`` to override.
+MINI_IMAGENET_NAMES = {
+    "n01930112": "nematode",
+    "n01981276": "king crab",
+    "n02099601": "golden retriever",
+    "n02110063": "malamute",
+    "n02110341": "dalmatian",
+    "n02116738": "African hunting dog",
+    "n02129165": "lion",
+    "n02219486": "ant",
+    "n02443484": "black-footed ferret",
+    "n02871525": "bookshop",
+    "n03127925": "crate",
+    "n03146219": "cuirass",
+    "n03272010": "electric guitar",
+    "n03544143": "hourglass",
+    "n03775546": "mixing bowl",
+    "n04146614": "school bus",
+    "n04149813": "scoreboard",
+    "n04418357": "theater curtain",
+    "n04522168": "vase",
+    "n07613480": "trifle",
+}
+
+SPLIT_ALIASES = {
+    "train": "train",
+    "base": "train",
+    "validation": "validation",
+    "val": "validation",
+    "test": "test",
+    "novel": "test",
+}
+
+
+class DatasetError(GenieError, FileNotFoundError):
+    """A benchmark dataset folder is missing files or holds unreadable ones."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    splits: tuple[str, ...]
+    source: str  # where the files come from
+    files: Callable[[str], list[str]]  # split -> relative paths learn2learn reads
+
+
+def _mini_files(split: str) -> list[str]:
+    return [f"mini-imagenet-cache-{split}.pkl"]
+
+
+def _tiered_files(split: str) -> list[str]:
+    short = "val" if split == "validation" else split
+    return [f"tiered-imagenet/{short}_images_png.pkl", f"tiered-imagenet/{short}_labels.pkl"]
+
+
+def _cub_classes(split: str) -> list[str]:
+    from learn2learn.vision.datasets.cu_birds200 import SPLITS
+
+    return list(SPLITS["validation" if split == "validation" else split])
+
+
+def _cub_files(split: str) -> list[str]:
+    return [f"cubirds200/CUB_200_2011/images/{c}/" for c in _cub_classes(split)]
+
+
+SPECS = {
+    "mini-imagenet": DatasetSpec(
+        "mini-imagenet",
+        ("train", "validation", "test"),
+        "learn2learn's mirrors, e.g. https://zenodo.org/record/7978538 "
+        "(mini-imagenet-cache-<split>.pkl)",
+        _mini_files,
+    ),
+    "tiered-imagenet": DatasetSpec(
+        "tiered-imagenet",
+        ("train", "validation", "test"),
+        "https://zenodo.org/record/7978538 (tiered-imagenet-<split>_{images_png,labels}.pkl, "
+        "saved without the 'tiered-imagenet-' prefix inside ROOT/tiered-imagenet/)",
+        _tiered_files,
+    ),
+    "cub": DatasetSpec(
+        "cub",
+        ("train", "validation", "test"),
+        "https://zenodo.org/record/8000562/files/CUB_200_2011.tgz extracted into ROOT/cubirds200/",
+        _cub_files,
+    ),
+}
+REAL_DATASETS = tuple(SPECS)
+ALL_DATASETS = ("shapes", *REAL_DATASETS)
+
+
+def canonical_split(split: str) -> str:
+    try:
+        return SPLIT_ALIASES[split]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown split {split!r}; choose one of {sorted(set(SPLIT_ALIASES))}"
+        ) from None
+
+
+def _spec(name: str) -> DatasetSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown dataset {name!r}; choose one of {list(ALL_DATASETS)}"
+        ) from None
+
+
+def sniff_pickle(path: Path) -> str | None:
+    """None if ``path`` looks like a pickle, else why not (HTML page, empty, other bytes)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "is empty"
+    stripped = head.lstrip()
+    if stripped[:1] == b"<" or stripped[:9].lower() in (b"<!doctype", b"<html"):
+        return (
+            "is an HTML page, not a pickle (a blocked or quota-limited download saved the "
+            "error page); download it again from the source"
+        )
+    if head[:1] != b"\x80":
+        return f"does not start like a pickle (first bytes {head[:8]!r})"
+    return None
+
+
+@dataclass
+class DatasetReport:
+    dataset: str
+    root: Path
+    present: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    corrupt: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.corrupt
+
+    def split_ok(self, split: str) -> bool:
+        need = set(_spec(self.dataset).files(split))
+        bad = set(self.missing) | {p for p, _ in self.corrupt}
+        return not (need & bad)
+
+
+def check_dataset(name: str, root: str | Path, splits=None) -> DatasetReport:
+    """Which of the files learn2learn reads for ``name`` are present, missing or corrupt."""
+    spec = _spec(name)
+    root = Path(root).expanduser()
+    rep = DatasetReport(name, root)
+    for split in splits or spec.splits:
+        for rel in spec.files(split):
+            p = root / rel
+            if rel.endswith("/"):
+                if p.is_dir() and any(p.iterdir()):
+                    rep.present.append(rel)
+                elif p.is_dir():
+                    rep.corrupt.append((rel, "is an empty folder"))
+                else:
+                    rep.missing.append(rel)
+            elif not p.is_file():
+                rep.missing.append(rel)
+            else:
+                why = sniff_pickle(p)
+                if why:
+                    rep.corrupt.append((rel, why))
+                else:
+                    rep.present.append(rel)
+    return rep
+
+
+def require_split(name: str, root: str | Path, split: str) -> None:
+    rep = check_dataset(name, root, [split])
+    if rep.ok:
+        return
+    lines = [f"{name} ({split}) under {rep.root} is not usable:"]
+    shown = rep.missing[:8]
+    lines += [f"  missing {m}" for m in shown]
+    if len(rep.missing) > len(shown):
+        lines.append(f"  ... and {len(rep.missing) - len(shown)} more missing")
+    lines += [f"  {p} {why}" for p, why in rep.corrupt[:8]]
+    lines.append(f"  expected files come from {_spec(name).source}")
+    lines.append(
+        f"  (`genie datasets check {rep.root}` lists every split; --download fetches them)"
+    )
+    raise DatasetError("\n".join(lines))
+
+
+# ----------------------------------------------------------------------------- loading
+@dataclass
+class SplitData:
+    """A learn2learn ``MetaDataset`` plus what the strategies need: PIL images, ids, names."""
+
+    dataset: str
+    split: str
+    metadataset: object
+    class_names: tuple[str, ...]  # by dataset label
+    _image: Callable[[int], object]
+    _image_id: Callable[[int], str]
+
+    def image(self, i: int):
+        return self._image(i)
+
+    def image_id(self, i: int) -> str:
+        return self._image_id(i)
+
+    def label(self, i: int) -> int:
+        return int(self.metadataset.indices_to_labels[i])
+
+
+def _torch_dataset():
+    from torch.utils.data import Dataset
+
+    return Dataset
+
+
+class _NoBookkeeping(_torch_dataset()):
+    """Delegating view of a learn2learn dataset without ``_bookkeeping_path``.
+
+    ``MetaDataset`` prefers a bookkeeping pickle next to the data over the labels it is given,
+    and never refreshes it (a stale one silently pairs images with the wrong labels); without
+    the attribute it uses our labels and writes nothing.
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        return self.inner[i]
+
+
+def _metadataset(ds, labels):
+    from genie_plugin.l2l import require_learn2learn
+
+    l2l = require_learn2learn()
+    if hasattr(ds, "_bookkeeping_path"):
+        ds = _NoBookkeeping(ds)
+    l2i: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        l2i.setdefault(int(y), []).append(i)
+    return l2l.data.MetaDataset(ds, labels_to_indices=l2i)
+
+
+def _pretty(name: str) -> str:
+    return re.sub(r"^\d+\.", "", name).replace("_", " ")
+
+
+def load_split(
+    name: str,
+    split: str,
+    *,
+    root: str | Path | None = None,
+    download: bool = False,
+    class_names: dict | None = None,
+) -> SplitData:
+    """Load one split through learn2learn's dataset class (``shapes``: the embedded dataset)."""
+    import numpy as np
+    from PIL import Image
+
+    if name == "shapes":
+        from genie_plugin.embedded.dataset import ShapesDataset
+
+        shapes_split = {"train": "base", "validation": "val", "test": "novel"}.get(split, split)
+        ds = ShapesDataset(shapes_split)
+        return SplitData(
+            "shapes",
+            shapes_split,
+            _metadataset(ds, ds.labels),
+            tuple(ds.class_names),
+            lambda i: ds[i][0],
+            ds.image_id,
+        )
+    _spec(name)
+    split = canonical_split(split)
+    if root is None:
+        raise DatasetError(f"dataset {name!r} needs a root folder (--root DIR)")
+    root = Path(root).expanduser()
+    if not download:
+        require_split(name, root, split)
+    import learn2learn.vision.datasets as l2v
+
+    os.makedirs(root, exist_ok=True)
+    if name == "mini-imagenet":
+        ds = l2v.MiniImagenet(str(root), mode=split, download=download)
+        wnids = list(ds.data["class_dict"].keys())  # label order = insertion order (index_classes)
+        names = tuple((class_names or MINI_IMAGENET_NAMES).get(w, w) for w in wnids)
+
+        def image(i):
+            return Image.fromarray(ds.x[i].permute(1, 2, 0).numpy().astype(np.uint8))
+
+        labels = [int(v) for v in ds.y]
+    elif name == "tiered-imagenet":
+        import pickle
+
+        ds = l2v.TieredImagenet(str(root), mode=split, download=download)
+        labels = [int(v) for v in ds.labels]
+        short = "val" if split == "validation" else split
+        with open(root / "tiered-imagenet" / f"{short}_labels.pkl", "rb") as fh:
+            meta = pickle.load(fh)
+        strs = meta.get("label_specific_str") if isinstance(meta, dict) else None
+        n = max(labels) + 1
+        names = tuple(
+            (class_names or {}).get(i)
+            or (_pretty(str(strs[i])) if strs is not None else f"class {i}")
+            for i in range(n)
+        )
+
+        def image(i):
+            return ds[i][0].convert("RGB")
+    elif name == "cub":
+        ds = l2v.CUBirds200(str(root), mode=split, download=download)
+        # os.listdir order differs between file systems: sort this instance's list so episode
+        # indices (and so results) are the same on every machine.
+        ds.data.sort(key=lambda t: (t[1], os.path.basename(t[0])))
+        labels = [int(y) for _, y in ds.data]
+        names = tuple((class_names or {}).get(c) or _pretty(c) for c in _cub_classes(split))
+
+        def image(i):
+            return ds[i][0]
+    else:  # pragma: no cover - _spec raised already
+        raise AssertionError(name)
+    prefix = f"{name}/{split}"
+
+    def image_id(i):
+        if name == "cub":
+            p = Path(ds.data[i][0])
+            return f"{prefix}/{p.parent.name}/{p.name}"
+        return f"{prefix}/{i:06d}"
+
+    return SplitData(name, split, _metadataset(ds, labels), names, image, image_id)

@@ -1,0 +1,118 @@
+"""ONNX backend (CPU, tiny model): optimum export with a per-sample timestep, checker, parity
+with torch, a mixed-r GeNIe batch through onnxruntime, and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("optimum.exporters.onnx")
+pytest.importorskip("onnxruntime")
+
+from genie_plugin.diffusion.onnx_backend import OnnxDenoiser, export_unet  # noqa: E402
+from genie_plugin.diffusion.sampler import SampleItem  # noqa: E402
+from tests.conftest import make_image  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_gen, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx")
+    return out, export_unet(tiny_gen, out)
+
+
+def test_export_checks_and_matches_torch_per_sample(tiny_gen, exported):
+    out, rep = exported
+    assert rep["checker"] == "ok" and rep["parity"]["max_abs"] < 1e-3
+    import onnx
+
+    m = onnx.load(str(out / "unet" / "model.onnx"))
+    t_in = next(i for i in m.graph.input if i.name == "timestep")
+    assert len(t_in.type.tensor_type.shape.dim) == 1  # (batch,), not optimum's scalar
+    # every sample its own timestep, batch size not seen at export
+    g = torch.Generator().manual_seed(1)
+    c = tiny_gen.unet.config
+    x = torch.randn(5, c.in_channels, c.sample_size, c.sample_size, generator=g)
+    t = torch.tensor([981.0, 741.0, 501.0, 261.0, 21.0])
+    ehs = torch.randn(5, 77, c.cross_attention_dim, generator=g)
+    with torch.no_grad():
+        ref = tiny_gen.unet(x, t, encoder_hidden_states=ehs).sample
+    got = OnnxDenoiser(out / "unet" / "model.onnx", "cpu")(x, t, ehs)
+    assert (got - ref).abs().max() < 1e-3
+    # and the per-sample timestep matters: one shared t gives other outputs
+    same = OnnxDenoiser(out / "unet" / "model.onnx", "cpu")(x, torch.full((5,), 500.0), ehs)
+    assert (same - got).abs().max() > 1e-3
+
+
+def _psnr(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    mse = ((a - b) ** 2).mean()
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def test_mixed_ratio_genie_batch_onnx_matches_torch(tiny_gen, exported):
+    out, _ = exported
+    onnx_gen = tiny_gen.with_backend("onnx", onnx_dir=out)
+    assert onnx_gen.describe()["backend"] == "onnx"
+    src = make_image(3, 32)
+    items = [
+        SampleItem("a photo of a star.", r, 10 + k, src)
+        for k, r in enumerate((0.5, 0.6, 0.7, 0.8, 0.9))
+    ] + [SampleItem("a photo of a dog.", 1.0, 99, None)]
+    a = tiny_gen.generate(items, max_batch=8)
+    b = onnx_gen.generate(items, max_batch=8)
+    for x, y in zip(a, b, strict=True):
+        assert _psnr(x, y) >= 35
+
+
+def test_onnx_dir_of_another_model_is_refused(tiny_gen, exported, tmp_path):
+    import shutil
+
+    from genie_plugin.errors import ConfigError
+
+    out, _ = exported
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    meta = json.loads((other / "genie_onnx.json").read_text())
+    (other / "genie_onnx.json").write_text(json.dumps({**meta, "fingerprint": "sha256:beef"}))
+    with pytest.raises(ConfigError, match="another model"):
+        tiny_gen.with_backend("onnx", onnx_dir=other)
+
+
+def test_cli_export_and_augment_with_onnx_backend(tmp_path):
+    from typer.testing import CliRunner
+
+    from genie_cli.main import app
+
+    r = CliRunner().invoke(
+        app, ["export-onnx", "--model", "tiny-random", "--out", str(tmp_path / "x")]
+    )
+    assert r.exit_code == 0, r.output
+    assert "checker ok" in r.output
+    rep = json.loads((tmp_path / "x" / "export_report.json").read_text())
+    assert rep["parity"]["max_abs"] < 1e-3
+    make_image(5, 32).save(tmp_path / "src.png")
+    r = CliRunner().invoke(
+        app,
+        [
+            "augment",
+            str(tmp_path / "src.png"),
+            "--target",
+            "star",
+            "--strategy",
+            "genie",
+            "--model",
+            "tiny-random",
+            "--steps",
+            "4",
+            "--backend",
+            "onnx",
+            "--onnx-dir",
+            str(tmp_path / "x"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[0])
+    assert rec["model"]["backend"] == "onnx"

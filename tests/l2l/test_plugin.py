@@ -1,0 +1,62 @@
+"""A strategy as a learn2learn augmentation: generated images join the support set after
+learn2learn's own split, with their labels; tasks are reproducible; README's example runs."""
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("learn2learn")
+
+from genie_plugin.l2l.plugin import get_tasksets  # noqa: E402
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def genie_tasks():
+    return get_tasksets("shapes", "genie", model="tiny-random", test_samples=3, shots=1, seed=0)
+
+
+def test_generated_images_join_support_after_split(genie_tasks):
+    state = random.getstate()
+    task = genie_tasks.test.sample()
+    assert random.getstate() == state
+    ways, shots, queries = 5, 1, 2
+    n_gen = ways * (ways - 1) * shots  # (N-1)·K hard negatives per class
+    assert task.support_x.shape == (ways * shots + n_gen, 3, 32, 32)
+    assert task.query_x.shape == (ways * queries, 3, 32, 32)
+    assert torch.equal(task.support_x[ways * shots :], task.generated_x)
+    assert sorted(task.generated_y.tolist()) == sorted(list(range(ways)) * (ways - 1))
+    # each generated image is labelled with its target class, made from another class's image
+    for rec, label in zip(task.records, task.generated_y.tolist(), strict=True):
+        assert rec["target_class"] == task.class_names[label] and rec["label"] == label
+        assert rec["source_class"] != rec["target_class"]
+    # query images are real dataset images: none equals a generated one
+    for g in task.generated_x:
+        assert not any(torch.equal(g, q) for q in task.query_x)
+
+
+def test_tasks_are_reproducible_by_index(genie_tasks):
+    a = genie_tasks.test.sample_task(3)
+    b = genie_tasks.test.sample_task(3)
+    c = genie_tasks.test.sample_task(4)
+    assert torch.equal(a.support_x, b.support_x) and torch.equal(a.query_y, b.query_y)
+    assert not torch.equal(a.support_x[:5], c.support_x[:5])
+
+
+def test_non_generative_strategy_adds_nothing():
+    t = get_tasksets("shapes", "none", test_samples=3, shots=2).test.sample()
+    assert t.support_x.shape[0] == 10 and t.generated_x.shape[0] == 0
+
+
+def test_readme_example_runs():
+    text = README.read_text()
+    m = re.search(r"<!-- l2l-example -->\s*```python\n(.*?)```", text, re.S)
+    assert m, "README lacks the learn2learn example block"
+    code = m.group(1).replace('model="embedded"', 'model="tiny-random"')
+    ns: dict = {}
+    exec(compile(code, "README-example", "exec"), ns)
+    assert ns["task"].support_x.shape[0] == 5 + 20 and ns["task"].query_x.shape[0] == 5 * 15
