@@ -125,6 +125,7 @@ def generate(
         "out/bench/cache"
     ),
     max_batch: Annotated[int, typer.Option(help="Images per UNet batch.")] = 64,
+    backend: Annotated[str | None, typer.Option(help="UNet backend: torch or onnx.")] = None,
     device: DeviceOpt = None,
 ) -> None:
     """Fill the augmentation cache for a whole scenario without scoring it.
@@ -139,7 +140,11 @@ def generate(
     from genie_plugin.progress import make_progress
 
     scn = Scenario.load(scenario) if scenario else Scenario()
-    over = {k: v for k, v in dict(episodes=episodes, model=model).items() if v is not None}
+    over = {
+        k: v
+        for k, v in dict(episodes=episodes, model=model, backend=backend).items()
+        if v is not None
+    }
     if strategy:
         over["strategies"] = tuple(strategy)
     scn = Scenario.from_dict({**scn.to_dict(), **over})

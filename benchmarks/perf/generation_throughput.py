@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=7.5)
     ap.add_argument("--modes", default="genie,genie_ada_batched,genie_ada_naive,text2image")
+    ap.add_argument("--backends", default="torch", help="comma list: torch,onnx (same run)")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
 
@@ -162,45 +163,56 @@ def main() -> None:
         if torch.device(a.device).type == "cuda":
             torch.cuda.synchronize()
 
-    # warm-up: kernels, cuDNN autotuning, allocator
-    gen.generate(items_for("genie")[0][: min(4, a.outputs)], max_batch=a.max_batch)
-    results = {}
-    for mode in a.modes.split(","):
-        calls = items_for(mode)
-        sync()
-        t0 = time.perf_counter()
-        for items in calls:
-            gen.generate(items, max_batch=a.max_batch)
-        sync()
-        dt = time.perf_counter() - t0
-        cfg = 2 if a.guidance > 1 else 1  # classifier-free guidance: two UNet rows per step
-        unet_image_steps = cfg * sum(total_image_steps(gen, items) for items in calls)
-        results[mode] = {
-            "outputs": a.outputs,
-            "seconds": round(dt, 3),
-            "seconds_per_output": round(dt / a.outputs, 4),
-            "outputs_per_s": round(a.outputs / dt, 3),
-            "unet_image_steps": unet_image_steps,
-            "unet_image_steps_per_s": round(unet_image_steps / dt, 1),
-        }
-        print(mode, results[mode], flush=True)
-    ratios = {}
-    if "genie" in results:
-        g = results["genie"]["seconds_per_output"]
-        for m in ("genie_ada_batched", "genie_ada_naive", "text2image"):
-            if m in results:
-                ratios[f"{m}_over_genie"] = round(results[m]["seconds_per_output"] / g, 3)
-    flop = None
-    if a.arch == "sd15" and not a.model and "genie" in results:
-        tflops = results["genie"]["unet_image_steps_per_s"] * GFLOP_PER_IMAGE_STEP_SD15 / 1e3
-        flop = {"genie_unet_tflops": round(tflops, 1)}
+    all_results, ratios, flop = {}, {}, {}
+    base = gen
+    for backend in a.backends.split(","):
+        gen = base if backend == "torch" else base.with_backend(backend)
+        # warm-up: kernels, cuDNN autotuning, allocator, onnxruntime session
+        gen.generate(items_for("genie")[0][: min(4, a.outputs)], max_batch=a.max_batch)
+        results = all_results[backend] = {}
+        for mode in a.modes.split(","):
+            calls = items_for(mode)
+            sync()
+            t0 = time.perf_counter()
+            for items in calls:
+                gen.generate(items, max_batch=a.max_batch)
+            sync()
+            dt = time.perf_counter() - t0
+            cfg = 2 if a.guidance > 1 else 1  # classifier-free guidance: two UNet rows per step
+            unet_image_steps = cfg * sum(total_image_steps(gen, items) for items in calls)
+            results[mode] = {
+                "outputs": a.outputs,
+                "seconds": round(dt, 3),
+                "seconds_per_output": round(dt / a.outputs, 4),
+                "outputs_per_s": round(a.outputs / dt, 3),
+                "unet_image_steps": unet_image_steps,
+                "unet_image_steps_per_s": round(unet_image_steps / dt, 1),
+            }
+            print(backend, mode, results[mode], flush=True)
+        if "genie" in results:
+            g = results["genie"]["seconds_per_output"]
+            for m in ("genie_ada_batched", "genie_ada_naive", "text2image"):
+                if m in results:
+                    ratios[f"{backend}:{m}_over_genie"] = round(
+                        results[m]["seconds_per_output"] / g, 3
+                    )
+            if a.arch == "sd15" and not a.model:
+                tf = results["genie"]["unet_image_steps_per_s"] * GFLOP_PER_IMAGE_STEP_SD15 / 1e3
+                flop[f"{backend}:genie_unet_tflops"] = round(tf, 1)
+    if "torch" in all_results and "onnx" in all_results:
+        for m, r in all_results["onnx"].items():
+            if m in all_results["torch"]:
+                ratios[f"onnx_over_torch:{m}"] = round(
+                    r["seconds"] / all_results["torch"][m]["seconds"], 3
+                )
+    results = all_results
     out = {
         "benchmark": "generation_throughput",
         "model": a.model or a.arch,
         "device": a.device,
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "dtype": str(dtype).replace("torch.", ""),
-        "backend": "torch eager",
+        "backends": a.backends.split(","),
         "sampler": gen.sampler.to_dict(),
         "resolution": res,
         "max_batch": a.max_batch,

@@ -168,7 +168,7 @@ def run_scenario(
     ep_hash = episodes_hash(episodes)
     from genie_plugin.fewshot.backbones import MemoEmbedder
 
-    embed = MemoEmbedder(load_backbone(scn.backbone, device=device))
+    embed = MemoEmbedder(load_backbone(scn.backbone, device=device), store=cache_dir / "features")
     gen = None
     rows = []
     for sname in scn.strategies:
@@ -207,6 +207,7 @@ def run_scenario(
                         gen = gen.with_backend(scn.backend)
                 cached = CachedGenerator(gen, AugmentationCache(cache_dir))
                 row["model"] = gen.describe()
+            reruns_before = gen.stats.get("vae_fp32_reruns", 0) if gen is not None else 0
             accs = []
             pending: dict[int, list] = {}
             for ep in episodes:
@@ -250,6 +251,8 @@ def run_scenario(
                 images_generated=cached.generated if cached else 0,
                 cache_hits=cached.hits if cached else 0,
             )
+            if gen is not None and strategy.generative:
+                row["vae_fp32_reruns"] = gen.stats.get("vae_fp32_reruns", 0) - reruns_before
         except Exception as exc:  # a failed scenario is a row, not a crash
             row.update(
                 status="failed",

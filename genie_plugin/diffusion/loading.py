@@ -51,6 +51,7 @@ class DiffusionGenerator:
     sampler: Any = field(default=None)
     backend: str = "torch"  # "onnx": the UNet call runs on an onnxruntime session
     denoiser: Any = field(default=None, repr=False)
+    stats: dict = field(default_factory=dict, repr=False)  # e.g. vae_fp32_reruns
 
     def __post_init__(self) -> None:
         if self.sampler is None:

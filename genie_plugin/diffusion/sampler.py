@@ -111,11 +111,34 @@ def encode_images(gen, images: Sequence[Image.Image], max_batch: int = 16) -> to
 
 @torch.no_grad()
 def decode_latents(gen, latents: torch.Tensor, max_batch: int = 16) -> list[Image.Image]:
+    """VAE decode in chunks. fp16 guard: an image with NaN/inf pixels (SD's VAE overflows in
+    half precision on some latents) is decoded again with an fp32 copy of the VAE; the count is
+    kept in ``gen.stats["vae_fp32_reruns"]``."""
     out: list[Image.Image] = []
     for i in range(0, len(latents), max_batch):
         z = latents[i : i + max_batch].to(gen.vae.dtype) / gen.vae.config.scaling_factor
-        out.extend(to_pil(gen.vae.decode(z).sample))
+        img = gen.vae.decode(z).sample
+        bad = ~torch.isfinite(img).flatten(1).all(1)
+        if bad.any():
+            img = img.float()
+            img[bad] = _fp32_vae(gen).decode(z[bad].float()).sample
+            stats = getattr(gen, "stats", None)
+            if stats is not None:
+                stats["vae_fp32_reruns"] = stats.get("vae_fp32_reruns", 0) + int(bad.sum())
+        out.extend(to_pil(img))
     return out
+
+
+def _fp32_vae(gen):
+    """An fp32 copy of the VAE, made once per generator (only when fp16 overflowed)."""
+    import copy
+
+    cached = gen.stats.get("_vae_fp32") if hasattr(gen, "stats") else None
+    if cached is None:
+        cached = copy.deepcopy(gen.vae).float()
+        if hasattr(gen, "stats"):
+            gen.stats["_vae_fp32"] = cached
+    return cached
 
 
 def torch_denoiser(unet) -> Denoiser:

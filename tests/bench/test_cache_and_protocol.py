@@ -96,3 +96,35 @@ def test_weak_views_use_only_the_given_generator():
     b = weak_view(im, 32, torch.Generator().manual_seed(1))
     c = weak_view(im, 32, torch.Generator().manual_seed(2))
     assert a.tobytes() == b.tobytes() != c.tobytes()
+
+
+def test_feature_memo_persists_per_call_and_backbone(tmp_path):
+    import numpy as np
+    import torch
+
+    from genie_plugin.fewshot.backbones import Embedder, MemoEmbedder
+    from tests.conftest import make_image
+
+    class Counting(Embedder):
+        calls = 0
+
+        def __call__(self, images):
+            Counting.calls += 1
+            return super().__call__(images)
+
+    def model(seed):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1))
+
+    ims = [make_image(i, 16) for i in range(3)]
+    a = MemoEmbedder(Counting(model(0), image_size=16, device="cpu"), store=tmp_path)
+    fa = a(ims)
+    assert np.array_equal(a(ims), fa) and Counting.calls == 1  # in-memory hit
+    b = MemoEmbedder(Counting(model(0), image_size=16, device="cpu"), store=tmp_path)
+    assert np.array_equal(b(ims), fa) and Counting.calls == 1  # from disk, bit-identical
+    b(ims[:2])
+    assert Counting.calls == 2  # another call (other batch): computed, not sliced from the memo
+    c = MemoEmbedder(Counting(model(1), image_size=16, device="cpu"), store=tmp_path)
+    fc = c(ims)  # other weights: never served from the first backbone's entries
+    assert Counting.calls == 3 and not np.allclose(fc, fa)

@@ -1,0 +1,47 @@
+"""fp16 guard: an output with NaN/inf pixels is decoded again with an fp32 VAE and counted."""
+
+import dataclasses
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from genie_plugin.diffusion.sampler import SampleItem
+
+
+class OverflowingVAE(torch.nn.Module):
+    """Stands in for SD's VAE overflowing in half precision on one latent (item 1 -> NaN)."""
+
+    def __init__(self, inner) -> None:
+        super().__init__()
+        self.inner, self.overflow = inner, True
+        self.config = inner.config
+
+    @property
+    def dtype(self):
+        return self.inner.dtype
+
+    def encode(self, x):
+        return self.inner.encode(x)
+
+    def decode(self, z):
+        out = self.inner.decode(z).sample.clone()
+        if self.overflow and len(out) > 1:
+            out[1] = float("nan")
+        return SimpleNamespace(sample=out)
+
+    def float(self):
+        m = super().float()
+        m.overflow = False  # the fp32 copy does not overflow
+        return m
+
+
+def test_nan_outputs_are_redecoded_in_fp32_and_counted(tiny_gen):
+    gen = dataclasses.replace(tiny_gen, vae=OverflowingVAE(tiny_gen.vae), stats={})
+    items = [SampleItem("a photo of a star.", 1.0, s) for s in (1, 2, 3)]
+    guarded = gen.generate(items, max_batch=8)
+    plain = tiny_gen.generate(items, max_batch=8)
+    for a, b in zip(guarded, plain, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert gen.stats["vae_fp32_reruns"] == 1
+    assert "vae_fp32_reruns" not in tiny_gen.stats
