@@ -49,6 +49,30 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command("download")
+@handle_errors
+def download(
+    dataset: Annotated[str, typer.Argument(help="mini-imagenet, tiered-imagenet or cub.")],
+    root: Annotated[Path, typer.Option(help="Folder to download into (learn2learn layout).")],
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Splits (default: all three).")
+    ] = None,
+) -> None:
+    """Download through learn2learn's own downloaders (needs network; GBs for tieredImageNet)."""
+    from genie_plugin.l2l.datasets import SPECS, canonical_split, check_dataset, load_split
+
+    if dataset not in SPECS:
+        raise typer.BadParameter(f"choose one of {list(SPECS)}", param_hint="DATASET")
+    for sp in split or SPECS[dataset].splits:
+        sp = canonical_split(sp)
+        with status(f"downloading {dataset} ({sp}) into {root}"):
+            load_split(dataset, sp, root=root, download=True)
+    rep = check_dataset(dataset, root)
+    typer.echo(f"{dataset}: {'complete' if rep.ok else 'incomplete'} under {root}")
+    if not rep.ok:
+        raise typer.Exit(1)
+
+
 @app.command("export-shapes")
 @handle_errors
 def export_shapes(

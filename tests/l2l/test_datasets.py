@@ -126,3 +126,19 @@ def test_unknown_dataset_and_split_list_choices(tmp_path):
         load_split("imagenet-1k", "test", root=tmp_path)
     with pytest.raises(UnknownNameError, match="validation"):
         load_split("mini-imagenet", "dev", root=tmp_path)
+
+
+def test_cli_datasets_check_reports_present_missing_and_corrupt(mini_root):
+    from typer.testing import CliRunner
+
+    from genie_cli.main import app
+
+    root, _ = mini_root
+    (root / "mini-imagenet-cache-train.pkl").write_text("<html>quota exceeded</html>")
+    r = CliRunner().invoke(app, ["datasets", "check", str(root), "-d", "mini-imagenet"])
+    assert r.exit_code == 0, r.output
+    assert "mini-imagenet: partial (usable splits: test)" in r.output
+    assert "missing  mini-imagenet-cache-validation.pkl" in r.output
+    assert "corrupt  mini-imagenet-cache-train.pkl: is an HTML page" in r.output
+    r = CliRunner().invoke(app, ["datasets", "check", str(root), "-d", "cub"])
+    assert r.exit_code == 1 and "cub: missing" in r.output and "zenodo" in r.output
