@@ -11,16 +11,39 @@ from ._common import DeviceOpt, handle_errors
 
 app = typer.Typer(help="Episodic few-shot benchmarks and leaderboards.", no_args_is_help=True)
 
+ScenarioArg = Annotated[
+    Path | None, typer.Argument(help="Scenario JSON (default: the embedded benchmark).")
+]
+StrategyOpt = Annotated[
+    list[str] | None, typer.Option("--strategy", "-s", help="Strategies (repeatable).")
+]
+EpisodesOpt = Annotated[int | None, typer.Option(help="Number of episodes.")]
+ScnModelOpt = Annotated[str | None, typer.Option(help="Generator model.")]
+ScnBackendOpt = Annotated[str | None, typer.Option(help="UNet backend: torch or onnx.")]
+CacheOpt = Annotated[Path, typer.Option(help="Augmentation cache folder.")]
+
+
+def load_scenario(path: Path | None, strategy: list[str] | None, **overrides):
+    """The scenario file (or the embedded default) with the options that were given."""
+    from genie_plugin.bench.runner import Scenario
+
+    scn = Scenario.load(path) if path else Scenario()
+    over = {k: v for k, v in overrides.items() if v is not None}
+    if strategy:
+        over["strategies"] = tuple(strategy)
+    # the embedded set calls its test split "novel"; a real dataset given on the command line
+    # without --split uses "test"
+    real = overrides.get("dataset") not in (None, "shapes")
+    if real and "split" not in over and scn.split == "novel":
+        over["split"] = "test"
+    return Scenario.from_dict({**scn.to_dict(), **over})
+
 
 @app.command("run")
 @handle_errors
 def run(
-    scenario: Annotated[
-        Path | None, typer.Argument(help="Scenario JSON (default: the embedded benchmark).")
-    ] = None,
-    strategy: Annotated[
-        list[str] | None, typer.Option("--strategy", "-s", help="Strategies (repeatable).")
-    ] = None,
+    scenario: ScenarioArg = None,
+    strategy: StrategyOpt = None,
     dataset: Annotated[
         str | None,
         typer.Option(help="shapes, mini-imagenet, tiered-imagenet or cub (learn2learn files)."),
@@ -29,52 +52,42 @@ def run(
     root: Annotated[
         str | None, typer.Option(help="Dataset folder in learn2learn's layout (not for shapes).")
     ] = None,
-    episodes: Annotated[int | None, typer.Option(help="Number of episodes.")] = None,
+    episodes: EpisodesOpt = None,
     ways: Annotated[int | None, typer.Option(help="Classes per episode.")] = None,
     shots: Annotated[int | None, typer.Option(help="Support images per class.")] = None,
     steps: Annotated[int | None, typer.Option(help="Sampler steps.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
-    backend: Annotated[str | None, typer.Option(help="UNet backend: torch or onnx.")] = None,
-    model: Annotated[str | None, typer.Option(help="Generator model.")] = None,
+    backend: ScnBackendOpt = None,
+    model: ScnModelOpt = None,
     backbone: Annotated[str | None, typer.Option(help="Few-shot backbone.")] = None,
     out: Annotated[
         Path, typer.Option(help="Results JSONL (rows replaced per scenario+strategy).")
     ] = Path("out/bench/results.jsonl"),
-    cache: Annotated[Path, typer.Option(help="Augmentation cache folder.")] = Path(
-        "out/bench/cache"
-    ),
+    cache: CacheOpt = Path("out/bench/cache"),
     device: DeviceOpt = None,
 ) -> None:
     """Evaluate strategies on one scenario; every strategy sees the same episodes."""
     from rich.console import Console
 
     from genie_plugin.bench.leaderboard import rows_json
-    from genie_plugin.bench.runner import Scenario, run_scenario
+    from genie_plugin.bench.runner import run_scenario
     from genie_plugin.io import atomic_write_text, read_jsonl
 
-    scn = Scenario.load(scenario) if scenario else Scenario()
-    over = {
-        k: v
-        for k, v in dict(
-            dataset=dataset,
-            split=split,
-            root=root,
-            episodes=episodes,
-            ways=ways,
-            shots=shots,
-            steps=steps,
-            guidance=guidance,
-            backend=backend,
-            model=model,
-            backbone=backbone,
-        ).items()
-        if v is not None
-    }
-    if strategy:
-        over["strategies"] = tuple(strategy)
-    if dataset and dataset != "shapes" and split is None and scn.split == "novel":
-        over["split"] = "test"
-    scn = Scenario.from_dict({**scn.to_dict(), **over})
+    scn = load_scenario(
+        scenario,
+        strategy,
+        dataset=dataset,
+        split=split,
+        root=root,
+        episodes=episodes,
+        ways=ways,
+        shots=shots,
+        steps=steps,
+        guidance=guidance,
+        backend=backend,
+        model=model,
+        backbone=backbone,
+    )
     if scn.dataset != "shapes":
         from genie_plugin.l2l.datasets import canonical_split, require_split
 
@@ -113,41 +126,27 @@ def run(
 @app.command("generate")
 @handle_errors
 def generate(
-    scenario: Annotated[
-        Path | None, typer.Argument(help="Scenario JSON (default: the embedded benchmark).")
-    ] = None,
-    strategy: Annotated[
-        list[str] | None, typer.Option("--strategy", "-s", help="Strategies (repeatable).")
-    ] = None,
-    episodes: Annotated[int | None, typer.Option(help="Number of episodes.")] = None,
-    model: Annotated[str | None, typer.Option(help="Generator model.")] = None,
-    cache: Annotated[Path, typer.Option(help="Augmentation cache folder.")] = Path(
-        "out/bench/cache"
-    ),
+    scenario: ScenarioArg = None,
+    strategy: StrategyOpt = None,
+    episodes: EpisodesOpt = None,
+    model: ScnModelOpt = None,
+    cache: CacheOpt = Path("out/bench/cache"),
     max_batch: Annotated[int, typer.Option(help="Images per UNet batch.")] = 64,
-    backend: Annotated[str | None, typer.Option(help="UNet backend: torch or onnx.")] = None,
+    backend: ScnBackendOpt = None,
     device: DeviceOpt = None,
 ) -> None:
     """Fill the augmentation cache for a whole scenario without scoring it.
 
-    Under `accelerate launch` (multi-GPU, multi-node, or `--cpu --num_processes N`) the work
+    Under `accelerate launch` (multi-GPU, multi-node; on CPU `--multi_gpu --num_processes N`) the work
     units are sharded across processes; every process writes into the same cache, and the
     cache and results are identical to a single process's.
     """
     from rich.console import Console
 
-    from genie_plugin.bench.runner import Scenario, generate_scenario
+    from genie_plugin.bench.runner import generate_scenario
     from genie_plugin.progress import make_progress
 
-    scn = Scenario.load(scenario) if scenario else Scenario()
-    over = {
-        k: v
-        for k, v in dict(episodes=episodes, model=model, backend=backend).items()
-        if v is not None
-    }
-    if strategy:
-        over["strategies"] = tuple(strategy)
-    scn = Scenario.from_dict({**scn.to_dict(), **over})
+    scn = load_scenario(scenario, strategy, episodes=episodes, model=model, backend=backend)
     rank, world, dev, state = 0, 1, device, None
     import os
 

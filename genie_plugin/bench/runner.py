@@ -146,28 +146,17 @@ def run_scenario(
     scn: Scenario, *, cache_dir: Path, progress=None, device=None, max_batch: int = 64
 ) -> list[dict]:
     from genie_plugin.cache import AugmentationCache, CachedGenerator
-    from genie_plugin.diffusion import SamplerConfig, load_generator
-    from genie_plugin.fewshot.backbones import load_backbone
+    from genie_plugin.fewshot.backbones import MemoEmbedder, load_backbone
     from genie_plugin.fewshot.protocol import (
         episode_features,
         logistic_regression_accuracy,
         soft_label_accuracy,
     )
-    from genie_plugin.l2l.episodes import episodes_hash, materialise_episodes
+    from genie_plugin.l2l.episodes import episodes_hash
     from genie_plugin.registry import REGISTRY
 
-    data = load_split(scn)
-    episodes = materialise_episodes(
-        data.metadataset,
-        ways=scn.ways,
-        shots=scn.shots,
-        queries=scn.queries,
-        episodes=scn.episodes,
-        seed=scn.seed,
-    )
+    data, episodes = scenario_episodes(scn)
     ep_hash = episodes_hash(episodes)
-    from genie_plugin.fewshot.backbones import MemoEmbedder
-
     embed = MemoEmbedder(load_backbone(scn.backbone, device=device), store=cache_dir / "features")
     gen = None
     rows = []
@@ -198,13 +187,7 @@ def run_scenario(
             cached = None
             if strategy.generative:
                 if gen is None:
-                    gen = load_generator(
-                        scn.model,
-                        device=device,
-                        sampler=SamplerConfig(steps=scn.steps, guidance_scale=scn.guidance),
-                    )
-                    if scn.backend != "torch":
-                        gen = gen.with_backend(scn.backend)
+                    gen = scenario_generator(scn, device)
                 cached = CachedGenerator(gen, AugmentationCache(cache_dir))
                 row["model"] = gen.describe()
             reruns_before = gen.stats.get("vae_fp32_reruns", 0) if gen is not None else 0
@@ -215,8 +198,7 @@ def run_scenario(
                 generated = []
                 if strategy.generative:
                     if ep.index not in pending:
-                        first = ep.index - ep.index % UNIT_EPISODES
-                        unit = range(first, min(first + UNIT_EPISODES, len(episodes)))
+                        unit = episode_unit(ep.index, len(episodes))
                         pending = render_unit(
                             strategy, scn, data, episodes, unit, cached, embed, max_batch
                         )
@@ -264,17 +246,51 @@ def run_scenario(
     return rows
 
 
-def work_units(scn: Scenario, generative: list[str], n_episodes: int, group: int):
+def episode_unit(e: int, n_episodes: int) -> tuple[int, ...]:
+    """The work unit holding episode ``e``: ``UNIT_EPISODES`` consecutive episodes."""
+    first = e - e % UNIT_EPISODES
+    return tuple(range(first, min(first + UNIT_EPISODES, n_episodes)))
+
+
+def work_units(generative: list[str], n_episodes: int):
     """(strategy, episode indices) units in a fixed order; a unit is rendered as one batch.
 
     Units never depend on the number of processes, so a sharded run batches every image exactly
     as a single process does (PyTorch kernels are not batch-invariant at the last bit).
     """
     return [
-        (s, tuple(range(e, min(e + group, n_episodes))))
+        (s, episode_unit(e, n_episodes))
         for s in generative
-        for e in range(0, n_episodes, group)
+        for e in range(0, n_episodes, UNIT_EPISODES)
     ]
+
+
+def scenario_episodes(scn: Scenario):
+    """The scenario's split and its materialised episode list."""
+    from genie_plugin.l2l.episodes import materialise_episodes
+
+    data = load_split(scn)
+    episodes = materialise_episodes(
+        data.metadataset,
+        ways=scn.ways,
+        shots=scn.shots,
+        queries=scn.queries,
+        episodes=scn.episodes,
+        seed=scn.seed,
+    )
+    return data, episodes
+
+
+def scenario_generator(scn: Scenario, device=None):
+    """The scenario's diffusion model with its sampler settings and UNet backend."""
+    from genie_plugin.diffusion import SamplerConfig, load_generator
+
+    gen = load_generator(
+        scn.model,
+        device=device,
+        sampler=SamplerConfig(steps=scn.steps, guidance_scale=scn.guidance),
+    )
+    return gen if scn.backend == "torch" else gen.with_backend(scn.backend)
 
 
 def generate_scenario(
@@ -293,36 +309,19 @@ def generate_scenario(
     same content-addressed cache (safe for concurrent writers). Returns this shard's counts.
     """
     from genie_plugin.cache import AugmentationCache, CachedGenerator
-    from genie_plugin.diffusion import SamplerConfig, load_generator
-    from genie_plugin.l2l.episodes import materialise_episodes
     from genie_plugin.registry import REGISTRY
 
     if not 0 <= process_index < num_processes:
         raise ConfigError(f"process index {process_index} outside 0..{num_processes - 1}")
-    data = load_split(scn)
-    episodes = materialise_episodes(
-        data.metadataset,
-        ways=scn.ways,
-        shots=scn.shots,
-        queries=scn.queries,
-        episodes=scn.episodes,
-        seed=scn.seed,
-    )
+    data, episodes = scenario_episodes(scn)
     strategies = {s: REGISTRY.get(s).create() for s in scn.strategies}
     generative = [s for s, st in strategies.items() if st.generative]
-    units = work_units(scn, generative, len(episodes), UNIT_EPISODES)
+    units = work_units(generative, len(episodes))
     mine = units[process_index::num_processes]
     stats = {"units": len(mine), "of_units": len(units), "images": 0, "generated": 0, "hits": 0}
     if not mine:
         return stats
-    gen = load_generator(
-        scn.model,
-        device=device,
-        sampler=SamplerConfig(steps=scn.steps, guidance_scale=scn.guidance),
-    )
-    if scn.backend != "torch":
-        gen = gen.with_backend(scn.backend)
-    cached = CachedGenerator(gen, AugmentationCache(cache_dir))
+    cached = CachedGenerator(scenario_generator(scn, device), AugmentationCache(cache_dir))
     embed = None
     if any(s == "genie_ada" for s, _ in mine):
         from genie_plugin.fewshot.backbones import load_backbone

@@ -52,6 +52,7 @@ class DiffusionGenerator:
     backend: str = "torch"  # "onnx": the UNet call runs on an onnxruntime session
     denoiser: Any = field(default=None, repr=False)
     stats: dict = field(default_factory=dict, repr=False)  # e.g. vae_fp32_reruns
+    vae_fp32: Any = field(default=None, repr=False)  # made on the first fp16 overflow
 
     def __post_init__(self) -> None:
         if self.sampler is None:

@@ -149,9 +149,10 @@ def _optimize(path: Path, *, fp16: bool) -> dict:
         if fp16:
             m.convert_float_to_float16(keep_io_types=False)
         out = path.with_name("model_optimized.onnx")
-        m.save_model_to_file(
-            str(out), use_external_data_format=out.stat().st_size > 2**31 if out.exists() else False
-        )
+        # the condition used to test the output file before it existed (always False); protobuf
+        # caps a file at 2 GB, so keep weights external when the export was about that large
+        exported = sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file())
+        m.save_model_to_file(str(out), use_external_data_format=exported > 2**31 - 2**26)
         return {
             "status": "ok",
             "file": str(out),

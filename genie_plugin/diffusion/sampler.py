@@ -133,12 +133,9 @@ def _fp32_vae(gen):
     """An fp32 copy of the VAE, made once per generator (only when fp16 overflowed)."""
     import copy
 
-    cached = gen.stats.get("_vae_fp32") if hasattr(gen, "stats") else None
-    if cached is None:
-        cached = copy.deepcopy(gen.vae).float()
-        if hasattr(gen, "stats"):
-            gen.stats["_vae_fp32"] = cached
-    return cached
+    if getattr(gen, "vae_fp32", None) is None:
+        gen.vae_fp32 = copy.deepcopy(gen.vae).float()
+    return gen.vae_fp32
 
 
 def torch_denoiser(unet) -> Denoiser:
