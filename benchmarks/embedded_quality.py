@@ -26,7 +26,8 @@ def main() -> None:
     ap.add_argument("--i2i-per-class", type=int, default=10)
     ap.add_argument("--pairs", type=int, default=200)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--guidance", type=float, default=7.5)
+    ap.add_argument("--guidance", type=float, default=None, help="default: the model's")
+    ap.add_argument("--timestep-shift", type=float, default=None, help="default: the model's")
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/embedded_quality.json")
     ap.add_argument("--no-card", action="store_true")
@@ -46,14 +47,15 @@ def main() -> None:
 
     from rich.progress import Progress
 
-    from genie_plugin.diffusion import SamplerConfig, load_generator
+    from genie_plugin.diffusion import load_generator
     from genie_plugin.embedded.assets import Oracle, load_embedded_backbone
     from genie_plugin.embedded.card import write_model_card
     from genie_plugin.embedded.evaluate import evaluate
     from genie_plugin.io import atomic_write_text
 
-    gen = load_generator(
-        "embedded", device=a.device, sampler=SamplerConfig(steps=a.steps, guidance_scale=a.guidance)
+    given = {"guidance_scale": a.guidance, "timestep_shift": a.timestep_shift}
+    gen = load_generator("embedded", device=a.device).with_sampler(
+        steps=a.steps, **{k: v for k, v in given.items() if v is not None}
     )
     oracle = Oracle(device=a.device)
     embed = load_embedded_backbone(device=a.device)

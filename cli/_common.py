@@ -30,7 +30,11 @@ ConfigOpt = Annotated[
 SchedulerOpt = Annotated[str, typer.Option(help="dpm++ (reference), ddim or euler.")]
 StepsOpt = Annotated[int, typer.Option(help="Scheduler steps for r = 1 (reference: 50).")]
 GuidanceOpt = Annotated[
-    float, typer.Option(help="Classifier-free guidance scale (reference: 7.5).")
+    float | None,
+    typer.Option(
+        help="Classifier-free guidance scale (default: the model's recommendation, else the "
+        "reference 7.5; the embedded model recommends 5)."
+    ),
 ]
 ResolutionOpt = Annotated[
     int | None, typer.Option(help="Image size; default: the model's native size (512 for SD 1.5).")
@@ -41,15 +45,33 @@ DeviceOpt = Annotated[
 BackendOpt = Annotated[
     str,
     typer.Option(
-        help="UNet backend: torch, or onnx (optimum export on onnxruntime; exported into the "
-        "cache on first use unless --onnx-dir is given)."
+        help="UNet backend: torch; cuda-graphs (torch replayed from captured CUDA graphs); onnx "
+        "(optimum export on onnxruntime, exported into the cache on first use unless --onnx-dir "
+        "is given); onnx-cuda-graphs."
     ),
+]
+TimestepShiftOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Warp of the timestep list (SD3-style shift, endpoints kept); < 1 for small-latent "
+        "models so r means what it means for SD 1.5 at 512 px. Default: the model's "
+        "recommendation (embedded: 0.2), else 1 = diffusers' linspace."
+    ),
+]
+ChannelsLastOpt = Annotated[
+    bool, typer.Option(help="Run UNet and VAE channels-last (faster convolutions on GPUs).")
 ]
 OnnxDirOpt = Annotated[
     Path | None, typer.Option(help="Folder written by `genie export-onnx` (with --backend onnx).")
 ]
 SeedOpt = Annotated[int, typer.Option(help="Run seed; per-image seeds are hashed from it.")]
-MaxBatchOpt = Annotated[int, typer.Option(help="Images per UNet batch.")]
+MaxBatchOpt = Annotated[
+    str,
+    typer.Option(
+        help="Images per UNet batch, or auto: measured on the loaded model to fill 80% of the "
+        "free GPU memory (16 on a CPU)."
+    ),
+]
 BackboneOpt = Annotated[
     str | None,
     typer.Option(
@@ -82,19 +104,50 @@ def handle_errors(fn: Callable) -> Callable:
 
 
 def load_model(
-    model, config, scheduler, steps, guidance, resolution, device, backend="torch", onnx_dir=None
+    model,
+    config,
+    scheduler,
+    steps,
+    guidance,
+    resolution,
+    device,
+    backend="torch",
+    onnx_dir=None,
+    timestep_shift=None,
+    channels_last=False,
 ):
-    from genie_plugin.diffusion import SamplerConfig, load_generator
+    from genie_plugin.diffusion import load_generator
+    from genie_plugin.diffusion.loading import check_backend
 
-    sampler = SamplerConfig(
-        scheduler=scheduler, steps=steps, guidance_scale=guidance, resolution=resolution
-    )
+    check_backend(backend)
+    given = {
+        "scheduler": scheduler,
+        "steps": steps,
+        "guidance_scale": guidance,
+        "resolution": resolution,
+        "timestep_shift": timestep_shift,
+    }
     with status(f"loading model {model}"):
-        gen = load_generator(model, device=device, sampler=sampler, config=config)
+        # options left unset take the model's recommendation (genie_sampler.json) or the reference
+        gen = load_generator(model, device=device, config=config)
+        gen = gen.with_sampler(**{k: v for k, v in given.items() if v is not None})
+    if channels_last:
+        gen.use_channels_last()
     if backend != "torch":
+        options = {"onnx_dir": onnx_dir} if backend.startswith("onnx") else {}
         with status(f"preparing the {backend} UNet"):
-            gen = gen.with_backend(backend, onnx_dir=onnx_dir)
+            gen = gen.with_backend(backend, **options)
     return gen
+
+
+def max_batch_for(gen, value) -> int:
+    """Resolve --max-batch (an integer or auto) for the loaded model, saying what auto chose."""
+    from genie_plugin.diffusion.memory import parse_max_batch, resolve_max_batch
+
+    n = resolve_max_batch(gen, value)
+    if parse_max_batch(value) == "auto":
+        typer.echo(f"--max-batch auto: {n} images per UNet batch", err=True)
+    return n
 
 
 @contextmanager

@@ -10,6 +10,7 @@ import typer
 from ._common import (
     BackboneOpt,
     BackendOpt,
+    ChannelsLastOpt,
     ConfigOpt,
     DeviceOpt,
     GuidanceOpt,
@@ -20,10 +21,12 @@ from ._common import (
     SchedulerOpt,
     SeedOpt,
     StepsOpt,
+    TimestepShiftOpt,
     check_out_dir,
     handle_errors,
     image_step_progress,
     load_model,
+    max_batch_for,
 )
 
 
@@ -55,14 +58,16 @@ def augment(
     config: ConfigOpt = None,
     scheduler: SchedulerOpt = "dpm++",
     steps: StepsOpt = 50,
-    guidance: GuidanceOpt = 7.5,
+    guidance: GuidanceOpt = None,
     resolution: ResolutionOpt = None,
     seed: SeedOpt = 0,
     backbone: BackboneOpt = None,
     device: DeviceOpt = None,
     backend: BackendOpt = "torch",
     onnx_dir: OnnxDirOpt = None,
-    max_batch: MaxBatchOpt = 16,
+    max_batch: MaxBatchOpt = "16",
+    timestep_shift: TimestepShiftOpt = None,
+    channels_last: ChannelsLastOpt = False,
 ) -> None:
     """Generate one output per source image towards --target with the chosen strategy."""
     from genie_plugin.errors import ConfigError
@@ -88,8 +93,19 @@ def augment(
     if strategy == "genie_ada" and backbone is None:
         raise ConfigError("genie_ada scores candidates with a backbone: pass --backbone NAME")
     gen = load_model(
-        model, config, scheduler, steps, guidance, resolution, device, backend, onnx_dir
+        model,
+        config,
+        scheduler,
+        steps,
+        guidance,
+        resolution,
+        device,
+        backend,
+        onnx_dir,
+        timestep_shift,
+        channels_last,
     )
+    max_batch = max_batch_for(gen, max_batch)
     embed = None
     if backbone is not None:
         from genie_plugin.fewshot.backbones import load_backbone

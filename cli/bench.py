@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import DeviceOpt, handle_errors
+from ._common import ChannelsLastOpt, DeviceOpt, MaxBatchOpt, handle_errors
 
 app = typer.Typer(help="Episodic few-shot benchmarks and leaderboards.", no_args_is_help=True)
 
@@ -19,7 +19,9 @@ StrategyOpt = Annotated[
 ]
 EpisodesOpt = Annotated[int | None, typer.Option(help="Number of episodes.")]
 ScnModelOpt = Annotated[str | None, typer.Option(help="Generator model.")]
-ScnBackendOpt = Annotated[str | None, typer.Option(help="UNet backend: torch or onnx.")]
+ScnBackendOpt = Annotated[
+    str | None, typer.Option(help="UNet backend: torch, cuda-graphs, onnx or onnx-cuda-graphs.")
+]
 CacheOpt = Annotated[Path, typer.Option(help="Augmentation cache folder.")]
 
 
@@ -57,6 +59,9 @@ def run(
     shots: Annotated[int | None, typer.Option(help="Support images per class.")] = None,
     steps: Annotated[int | None, typer.Option(help="Sampler steps.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    timestep_shift: Annotated[
+        float | None, typer.Option(help="Sampler time shift (see `genie augment --help`).")
+    ] = None,
     backend: ScnBackendOpt = None,
     model: ScnModelOpt = None,
     backbone: Annotated[str | None, typer.Option(help="Few-shot backbone.")] = None,
@@ -84,6 +89,7 @@ def run(
         shots=shots,
         steps=steps,
         guidance=guidance,
+        timestep_shift=timestep_shift,
         backend=backend,
         model=model,
         backbone=backbone,
@@ -131,8 +137,9 @@ def generate(
     episodes: EpisodesOpt = None,
     model: ScnModelOpt = None,
     cache: CacheOpt = Path("out/bench/cache"),
-    max_batch: Annotated[int, typer.Option(help="Images per UNet batch.")] = 64,
+    max_batch: MaxBatchOpt = "64",
     backend: ScnBackendOpt = None,
+    channels_last: ChannelsLastOpt = False,
     device: DeviceOpt = None,
 ) -> None:
     """Fill the augmentation cache for a whole scenario without scoring it.
@@ -179,6 +186,7 @@ def generate(
             num_processes=world,
             device=dev,
             max_batch=max_batch,
+            channels_last=channels_last,
             progress=advance,
         )
     console.print(

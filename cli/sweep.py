@@ -10,6 +10,7 @@ import typer
 from ._common import (
     BackboneOpt,
     BackendOpt,
+    ChannelsLastOpt,
     ConfigOpt,
     DeviceOpt,
     GuidanceOpt,
@@ -20,10 +21,12 @@ from ._common import (
     SchedulerOpt,
     SeedOpt,
     StepsOpt,
+    TimestepShiftOpt,
     check_out_dir,
     handle_errors,
     image_step_progress,
     load_model,
+    max_batch_for,
 )
 
 DEFAULT_RATIOS = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
@@ -54,14 +57,16 @@ def sweep(
     config: ConfigOpt = None,
     scheduler: SchedulerOpt = "dpm++",
     steps: StepsOpt = 50,
-    guidance: GuidanceOpt = 7.5,
+    guidance: GuidanceOpt = None,
     resolution: ResolutionOpt = None,
     seed: SeedOpt = 0,
     backbone: BackboneOpt = None,
     device: DeviceOpt = None,
     backend: BackendOpt = "torch",
     onnx_dir: OnnxDirOpt = None,
-    max_batch: MaxBatchOpt = 16,
+    max_batch: MaxBatchOpt = "16",
+    timestep_shift: TimestepShiftOpt = None,
+    channels_last: ChannelsLastOpt = False,
 ) -> None:
     """Write sweep_grid.png (source + output per r) and, with --backbone, ada_curve.png."""
     from genie_plugin.core.schedule import validate_ratio
@@ -82,8 +87,19 @@ def sweep(
     src = load_image(src_path)
     protos = [load_image(p) for p in target_images or []]
     gen = load_model(
-        model, config, scheduler, steps, guidance, resolution, device, backend, onnx_dir
+        model,
+        config,
+        scheduler,
+        steps,
+        guidance,
+        resolution,
+        device,
+        backend,
+        onnx_dir,
+        timestep_shift,
+        channels_last,
     )
+    max_batch = max_batch_for(gen, max_batch)
     embed = None
     if backbone is not None:
         from genie_plugin.fewshot.backbones import load_backbone

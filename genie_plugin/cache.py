@@ -1,8 +1,8 @@
 """Content-addressed augmentation cache.
 
 Every sampler item's output is stored under the hash of everything that determines it: model
-fingerprint, source image content, prompt, r, seed, scheduler, steps, guidance, resolution. A
-killed run resumes without regenerating what exists, and because items never depend on batch
+fingerprint, source image content, prompt, r, seed, scheduler, steps, guidance, timestep shift,
+resolution. A killed run resumes without regenerating what exists, and because items never depend on batch
 composition, its results equal an uninterrupted run's. Files are written atomically (temp +
 rename) and the JSONL manifest is appended under an exclusive lock, so concurrent writers of the
 same cache do not corrupt it (the same key written twice holds identical bytes).

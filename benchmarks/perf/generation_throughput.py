@@ -108,11 +108,18 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--fp32", action="store_true")
     ap.add_argument("--outputs", type=int, default=32, help="hard negatives per mode")
-    ap.add_argument("--max-batch", type=int, default=64, help="sampler items per UNet batch")
+    ap.add_argument(
+        "--max-batch", default="64", help="sampler items per UNet batch, or auto (fills the GPU)"
+    )
+    ap.add_argument("--channels-last", action="store_true", help="UNet and VAE channels-last")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=7.5)
     ap.add_argument("--modes", default="genie,genie_ada_batched,genie_ada_naive,text2image")
-    ap.add_argument("--backends", default="torch", help="comma list: torch,onnx (same run)")
+    ap.add_argument(
+        "--backends",
+        default="torch",
+        help="comma list, same run: torch, cuda-graphs, onnx, onnx-cuda-graphs",
+    )
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
 
@@ -133,6 +140,12 @@ def main() -> None:
         gen = sd15_generator(a.device, dtype).with_sampler(steps=a.steps, guidance_scale=a.guidance)
     else:
         gen = load_generator("tiny-random", device=a.device, sampler=sampler)
+    if a.channels_last:
+        gen.use_channels_last()
+    from genie_plugin.diffusion.memory import resolve_max_batch
+
+    a.max_batch = resolve_max_batch(gen, a.max_batch)
+    print("max batch", a.max_batch, flush=True)
     res = gen.resolution
     rng = np.random.default_rng(0)
     sources = [
@@ -199,10 +212,12 @@ def main() -> None:
             if a.arch == "sd15" and not a.model:
                 tf = results["genie"]["unet_image_steps_per_s"] * GFLOP_PER_IMAGE_STEP_SD15 / 1e3
                 flop[f"{backend}:genie_unet_tflops"] = round(tf, 1)
-    if "torch" in all_results and "onnx" in all_results:
-        for m, r in all_results["onnx"].items():
-            if m in all_results["torch"]:
-                ratios[f"onnx_over_torch:{m}"] = round(
+    for other in all_results:
+        if other == "torch" or "torch" not in all_results:
+            continue
+        for m, r in all_results[other].items():
+            if m in all_results["torch"]:  # < 1: faster than torch eager, same run
+                ratios[f"{other}_over_torch:{m}"] = round(
                     r["seconds"] / all_results["torch"][m]["seconds"], 3
                 )
     results = all_results
@@ -216,6 +231,7 @@ def main() -> None:
         "sampler": gen.sampler.to_dict(),
         "resolution": res,
         "max_batch": a.max_batch,
+        "channels_last": a.channels_last,
         "results": results,
         "ratios": ratios,
         "flops": flop,

@@ -57,6 +57,16 @@ def build_unet(arch: str, model: str | None, device, dtype):
     return unet.to(device, dtype).eval().requires_grad_(False)
 
 
+def matmul_peak_tflops(device, dtype, n: int = 8192, iters: int = 20) -> float:
+    """Dense fp16/bf16 matmul TFLOP/s on this GPU, measured in the same run (the FLOP limit)."""
+    import torch
+
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sec = timeit(lambda: a @ b, iters, torch.cuda.synchronize)
+    return 2 * n**3 / sec / 1e12
+
+
 def timeit(fn, iters: int, sync) -> float:
     fn()
     fn()
@@ -117,6 +127,7 @@ def main() -> None:
             stub, onnx_dir, fp16=cuda, optimize="onnx_optimized" in modes, device=a.device
         )
         report["wall_s"] = round(time.time() - t0, 1)
+    peak = round(matmul_peak_tflops(a.device, dtype), 1) if cuda else None
     results: dict = {}
     for b in [int(x) for x in a.batches.split(",")]:
         g = torch.Generator().manual_seed(b)
@@ -142,6 +153,7 @@ def main() -> None:
                 r["speedup_vs_torch_eager"] = round(base / r["ms_per_step"], 3)
                 if a.arch in GFLOP and cuda:
                     r["tflops"] = round(r["image_steps_per_s"] * GFLOP[a.arch] / 1e3, 1)
+                    r["fraction_of_matmul_peak"] = round(r["tflops"] / peak, 3)
         results[str(b)] = row
     out = {
         "benchmark": "unet_throughput",
@@ -150,6 +162,7 @@ def main() -> None:
         "gpu": torch.cuda.get_device_name() if cuda else None,
         "dtype": str(dtype).replace("torch.", ""),
         "gflop_per_image_step": GFLOP.get(a.arch),
+        "matmul_peak_tflops": peak,
         "results": results,
         "onnx_export": {k: v for k, v in report.items() if k != "files"},
         "environment": environment(),
@@ -162,56 +175,26 @@ def main() -> None:
 
 
 def make_runner(mode, unet, onnx_dir, x, t, ehs, device):
-    import torch
 
     if mode == "torch_eager":
         return lambda: unet(x, t, encoder_hidden_states=ehs, return_dict=False)
     if mode == "torch_cuda_graph":
-        static = [x.clone(), t.clone(), ehs.clone()]
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            for _ in range(2):
-                unet(*static[:2], encoder_hidden_states=static[2], return_dict=False)
-        torch.cuda.current_stream().wait_stream(s)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            unet(*static[:2], encoder_hidden_states=static[2], return_dict=False)
-        return graph.replay
+        # the backend generation uses (``--backend cuda-graphs``): static buffers + replay
+        from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
+
+        den = PaddedDenoiser(unet, max_rows=len(x))
+        return lambda: den(x, t, ehs)
     from genie_plugin.diffusion.onnx_backend import OnnxDenoiser
 
     if mode in ("onnx_plain", "onnx_optimized"):
         name = "model.onnx" if mode == "onnx_plain" else "model_optimized.onnx"
         den = OnnxDenoiser(onnx_dir / "unet" / name, device)
         return lambda: den(x, t, ehs)
-    if mode == "onnx_cuda_graph":
-        import onnxruntime as ort
-
+    if mode == "onnx_cuda_graph":  # ``--backend onnx-cuda-graphs``
         f = onnx_dir / "unet" / "model_optimized.onnx"
         f = f if f.exists() else onnx_dir / "unet" / "model.onnx"
-        sess = ort.InferenceSession(
-            str(f), providers=[("CUDAExecutionProvider", {"enable_cuda_graph": "1"})]
-        )
-        out = torch.empty_like(x)
-        bind = sess.io_binding()
-        idx = torch.device(device).index or 0
-        np_dt = "float16" if x.dtype == torch.float16 else "float32"
-        import numpy as np
-
-        tt = t.to(x.dtype) if "float16" in sess.get_inputs()[1].type else t.float()
-        for name, v in (("sample", x), ("timestep", tt), ("encoder_hidden_states", ehs)):
-            bind.bind_input(
-                name,
-                "cuda",
-                idx,
-                np.dtype(np_dt) if v.dtype == x.dtype else np.float32,
-                list(v.shape),
-                v.data_ptr(),
-            )
-        bind.bind_output(
-            "out_sample", "cuda", idx, np.dtype(np_dt), list(out.shape), out.data_ptr()
-        )
-        return lambda: sess.run_with_iobinding(bind)
+        den = OnnxDenoiser(f, device, cuda_graphs=True)
+        return lambda: den(x, t, ehs)
     raise SystemExit(f"unknown mode {mode}")
 
 

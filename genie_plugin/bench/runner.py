@@ -50,11 +50,19 @@ class Scenario:
     model: str = "embedded"
     backbone: str = "embedded"
     steps: int = 10  # the embedded benchmark: 10 DPM-Solver++ steps fit CI (reference: 50)
-    guidance: float = 7.5
-    backend: str = "torch"  # UNet backend: torch or onnx
+    # None: the model's recommendation (genie_sampler.json; embedded: 5 and 0.2), else the
+    # reference (CFG 7.5, no shift)
+    guidance: float | None = None
+    timestep_shift: float | None = None  # sampler time shift (core.schedule.shift_timesteps)
+    backend: str = "torch"  # UNet backend (diffusion.loading.BACKENDS)
     real_views: int = 5
     gen_views: int = 1
     view_size: int = 32
+
+    def __post_init__(self) -> None:
+        from genie_plugin.diffusion.loading import check_backend
+
+        check_backend(self.backend)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -281,15 +289,15 @@ def scenario_episodes(scn: Scenario):
     return data, episodes
 
 
-def scenario_generator(scn: Scenario, device=None):
+def scenario_generator(scn: Scenario, device=None, *, channels_last: bool = False):
     """The scenario's diffusion model with its sampler settings and UNet backend."""
-    from genie_plugin.diffusion import SamplerConfig, load_generator
+    from genie_plugin.diffusion import load_generator
 
-    gen = load_generator(
-        scn.model,
-        device=device,
-        sampler=SamplerConfig(steps=scn.steps, guidance_scale=scn.guidance),
-    )
+    gen = load_generator(scn.model, device=device)
+    given = {"guidance_scale": scn.guidance, "timestep_shift": scn.timestep_shift}
+    gen = gen.with_sampler(steps=scn.steps, **{k: v for k, v in given.items() if v is not None})
+    if channels_last:
+        gen.use_channels_last()
     return gen if scn.backend == "torch" else gen.with_backend(scn.backend)
 
 
@@ -300,7 +308,8 @@ def generate_scenario(
     process_index: int = 0,
     num_processes: int = 1,
     device=None,
-    max_batch: int = 64,
+    max_batch: int | str = 64,
+    channels_last: bool = False,
     progress=None,
 ) -> dict:
     """Fill the augmentation cache for every generative strategy × episode, without scoring.
@@ -321,7 +330,11 @@ def generate_scenario(
     stats = {"units": len(mine), "of_units": len(units), "images": 0, "generated": 0, "hits": 0}
     if not mine:
         return stats
-    cached = CachedGenerator(scenario_generator(scn, device), AugmentationCache(cache_dir))
+    from genie_plugin.diffusion.memory import resolve_max_batch
+
+    gen = scenario_generator(scn, device, channels_last=channels_last)
+    max_batch = stats["max_batch"] = resolve_max_batch(gen, max_batch)
+    cached = CachedGenerator(gen, AugmentationCache(cache_dir))
     embed = None
     if any(s == "genie_ada" for s, _ in mine):
         from genie_plugin.fewshot.backbones import load_backbone

@@ -54,3 +54,38 @@ def first_step_at_or_below(
         if float(t) <= bound:
             return i
     return len(timesteps)
+
+
+def shift_timesteps(
+    timesteps: Sequence[float], shift: float, num_train_timesteps: int = 1000
+) -> list[int]:
+    """Warp a descending timestep list by ``shift`` with the endpoints kept (SD3's time shift).
+
+    With u = t / (T − 1), u' = s·u / (1 + (s − 1)·u): s < 1 spends more of the list at low noise,
+    so a given r destroys less of the source. Why: the noise that erases an object's shape depends
+    on the latent size (a 64×64-latent SD image keeps its layout at a noise level that wipes an
+    8×8 latent), so a small model needs s < 1 for its r to mean what r means for SD 1.5 at 512 px.
+    s = 1 returns the list unchanged. The result is strictly decreasing integers (solvers divide
+    by step gaps), so the low end is spread to one training timestep apart where the warp crowds it.
+    """
+    s = float(shift)
+    if not s > 0 or s != s or s == float("inf"):
+        raise ConfigError(f"timestep_shift must be a positive number, got {shift!r}")
+    ts = [int(round(float(t))) for t in timesteps]
+    if s == 1.0:
+        return ts
+    last = num_train_timesteps - 1
+    if len(ts) > num_train_timesteps:
+        raise ConfigError(f"{len(ts)} steps exceed the model's {num_train_timesteps} timesteps")
+    warped = []
+    for t in ts:
+        u = min(max(t / last, 0.0), 1.0)
+        warped.append(round(last * s * u / (1.0 + (s - 1.0) * u)))
+    out = [0] * len(warped)
+    nxt = -1
+    for i in range(len(warped) - 1, -1, -1):
+        nxt = max(warped[i], nxt + 1)
+        out[i] = nxt
+    if out[0] > last:
+        raise ConfigError(f"cannot fit {len(ts)} distinct timesteps below {num_train_timesteps}")
+    return out

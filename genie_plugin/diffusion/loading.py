@@ -31,6 +31,22 @@ def _builtin_models() -> dict[str, str]:
 
 BUILTIN_MODELS = _builtin_models()
 
+#: UNet backends: the sampler loop is the same, only the UNet call differs.
+BACKENDS: dict[str, str] = {
+    "torch": "PyTorch eager",
+    "cuda-graphs": "PyTorch, replayed from CUDA graphs captured per padded batch size (CUDA only)",
+    "onnx": "optimum ONNX export on onnxruntime (CUDA provider + IO binding, or CPU)",
+    "onnx-cuda-graphs": "onnx with onnxruntime's CUDA graphs, one session per padded batch size",
+}
+
+
+def check_backend(name: str) -> str:
+    if name not in BACKENDS:
+        from genie_plugin.errors import UnknownNameError
+
+        raise UnknownNameError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    return name
+
 
 @dataclass(eq=False)
 class DiffusionGenerator:
@@ -49,7 +65,7 @@ class DiffusionGenerator:
     device: Any
     dtype: Any
     sampler: Any = field(default=None)
-    backend: str = "torch"  # "onnx": the UNet call runs on an onnxruntime session
+    backend: str = "torch"  # see BACKENDS
     denoiser: Any = field(default=None, repr=False)
     stats: dict = field(default_factory=dict, repr=False)  # e.g. vae_fp32_reruns
     vae_fp32: Any = field(default=None, repr=False)  # made on the first fp16 overflow
@@ -83,16 +99,33 @@ class DiffusionGenerator:
         return d
 
     def with_backend(self, backend: str, **options: Any) -> DiffusionGenerator:
-        """The same model with its UNet call on another backend (``torch`` or ``onnx``)."""
+        """The same model with its UNet call on another backend (see :data:`BACKENDS`)."""
+        check_backend(backend)
         if backend == "torch":
             return replace(self, backend="torch", denoiser=None)
-        if backend == "onnx":
-            from genie_plugin.diffusion.onnx_backend import onnx_denoiser
+        if backend == "cuda-graphs":
+            from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
 
-            return replace(self, backend="onnx", denoiser=onnx_denoiser(self, **options))
-        from genie_plugin.errors import UnknownNameError
+            return replace(self, backend=backend, denoiser=PaddedDenoiser(self.unet))
+        from genie_plugin.diffusion.onnx_backend import onnx_denoiser
 
-        raise UnknownNameError(f"unknown backend {backend!r}; choose one of ['onnx', 'torch']")
+        graphs = backend == "onnx-cuda-graphs"
+        return replace(
+            self, backend=backend, denoiser=onnx_denoiser(self, cuda_graphs=graphs, **options)
+        )
+
+    def use_channels_last(self) -> DiffusionGenerator:
+        """Convert UNet and VAE to channels-last in place (NHWC convolutions on tensor cores).
+
+        Why in place: every view of this generator shares the modules. Outputs agree with
+        NCHW to rounding; worth it on GPUs, neutral to slower on CPUs.
+        """
+        import torch
+
+        for m in (self.unet, self.vae):
+            m.to(memory_format=torch.channels_last)
+        self.stats["channels_last"] = True
+        return self
 
     def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
         from genie_plugin.diffusion.sampler import sample
@@ -268,6 +301,27 @@ def resolve_model(model: str | os.PathLike) -> tuple[str, Path | str]:
     )
 
 
+SAMPLER_DEFAULTS_FILE = "genie_sampler.json"
+
+
+def recommended_sampler(folder: Path) -> dict:
+    """Sampler settings a model folder recommends (``genie_sampler.json``; empty: reference).
+
+    Why: a small model trained by this project (the embedded default) needs other settings than
+    SD 1.5 for r to mean the same; real checkpoints carry no such file and get the reference.
+    """
+    import json
+
+    f = Path(folder) / SAMPLER_DEFAULTS_FILE
+    if not f.exists():
+        return {}
+    try:
+        d = json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(f"{f}: not valid JSON ({exc})") from None
+    return {k: v for k, v in d.items() if not k.startswith("_")}
+
+
 def load_generator(
     model: str | os.PathLike = "tiny-random",
     *,
@@ -278,14 +332,13 @@ def load_generator(
 ) -> DiffusionGenerator:
     """Load SD components from a built-in name, diffusers folder, single file or hub id.
 
-    ``sampler`` is a :class:`SamplerConfig` (scheduler, steps, guidance, resolution); ``config``
+    ``sampler`` is a :class:`SamplerConfig` (scheduler, steps, guidance, resolution; None: the
+    reference settings with the folder's ``genie_sampler.json`` applied); ``config``
     is a local diffusers folder giving the architecture of a single-file checkpoint.
     """
     from genie_plugin.diffusion.sampler import SamplerConfig
     from genie_plugin.diffusion.schedulers import check_scheduler_name
 
-    sampler = sampler or SamplerConfig()
-    check_scheduler_name(sampler.scheduler)
     device, dtype = _default_device_dtype(device, dtype)
     kind, loc = resolve_model(model)
     if kind == "builtin" and loc == "embedded":
@@ -296,6 +349,10 @@ def load_generator(
         from genie_plugin.diffusion.tiny import tiny_model_dir
 
         kind, loc = "folder", tiny_model_dir()
+    if sampler is None:
+        rec = recommended_sampler(Path(loc)) if kind == "folder" else {}
+        sampler = SamplerConfig.from_dict(rec)
+    check_scheduler_name(sampler.scheduler)
     if kind == "folder":
         check_model_folder(Path(loc))
         try:

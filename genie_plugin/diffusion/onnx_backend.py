@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genie_plugin.core.batching import bucket_for, graph_buckets
 from genie_plugin.errors import ConfigError
 
 
@@ -64,27 +65,27 @@ def export_unet(
 ) -> dict:
     """Export ``gen.unet`` to ``out_dir/unet/model.onnx`` via optimum; check it; report JSON.
 
-    ``fp16`` exports in half precision (needs a CUDA device), ``optimize`` runs onnxruntime's
-    UNet fusions into ``model_optimized.onnx``. The report (``export_report.json``) lists node
-    counts, fused operators, and the parity check against the torch UNet.
+    The export is always traced in fp32. ``fp16`` converts the checked graph to half precision
+    afterwards, and ``optimize`` runs onnxruntime's UNet fusions on the fp32 graph *before* the
+    conversion (``model_optimized.onnx``): that is the order onnxruntime's own Stable Diffusion
+    optimiser uses, and fusing an fp16 *export* fails in GroupNorm fusion ("Raw data size does
+    not match"). So an fp16 export needs no GPU. The report (``export_report.json``) lists node
+    counts, fused operators, and the parity check against the torch UNet (fp16 graphs: on CUDA).
     """
     import copy
+    import shutil
 
     import onnx
     from optimum.exporters.onnx.convert import export
 
     out = Path(out_dir)
     (out / "unet").mkdir(parents=True, exist_ok=True)
-    dev = device or ("cuda" if fp16 else "cpu")
-    if fp16 and not str(dev).startswith("cuda"):
-        raise ConfigError(
-            "--fp16 export needs a CUDA device (half-precision ops on CPU are slow/partial)"
-        )
-    unet = copy.deepcopy(gen.unet).to(dev, torch.float16 if fp16 else torch.float32).eval()
-    cfg = _configs()(
-        unet.config, task="semantic-segmentation", float_dtype="fp16" if fp16 else "fp32"
-    )
+    dev = device or "cpu"
+    unet = copy.deepcopy(gen.unet).to(dev, torch.float32).eval()
+    cfg = _configs()(unet.config, task="semantic-segmentation", float_dtype="fp32")
     path = out / "unet" / "model.onnx"
+    traced = out / "unet-fp32" / "model.onnx" if fp16 else path
+    traced.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     import warnings
 
@@ -93,14 +94,8 @@ def export_unet(
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         torch.manual_seed(0)
         warnings.simplefilter("ignore")
-        export(
-            model=unet,
-            config=cfg,
-            output=path,
-            opset=opset,
-            device=dev,
-            dtype="fp16" if fp16 else None,
-        )
+        export(model=unet, config=cfg, output=traced, opset=opset, device=dev)
+    del unet
     report: dict = {
         "model": gen.name,
         "fingerprint": gen.fingerprint,
@@ -109,16 +104,42 @@ def export_unet(
         "export_s": round(time.time() - t0, 1),
         "files": {"unet": str(path)},
     }
-    onnx.checker.check_model(str(path))  # path form: works above 2 GB (external data)
+    onnx.checker.check_model(str(traced))  # path form: works above 2 GB (external data)
     report["checker"] = "ok"
-    report["nodes"] = _op_counts(path)
+    use_gpu = fp16 or str(dev).startswith("cuda")
     if optimize:
-        report["optimized"] = _optimize(path, fp16=fp16)
-    report["parity"] = parity(gen, path, device=dev, fp16=fp16)
+        report["optimized"] = _optimize(
+            traced, path.with_name("model_optimized.onnx"), use_gpu=use_gpu, fp16=fp16
+        )
+    if fp16:
+        report["fp16_conversion"] = _convert_fp16(traced, path)
+        shutil.rmtree(traced.parent, ignore_errors=True)
+        onnx.checker.check_model(str(path))
+    report["nodes"] = _op_counts(path)
+    if fp16 and not str(dev).startswith("cuda"):
+        report["parity"] = {"status": "not run: fp16 graphs run on onnxruntime's CUDA provider"}
+    else:
+        report["parity"] = parity(gen, path, device=dev, fp16=fp16)
     meta = {"fingerprint": gen.fingerprint, "precision": report["precision"]}
     (out / "genie_onnx.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "export_report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
+
+
+def _external(path: Path) -> bool:
+    # protobuf caps a file at 2 GB: keep weights external when the graph's folder is that large
+    return sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file()) > 2**31 - 2**26
+
+
+def _convert_fp16(src: Path, dst: Path) -> dict:
+    """Plain fp32 graph -> fp16 (inputs and outputs too), onnxruntime's converter."""
+    import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    m = OnnxModel(onnx.load(str(src)))
+    m.convert_float_to_float16(keep_io_types=False)
+    m.save_model_to_file(str(dst), use_external_data_format=_external(src))
+    return {"status": "ok", "file": str(dst)}
 
 
 def _op_counts(path: Path) -> dict:
@@ -131,7 +152,7 @@ def _op_counts(path: Path) -> dict:
     return {"total": sum(counts.values()), "by_op": dict(sorted(counts.items()))}
 
 
-def _optimize(path: Path, *, fp16: bool) -> dict:
+def _optimize(path: Path, out: Path, *, use_gpu: bool, fp16: bool) -> dict:
     """onnxruntime's transformer fusions for UNets; a failure is reported, not raised."""
     try:
         from onnxruntime.transformers.fusion_options import FusionOptions
@@ -143,16 +164,12 @@ def _optimize(path: Path, *, fp16: bool) -> dict:
             model_type="unet",
             opt_level=0,
             optimization_options=opts,
-            use_gpu=fp16,
+            use_gpu=use_gpu,
             only_onnxruntime=False,
         )
         if fp16:
             m.convert_float_to_float16(keep_io_types=False)
-        out = path.with_name("model_optimized.onnx")
-        # the condition used to test the output file before it existed (always False); protobuf
-        # caps a file at 2 GB, so keep weights external when the export was about that large
-        exported = sum(f.stat().st_size for f in path.parent.iterdir() if f.is_file())
-        m.save_model_to_file(str(out), use_external_data_format=exported > 2**31 - 2**26)
+        m.save_model_to_file(str(out), use_external_data_format=_external(path))
         return {
             "status": "ok",
             "file": str(out),
@@ -163,13 +180,19 @@ def _optimize(path: Path, *, fp16: bool) -> dict:
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
-@cache
-def _session(path: str, providers: tuple[str, ...]):
+def _session_options():
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    return ort.InferenceSession(path, so, providers=list(providers))
+    return so
+
+
+@cache
+def _session(path: str, providers: tuple[str, ...]):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(path, _session_options(), providers=list(providers))
 
 
 def providers_for(device) -> tuple[str, ...]:
@@ -189,12 +212,17 @@ def providers_for(device) -> tuple[str, ...]:
 class OnnxDenoiser:
     """``denoiser(sample, t, ehs)`` on an onnxruntime session (IO binding on CUDA tensors)."""
 
-    def __init__(self, path: str | Path, device) -> None:
+    def __init__(self, path: str | Path, device, *, cuda_graphs: bool = False) -> None:
         self.path = str(path)
         self.device = torch.device(device)
         self.providers = providers_for(self.device)
         self.session = _session(self.path, self.providers)
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}
+        if cuda_graphs and self.device.type != "cuda":
+            raise ConfigError("ONNX CUDA graphs need --device cuda (onnxruntime-gpu)")
+        self.cuda_graphs = cuda_graphs
+        self.buckets = graph_buckets(512)
+        self._graphs: dict[tuple, tuple] = {}  # (bucket, shapes) -> (session, binding, buffers)
 
     def _dtype(self, name: str):
         return torch.float16 if "float16" in self.input_types[name] else torch.float32
@@ -205,6 +233,8 @@ class OnnxDenoiser:
             "timestep": t.reshape(-1).expand(len(sample)).to(self._dtype("timestep")).contiguous(),
             "encoder_hidden_states": ehs.to(self._dtype("encoder_hidden_states")).contiguous(),
         }
+        if self.device.type == "cuda" and self.cuda_graphs:
+            return self._run_graph(feeds).to(sample.dtype)
         if self.device.type == "cuda":
             return self._run_cuda(feeds).to(sample.dtype)
         res = self.session.run(None, {k: v.cpu().numpy() for k, v in feeds.items()})[0]
@@ -221,6 +251,51 @@ class OnnxDenoiser:
         )
         self.session.run_with_iobinding(binding)
         return out
+
+    def _run_graph(self, feeds: dict) -> torch.Tensor:
+        """Replay onnxruntime's CUDA graph for this bucket (one session per padded shape).
+
+        onnxruntime captures on the first run of a session with ``enable_cuda_graph`` and needs
+        the same device addresses on every later run, so each bucket owns static buffers.
+        """
+        n = len(feeds["sample"])
+        b = bucket_for(n, self.buckets)
+        key = (b, *(tuple(v.shape[1:]) for v in feeds.values()))
+        if key not in self._graphs:
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(
+                self.path,
+                _session_options(),
+                providers=[
+                    (
+                        "CUDAExecutionProvider",
+                        {"device_id": self.device.index or 0, "enable_cuda_graph": "1"},
+                    )
+                ],
+            )
+            bufs = {
+                k: torch.empty((b, *v.shape[1:]), dtype=v.dtype, device=self.device)
+                for k, v in feeds.items()
+            }
+            out = torch.empty_like(bufs["sample"])
+            binding = sess.io_binding()
+            idx = self.device.index or 0
+            for name, x in bufs.items():
+                binding.bind_input(
+                    name, "cuda", idx, _np_dtype(x.dtype), list(x.shape), x.data_ptr()
+                )
+            binding.bind_output(
+                "out_sample", "cuda", idx, _np_dtype(out.dtype), list(out.shape), out.data_ptr()
+            )
+            self._graphs[key] = (sess, binding, bufs, out)
+        sess, binding, bufs, out = self._graphs[key]
+        for k, v in feeds.items():
+            bufs[k][:n].copy_(v)
+            if b > n:
+                bufs[k][n:].copy_(v[-1:].expand(b - n, *v.shape[1:]))
+        sess.run_with_iobinding(binding)
+        return out[:n].clone()
 
 
 def _np_dtype(dt):
@@ -265,13 +340,16 @@ def export_dir_for(gen, fp16: bool) -> Path:
     return cache_root() / "onnx" / f"{fp}-{'fp16' if fp16 else 'fp32'}"
 
 
-def onnx_denoiser(gen, *, onnx_dir: str | Path | None = None, optimized: bool = True):
+def onnx_denoiser(
+    gen, *, onnx_dir: str | Path | None = None, optimized: bool = True, cuda_graphs: bool = False
+):
     """A denoiser for ``gen`` from an export folder (exported into the cache when not given)."""
     fp16 = gen.dtype == torch.float16
     d = Path(onnx_dir) if onnx_dir else export_dir_for(gen, fp16)
     meta = d / "genie_onnx.json"
     if onnx_dir is None and not meta.exists():
-        export_unet(gen, d, fp16=fp16, device=str(gen.device))
+        on_gpu = torch.device(gen.device).type == "cuda"  # fused kernels are CUDA-only
+        export_unet(gen, d, fp16=fp16, optimize=on_gpu, device=str(gen.device))
     if not (d / "unet" / "model.onnx").exists():
         raise ConfigError(
             f"{d}: no unet/model.onnx; create it with `genie export-onnx --model ... --out {d}`"
@@ -288,4 +366,4 @@ def onnx_denoiser(gen, *, onnx_dir: str | Path | None = None, optimized: bool = 
     f = d / "unet" / ("model_optimized.onnx" if use_opt else "model.onnx")
     if not f.exists():
         f = d / "unet" / "model.onnx"
-    return OnnxDenoiser(f, gen.device)
+    return OnnxDenoiser(f, gen.device, cuda_graphs=cuda_graphs)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from genie_plugin.core.schedule import start_index, validate_ratio
+from genie_plugin.core.schedule import shift_timesteps, start_index, validate_ratio
 from genie_plugin.diffusion.schedulers import check_scheduler_name, make_scheduler
 from genie_plugin.errors import ConfigError, check_known_keys
 from genie_plugin.seeding import cpu_generator
@@ -38,6 +38,9 @@ class SamplerConfig:
     steps: int = 50
     guidance_scale: float = 7.5
     resolution: int | None = None  # None: the model's native size (512 for SD 1.5)
+    # < 1 for models with small latents, so r means what it means for SD 1.5 at 512 px
+    # (core.schedule.shift_timesteps); 1 = diffusers' own linspace timesteps.
+    timestep_shift: float = 1.0
 
     def __post_init__(self) -> None:
         check_scheduler_name(self.scheduler)
@@ -47,9 +50,17 @@ class SamplerConfig:
             raise ConfigError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
         if self.resolution is not None and (self.resolution < 8 or self.resolution % 8):
             raise ConfigError(f"resolution must be a multiple of 8, got {self.resolution}")
+        shift_timesteps([0], self.timestep_shift)  # validates
+        if self.timestep_shift != 1.0 and self.scheduler == "ddim":
+            raise ConfigError(
+                "timestep_shift needs a scheduler that takes custom timesteps: use dpm++ or euler"
+            )
 
     def to_dict(self) -> dict:
-        return dict(sorted(asdict(self).items()))
+        d = asdict(self)
+        if d["timestep_shift"] == 1.0:
+            del d["timestep_shift"]  # keeps cache keys of unshifted runs as they were
+        return dict(sorted(d.items()))
 
     @classmethod
     def from_dict(cls, d: dict) -> SamplerConfig:
@@ -165,6 +176,10 @@ def denoise(
     cfg = gen.sampler
     base = make_scheduler(cfg.scheduler, gen.scheduler_config)
     base.set_timesteps(cfg.steps, device=gen.device)
+    if cfg.timestep_shift != 1.0:
+        n_train = base.config.num_train_timesteps
+        warped = shift_timesteps(base.timesteps.tolist(), cfg.timestep_shift, n_train)
+        base.set_timesteps(timesteps=warped, device=gen.device)
     timesteps = base.timesteps
     order = getattr(base, "order", 1)
     c = gen.unet.config.in_channels

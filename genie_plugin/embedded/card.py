@@ -51,7 +51,13 @@ def _training(train: dict) -> str:
 
 
 def _sampler(s: dict) -> str:
-    return f"{s['scheduler']} {s['steps']} steps, CFG {s['guidance_scale']}"
+    shift = s.get("timestep_shift", 1.0)
+    tail = f", time shift {shift}" if shift != 1.0 else ", no time shift"
+    return f"{s['scheduler']} {s['steps']} steps, CFG {s['guidance_scale']}{tail}"
+
+
+def _hist(h: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in h.items())
 
 
 def _summary(q: dict) -> str:
@@ -120,7 +126,19 @@ Captions: `a photo of a {{name}}.`, {int(train["empty_caption_p"] * 100)}% empty
 - GeNIe A→B, {g["n_pairs"]} pairs: at r = {g["default_ratio"]} **{g["labelled_target_at_default"]:.1%}** labelled B;
   background colour distance to the source {g["bg_dist_to_source_at_default"]:.1f} vs to a Text2Image output of B
   {g["bg_dist_to_text2image_at_default"]:.1f} (RGB units, same ε).
-- GeNIe-Ada r* within one grid step of the oracle's flip: **{g["ada_within_one_step_of_flip"]:.1%}** of pairs.
+- GeNIe-Ada r* within one grid step of the oracle's flip: **{g["ada_within_one_step_of_flip"]:.1%}** of pairs
+  (pairs per r*: {_hist(g["ada_r_star_hist"])}; per oracle flip, the first grid r labelled B,
+  1.0 = never: {_hist(g["oracle_flip_hist"])}).
+
+Sampler settings the model recommends (`model/genie_sampler.json`, used unless a command sets
+them): CFG {gen.sampler.guidance_scale}, time shift {gen.sampler.timestep_shift} (SD3's shift on the timestep
+list, endpoints kept: more of the steps at low noise). With SD 1.5's settings (CFG 7.5, no
+shift; last row of the table below) this model flips class at r ≤ 0.1 and keeps little of the
+source's background at r = 0.8: its 8×8 latents lose a shape at far less noise than SD's
+64×64, and strong guidance repaints the shape even at low noise. With the recommended settings
+the background is kept at r = 0.8, but the class still flips early for most pairs (see the
+flip histogram above), which is why GeNIe-Ada's pick rarely lands on it: its backbone's
+largest jump is usually late (r* = 0.9), where the background starts to go.
 
 | r | mean P(B) | mean P(A) | labelled B |
 |---|---|---|---|

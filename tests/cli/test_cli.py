@@ -87,8 +87,8 @@ def test_augment_writes_images_and_manifest(tmp_path, srcs, strategy):
 
 def test_augment_ratio_override_and_same_seed_same_bytes(tmp_path, srcs):
     a, b = tmp_path / "a", tmp_path / "b"
-    for out in (a, b):
-        res = _invoke("augment", srcs[0], "-t", "cat", "--ratio", "0.5", "-o", out, *FAST)
+    for out, extra in ((a, ["--max-batch", "auto"]), (b, ["--max-batch", "3"])):
+        res = _invoke("augment", srcs[0], "-t", "cat", "--ratio", "0.5", "-o", out, *FAST, *extra)
         assert res.exit_code == 0, res.output
     (pa,), (pb,) = list(a.glob("*.png")), list(b.glob("*.png"))
     assert pa.read_bytes() == pb.read_bytes()
@@ -152,6 +152,10 @@ def test_sweep_defaults_embedded_model_and_bundled_sample(tmp_path):
         (["--strategy", "text2image", "--ratio", "0.5"], "--ratio does not apply"),
         (["--strategy", "genie_ada"], "pass --backbone"),
         (["--model", "no/such-model-here"], "not in the Hugging Face cache"),
+        (["--backend", "cuda-graphs"], "needs the model on a CUDA device"),
+        (["--backend", "tensorrt"], "unknown backend 'tensorrt'"),
+        (["--max-batch", "0"], "--max-batch must be"),
+        (["--timestep-shift", "0"], "timestep_shift must be a positive"),
     ],
 )
 def test_bad_options_are_one_line_errors_and_write_nothing(tmp_path, srcs, args, message):

@@ -40,3 +40,41 @@ def test_ratio_validation():
     assert validate_ratio(1) == 1.0
     with pytest.raises(ConfigError, match="no denoising step"):
         num_denoising_steps(50, 0.01)
+
+
+def _linspace(steps):
+    sched = make_scheduler("dpm++", SD15_SCHEDULER)
+    sched.set_timesteps(steps)
+    return [int(t) for t in sched.timesteps]
+
+
+@pytest.mark.parametrize("steps", [10, 50, 200])
+def test_timestep_shift_keeps_endpoints_and_order(steps):
+    from genie_plugin.core.schedule import shift_timesteps
+
+    base = _linspace(steps)
+    assert shift_timesteps(base, 1.0) == base
+    prev = base
+    for s in (0.5, 0.2, 1 / 15, 0.01):
+        ts = shift_timesteps(base, s)
+        assert len(ts) == len(base)
+        assert ts[0] == base[0]  # r = 1 still starts from the model's top timestep
+        assert all(
+            a > b for a, b in zip(ts, ts[1:], strict=False)
+        )  # strictly decreasing: solvers divide by gaps
+        assert ts[-1] >= 0
+        # a smaller shift never puts a step at more noise
+        assert all(a <= b for a, b in zip(ts, prev, strict=False))
+        prev = ts
+    # s > 1 goes the other way (more noise at a given r, as SD3 does for larger images)
+    assert all(a >= b for a, b in zip(shift_timesteps(base, 3.0), base, strict=False))
+
+
+def test_timestep_shift_matches_sd3_formula_midway():
+    from genie_plugin.core.schedule import shift_timesteps
+
+    # u = 1/3, s = 0.2: u' = (0.2/3) / (1 - 0.8/3) = 1/11 -> t = 999/11 ≈ 91
+    assert shift_timesteps([999, 333, 0], 0.2) == [999, 91, 0]
+    for bad in (0, -1, float("nan"), float("inf")):
+        with pytest.raises(ConfigError):
+            shift_timesteps([999, 0], bad)

@@ -107,3 +107,24 @@ def test_real_sd15_from_hf_cache_generates():
     assert gen.native_resolution == 512
     out = gen.generate([SampleItem("a photo of a cat.", 0.8, 0, Image.new("RGB", (512, 512)))])
     assert out[0].size == (512, 512)
+
+
+def test_model_folder_recommends_its_sampler(tmp_path):
+    emb = load_generator("embedded", device="cpu")
+    assert emb.sampler.guidance_scale == 5.0 and emb.sampler.timestep_shift == 0.2
+    assert load_generator("tiny-random", device="cpu").sampler == SamplerConfig()  # reference
+    # an explicit sampler wins over the recommendation
+    assert (
+        load_generator("embedded", device="cpu", sampler=SamplerConfig()).sampler.guidance_scale
+        == 7.5
+    )
+    repo = tmp_path / "m"
+    shutil.copytree(tiny_model_dir(), repo)
+    (repo / "genie_sampler.json").write_text(json.dumps({"_why": "x", "steps": 12}))
+    assert load_generator(repo, device="cpu").sampler.steps == 12
+    (repo / "genie_sampler.json").write_text(json.dumps({"stepz": 12}))
+    with pytest.raises(ConfigError, match="stepz"):
+        load_generator(repo, device="cpu")
+    (repo / "genie_sampler.json").write_text("{")
+    with pytest.raises(ModelFormatError, match="genie_sampler.json"):
+        load_generator(repo, device="cpu")

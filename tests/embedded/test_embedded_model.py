@@ -7,7 +7,7 @@ properties on fewer images so a broken export or retrain fails CI.
 import numpy as np
 import pytest
 
-from genie_plugin.diffusion import SampleItem, SamplerConfig, load_generator
+from genie_plugin.diffusion import SampleItem, load_generator
 from genie_plugin.embedded import shapes
 from genie_plugin.embedded.assets import Oracle, load_embedded_backbone, model_dir
 from genie_plugin.embedded.evaluate import corner_colour, fewshot_sources
@@ -17,7 +17,8 @@ STEPS = 25
 
 @pytest.fixture(scope="module")
 def gen():
-    return load_generator("embedded", device="cpu", sampler=SamplerConfig(steps=STEPS))
+    # the model's own recommended sampler (genie_sampler.json), fewer steps for CI
+    return load_generator("embedded", device="cpu").with_sampler(steps=STEPS)
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +57,14 @@ def test_text2image_follows_the_prompt(gen, oracle):
     items = [SampleItem(_prompt(c), 1.0, 1000 + 10 * c + k) for c in classes for k in range(2)]
     pred = oracle.probs(gen.generate(items, max_batch=64)).argmax(1)
     acc = (pred == np.repeat(classes, 2)).mean()
-    assert acc >= 0.75, acc  # model card: 94% at 50 steps over 800 images; chance 3%
+    assert acc >= 0.75, acc  # model card: 94.5% at 50 steps over 800 images; chance 3%
 
 
 def test_img2img_low_ratio_keeps_the_source_class(gen, oracle, sources):
     classes = list(range(1, len(shapes.CLASSES), 2))
     items = [SampleItem(_prompt(c), 0.3, 7 + c, sources[c][0]) for c in classes]
     pred = oracle.probs(gen.generate(items)).argmax(1)
-    assert (pred == np.array(classes)).mean() >= 0.7  # model card: 89% over 320 images
+    assert (pred == np.array(classes)).mean() >= 0.7  # model card: 89.7% over 320 images
 
 
 def test_genie_flips_the_label_with_r_and_low_r_keeps_the_background(gen, oracle, sources):
@@ -80,16 +81,16 @@ def test_genie_flips_the_label_with_r_and_low_r_keeps_the_background(gen, oracle
     p = oracle.probs(out).reshape(len(pairs), len(ratios), -1)
     p_b = np.array([p[i, :, b] for i, (_, b) in enumerate(pairs)])
     assert p_b[:, 0].mean() + 0.05 < p_b[:, 1].mean()  # P(B) rises with r
-    assert (p[:, 1].argmax(1) == [b for _, b in pairs]).mean() >= 0.7  # card: 92% at r = 0.8
-    # At the default r = 0.8 the background stays nearer the source's than a Text2Image
-    # output's of B (card: 82.8 vs 97.8 RGB units; not yet "far" nearer, see the card).
+    assert (p[:, 1].argmax(1) == [b for _, b in pairs]).mean() >= 0.7  # card: 86.5% at r = 0.8
+    # At the default r = 0.8 the background stays far nearer the source's than a Text2Image
+    # output's of B (card: 27.4 vs 124.4 RGB units over 200 pairs).
     src_bg = [corner_colour(sources[a][1]) for a, _ in pairs]
     d_src = [np.linalg.norm(corner_colour(out[3 * i + 1]) - src_bg[i]) for i in range(len(pairs))]
     d_t2i = [
         np.linalg.norm(corner_colour(out[3 * i + 1]) - corner_colour(out[3 * i + 2]))
         for i in range(len(pairs))
     ]
-    assert np.mean(d_src) < np.mean(d_t2i)
+    assert np.mean(d_src) < 0.5 * np.mean(d_t2i), (np.mean(d_src), np.mean(d_t2i))
 
 
 def test_embedded_backbone_gives_normalised_features(sources):

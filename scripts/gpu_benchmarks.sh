@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# All GPU figures of the throughput and ONNX issues in one command, on a CUDA machine:
+#
+#   bash scripts/gpu_benchmarks.sh [MODEL]      # MODEL: hub id / folder / file; default random SD 1.5
+#
+# Writes benchmarks/results/{unet,generation}_throughput_<gpu>_<date>.json (figures, ratios to
+# torch eager measured in the same run, GPU name, versions) and runs the `gpu` test marker.
+# Uses the active Python if it already has diffusers + onnxruntime-gpu (e.g. a machine staged
+# with device wheels, PYTHONPATH set); otherwise builds .venv-gpu with the `gpu` extra first.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+model=${1:-}
+py=${PYTHON:-python3}
+if ! "$py" -c "import diffusers, onnxruntime, torch; assert torch.cuda.is_available()" 2>/dev/null; then
+  bash scripts/setup.sh "$here/.venv-gpu" gpu,dev
+  py="$here/.venv-gpu/bin/python"
+fi
+gpu=$("$py" -c "import torch, re; print(re.sub(r'[^a-z0-9]+', '-', torch.cuda.get_device_name().lower()).strip('-'))")
+day=$(date -u +%F)
+out=benchmarks/results
+mkdir -p "$out"
+margs=(--arch sd15); [ -n "$model" ] && margs=(--model "$model")
+echo "== UNet image-steps/s: torch eager, CUDA graphs, ONNX plain/optimised/CUDA graphs ($gpu)"
+"$py" benchmarks/perf/unet_throughput.py "${margs[@]}" --device cuda --batches 2,16,64 \
+  --out "$out/unet_throughput_${gpu}_${day}.json"
+echo "== hard negatives/s at 512 px, 50 steps, CFG 7.5: GeNIe, GeNIe-Ada batched/naive, Text2Image"
+"$py" benchmarks/perf/generation_throughput.py "${margs[@]}" --device cuda --outputs 32 \
+  --max-batch auto --channels-last --backends torch,cuda-graphs,onnx,onnx-cuda-graphs \
+  --out "$out/generation_throughput_${gpu}_${day}.json"
+echo "== gpu tests"
+"$py" -m pytest -q -m gpu tests
+echo "results: $out/unet_throughput_${gpu}_${day}.json $out/generation_throughput_${gpu}_${day}.json"

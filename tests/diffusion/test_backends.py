@@ -1,0 +1,151 @@
+"""Timestep shift, padded (CUDA-graph) UNet calls, channels-last and --max-batch auto on the CPU;
+the CUDA paths themselves are checked under the gpu marker."""
+
+import numpy as np
+import pytest
+import torch
+
+from genie_plugin.diffusion.sampler import SampleItem, encode_images, sample, total_image_steps
+from genie_plugin.errors import ConfigError, UnknownNameError
+from tests.conftest import assert_same_pixels
+
+
+def _arr(images):
+    return np.stack([np.asarray(im, dtype=np.int16) for im in images])
+
+
+def test_timestep_shift_keeps_more_of_the_source(tiny_gen, images):
+    from genie_plugin.diffusion.sampler import decode_latents
+
+    recon = _arr(decode_latents(tiny_gen, encode_images(tiny_gen, images[:2])))
+    items = [SampleItem("a photo of a dog.", 0.6, 5 + i, im) for i, im in enumerate(images[:2])]
+    plain = _arr(sample(tiny_gen, items))
+    shifted_gen = tiny_gen.with_sampler(timestep_shift=0.1)
+    shifted = _arr(sample(shifted_gen, items))
+    assert np.abs(shifted - recon).mean() < np.abs(plain - recon).mean()
+    # same number of steps per r, so cost and progress totals do not change
+    assert total_image_steps(shifted_gen, items) == total_image_steps(tiny_gen, items)
+
+
+def test_timestep_shift_batches_like_single_items(tiny_gen, images):
+    gen = tiny_gen.with_sampler(timestep_shift=0.2)
+    items = [
+        SampleItem("a photo of a cat.", 0.5, 1, images[0]),
+        SampleItem("a photo of a dog.", 1.0, 2),
+        SampleItem("a photo of a cat.", 0.8, 3, images[1]),
+    ]
+    assert_same_pixels(_arr(sample(gen, items)), _arr([sample(gen, [it])[0] for it in items]))
+    # shift 1 is diffusers' own schedule, and the cache key of unshifted runs is unchanged
+    assert "timestep_shift" not in tiny_gen.describe()
+    assert gen.describe()["timestep_shift"] == 0.2
+
+
+def test_timestep_shift_needs_custom_timestep_scheduler(tiny_gen):
+    with pytest.raises(ConfigError, match="dpm\\+\\+ or euler"):
+        tiny_gen.with_sampler(scheduler="ddim", timestep_shift=0.5)
+    with pytest.raises(ConfigError, match="positive"):
+        tiny_gen.with_sampler(timestep_shift=0.0)
+    out = sample(
+        tiny_gen.with_sampler(scheduler="euler", timestep_shift=0.5),
+        [SampleItem("x", 0.5, 1, _img())],
+    )
+    assert len(out) == 1
+
+
+def _img():
+    from tests.conftest import make_image
+
+    return make_image(3)
+
+
+def test_padded_denoiser_matches_the_plain_unet_call(tiny_gen):
+    from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
+
+    c = tiny_gen.unet.config
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, c.in_channels, 8, 8, generator=g)
+    t = torch.tensor([900.0, 500.0, 20.0])
+    ehs = torch.randn(3, 7, c.cross_attention_dim, generator=g)
+    den = PaddedDenoiser(tiny_gen.unet, max_rows=16, capture=False)
+    got = den(x, t, ehs)
+    ref = tiny_gen.unet(x, t, encoder_hidden_states=ehs).sample
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert den.stats["padded_rows"] == 1  # 3 rows -> bucket 4
+    # through the sampler: same images as the plain torch call
+    items = [SampleItem("a photo of a cat.", r, 9, _img()) for r in (0.5, 0.8, 1.0)]
+    assert_same_pixels(_arr(sample(tiny_gen, items)), _arr(sample(tiny_gen, items, denoiser=den)))
+
+
+def test_cuda_graph_backends_refuse_a_cpu_model(tiny_gen):
+    with pytest.raises(ConfigError, match="CUDA device"):
+        tiny_gen.with_backend("cuda-graphs")
+    with pytest.raises(UnknownNameError, match="unknown backend 'tensorrt'"):
+        tiny_gen.with_backend("tensorrt")
+
+
+def test_channels_last_gives_the_same_images(images):
+    from genie_plugin.diffusion import SamplerConfig, load_generator
+
+    gen = load_generator("tiny-random", device="cpu", sampler=SamplerConfig(steps=6))
+    items = [SampleItem("a photo of a cat.", 0.7, 4, images[0]), SampleItem("x", 1.0, 5)]
+    ref = _arr(sample(gen, items))
+    gen.use_channels_last()
+    assert gen.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert_same_pixels(_arr(sample(gen, items)), ref)
+
+
+def test_max_batch_auto_on_cpu_and_bad_values(tiny_gen):
+    from genie_plugin.diffusion.memory import CPU_MAX_BATCH, parse_max_batch, resolve_max_batch
+
+    assert resolve_max_batch(tiny_gen, "auto") == CPU_MAX_BATCH
+    assert resolve_max_batch(tiny_gen, "24") == 24
+    assert parse_max_batch(" AUTO ") == "auto"
+    for bad in ("0", "-3", "lots", "1.5"):
+        with pytest.raises(ConfigError, match="max-batch"):
+            parse_max_batch(bad)
+
+
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@gpu
+def test_cuda_graphs_equal_eager_and_auto_batch_fills_the_gpu(images):
+    from genie_plugin.diffusion import SamplerConfig, load_generator
+    from genie_plugin.diffusion.memory import resolve_max_batch
+
+    gen = load_generator("embedded", device="cuda", sampler=SamplerConfig(steps=20))
+    items = [
+        SampleItem("a photo of a star.", r, 3 + i, images[i % 4])
+        for i, r in enumerate((0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+    ]
+    ref = _arr(sample(gen, items))
+    g = gen.with_backend("cuda-graphs")
+    got = _arr(sample(g, items))
+    got2 = _arr(sample(g, items))  # replay path
+    assert g.denoiser.stats["captures"] >= 1 and g.denoiser.stats["replays"] > 0
+    assert np.abs(got - ref).max() <= 2 and np.array_equal(got, got2)
+    assert resolve_max_batch(gen, "auto") > 16
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("backend", ["onnx", "onnx-cuda-graphs"])
+def test_onnx_backends_on_cuda_match_torch(images, backend):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu")
+    from genie_plugin.diffusion import SamplerConfig, load_generator
+
+    gen = load_generator("embedded", device="cuda", sampler=SamplerConfig(steps=20))
+    items = [
+        SampleItem("a photo of a star.", r, 3 + i, images[i % 4])
+        for i, r in enumerate((0.5, 0.7, 0.9, 1.0))
+    ]
+    ref = _arr(sample(gen, items)).astype(np.float64)
+    got = _arr(sample(gen.with_backend(backend), items)).astype(np.float64)
+    psnr = 10 * np.log10(255**2 / max(np.mean((got - ref) ** 2), 1e-12))
+    assert psnr >= 35, psnr
