@@ -54,7 +54,7 @@ TimestepShiftOpt = Annotated[
     float | None,
     typer.Option(
         help="Warp of the timestep list (SD3-style shift, endpoints kept); < 1 for small-latent "
-        "models so r means what it means for SD 1.5 at 512 px. Default: the model's "
+        "models, so a given r destroys less of the source. Default: the model's "
         "recommendation (embedded: 0.2), else 1 = diffusers' linspace."
     ),
 ]

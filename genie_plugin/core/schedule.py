@@ -64,7 +64,7 @@ def shift_timesteps(
     With u = t / (T − 1), u' = s·u / (1 + (s − 1)·u): s < 1 spends more of the list at low noise,
     so a given r destroys less of the source. Why: the noise that erases an object's shape depends
     on the latent size (a 64×64-latent SD image keeps its layout at a noise level that wipes an
-    8×8 latent), so a small model needs s < 1 for its r to mean what r means for SD 1.5 at 512 px.
+    8×8 latent), so a small model needs s < 1 for r to destroy about as much of the source.
     s = 1 returns the list unchanged. The result is strictly decreasing integers (solvers divide
     by step gaps), so the low end is spread to one training timestep apart where the warp crowds it.
     """

@@ -308,7 +308,8 @@ def recommended_sampler(folder: Path) -> dict:
     """Sampler settings a model folder recommends (``genie_sampler.json``; empty: reference).
 
     Why: a small model trained by this project (the embedded default) needs other settings than
-    SD 1.5 for r to mean the same; real checkpoints carry no such file and get the reference.
+    SD 1.5 to keep the source's context at GeNIe's r; real checkpoints carry no such file and get
+    the reference.
     """
     import json
 

@@ -38,7 +38,7 @@ class SamplerConfig:
     steps: int = 50
     guidance_scale: float = 7.5
     resolution: int | None = None  # None: the model's native size (512 for SD 1.5)
-    # < 1 for models with small latents, so r means what it means for SD 1.5 at 512 px
+    # < 1 for models with small latents: a given r then destroys less of the source
     # (core.schedule.shift_timesteps); 1 = diffusers' own linspace timesteps.
     timestep_shift: float = 1.0
 
