@@ -238,6 +238,8 @@ def run_scenario(
                 status="ok",
                 mean=round(100 * mean, 2),
                 ci95=round(100 * ci, 2),
+                # per episode, same order for every strategy: paired comparisons in leaderboards
+                episode_accuracies=[round(100 * a, 4) for a in accs],
                 images_generated=cached.generated if cached else 0,
                 cache_hits=cached.hits if cached else 0,
             )

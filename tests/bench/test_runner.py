@@ -31,6 +31,8 @@ def test_rows_share_episodes_and_failures_are_rows(tmp_path):
         assert by[name]["status"] == "ok" and 0 <= by[name]["mean"] <= 100
         assert by[name]["ci95"] >= 0
     assert by["genie"]["images_generated"] == 2 * 5 * 4  # 2 episodes × 5 classes × (N-1)K
+    eps = by["genie"]["episode_accuracies"]  # per episode, for paired comparisons
+    assert len(eps) == 2 and abs(sum(eps) / 2 - by["genie"]["mean"]) < 0.01
     assert (
         by["bogus_strategy"]["status"] == "failed"
         and "unknown strategy" in by["bogus_strategy"]["error"]
@@ -98,3 +100,34 @@ def test_committed_scenarios_load_and_name_known_strategies():
         assert scn.name == p.stem
         for s in scn.strategies:
             REGISTRY.get(s)
+
+
+def test_leaderboard_paired_delta_to_none():
+    from genie_plugin.bench.leaderboard import render_csv, render_markdown
+    from genie_plugin.core.stats import mean_ci95, paired_diff_ci95
+
+    common = dict(
+        scenario="s", dataset="d", split="x", backbone="b", ways=5, shots=1, episodes=4,
+        status="ok", episodes_hash="sha256:1",
+    )  # fmt: skip
+    none = [50.0, 60.0, 70.0, 80.0]
+    genie = [55.0, 62.0, 71.0, 84.0]  # better on every episode
+    rows = [
+        {**common, "strategy": "none", "mean": 65.0, "ci95": 9.0, "episode_accuracies": none},
+        {**common, "strategy": "genie", "mean": 68.0, "ci95": 9.5, "episode_accuracies": genie},
+        {**common, "strategy": "old", "mean": 60.0, "ci95": 9.0},  # no per-episode data
+        {**common, "strategy": "other_eps", "mean": 61.0, "ci95": 9.0,
+         "episodes_hash": "sha256:2", "episode_accuracies": genie},
+    ]  # fmt: skip
+    d, ci = paired_diff_ci95(genie, none)
+    assert d == 3.0 and ci == mean_ci95([5.0, 2.0, 1.0, 4.0])[1]
+    # the paired interval excludes 0 although the unpaired intervals overlap widely
+    assert d - ci > 0 and ci < 9.0
+    md = render_markdown(rows)
+    assert f"| genie | 68.00 | 9.50 | +3.00 ± {ci:.2f} |" in md
+    assert "| old | 60.00 | 9.00 | – |" in md and "| other_eps | 61.00 | 9.00 | – |" in md
+    assert "| none | 65.00 | 9.00 | – |" in md
+    csv_text = render_csv(rows)
+    assert "genie,65" not in csv_text and f",3.0,{round(ci, 2)}," in csv_text
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_diff_ci95([1.0], [1.0, 2.0])
