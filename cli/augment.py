@@ -90,8 +90,8 @@ def augment(
     # Read every input before generating anything: a bad file fails fast, nothing is written.
     images = {str(p): load_image(p) for p in sources}
     protos = {f"target:{p}": load_image(p) for p in target_images or []}
-    if strategy == "genie_ada" and backbone is None:
-        raise ConfigError("genie_ada scores candidates with a backbone: pass --backbone NAME")
+    if strat.needs_embedder and backbone is None:
+        raise ConfigError(f"{strategy} scores candidates with a backbone: pass --backbone NAME")
     gen = load_model(
         model,
         config,
@@ -126,7 +126,10 @@ def augment(
 
     # Plan and render separately (not run_strategy) so the progress bar knows its total.
     specs = strat.plan(episode, torch.Generator("cpu").manual_seed(seed))
-    total = _planned_steps(gen, specs, total_image_steps)
+    if hasattr(strat, "planned_image_steps"):
+        total = strat.planned_image_steps(gen, specs)
+    else:
+        total = _planned_steps(gen, specs, total_image_steps)
     with image_step_progress(total, f"{strategy} → {target}") as advance:
         ctx = RenderContext(gen, {**images, **protos}, embed, max_batch, advance)
         results = strat.render(specs, ctx) if specs else []

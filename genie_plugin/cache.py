@@ -77,20 +77,31 @@ class AugmentationCache:
 class CachedGenerator:
     """Wraps a DiffusionGenerator: same ``generate``/``describe``, cache hits are not regenerated."""
 
-    def __init__(self, gen, cache: AugmentationCache) -> None:
+    def __init__(self, gen, cache: AugmentationCache, _counts: dict | None = None) -> None:
         self.gen = gen
         self.cache = cache
-        self.hits = 0
-        self.generated = 0
+        self._counts = _counts if _counts is not None else {"hits": 0, "generated": 0}
+
+    @property
+    def hits(self) -> int:
+        return self._counts["hits"]
+
+    @property
+    def generated(self) -> int:
+        return self._counts["generated"]
 
     def __getattr__(self, name):
         return getattr(self.gen, name)
+
+    def with_sampler(self, **changes):
+        """Other sampler settings, same cache and counters (GeNIe-Ada's probe pass)."""
+        return CachedGenerator(self.gen.with_sampler(**changes), self.cache, self._counts)
 
     def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
         keys = [self.cache.key(self.gen, it) for it in items]
         out: list[Image.Image | None] = [self.cache.get(k) for k, _ in keys]
         missing = [i for i, im in enumerate(out) if im is None]
-        self.hits += len(items) - len(missing)
+        self._counts["hits"] += len(items) - len(missing)
         # generate in chunks and store each chunk at once: a kill loses at most one chunk
         for c in range(0, len(missing), max_batch):
             idx = missing[c : c + max_batch]
@@ -101,5 +112,5 @@ class CachedGenerator:
                 key, meta = keys[i]
                 self.cache.put(key, im, meta)
                 out[i] = im
-            self.generated += len(idx)
+            self._counts["generated"] += len(idx)
         return out

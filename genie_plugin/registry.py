@@ -34,6 +34,7 @@ BUILTIN_STRATEGIES: dict[str, str] = {
     "cutmix": "genie_plugin.strategies.cutmix:CutMixStrategy",
     "genie": "genie_plugin.strategies.genie:GenieStrategy",
     "genie_ada": "genie_plugin.strategies.genie_ada:GenieAdaStrategy",
+    "genie_ada_fast": "genie_plugin.strategies.genie_ada:GenieAdaFastStrategy",
     "img2img": "genie_plugin.strategies.img2img:Img2ImgStrategy",
     "img2img_high": "genie_plugin.strategies.img2img:Img2ImgHighStrategy",
     "none": "genie_plugin.strategies.baselines:NoneStrategy",

@@ -24,7 +24,7 @@ margs=(--arch sd15); [ -n "$model" ] && margs=(--model "$model")
 echo "== UNet image-steps/s: torch eager, CUDA graphs, ONNX plain/optimised/CUDA graphs ($gpu)"
 "$py" benchmarks/perf/unet_throughput.py "${margs[@]}" --device cuda --batches 2,16,64 \
   --out "$out/unet_throughput_${gpu}_${day}.json"
-echo "== hard negatives/s at 512 px, 50 steps, CFG 7.5: GeNIe, GeNIe-Ada batched/naive, Text2Image"
+echo "== hard negatives/s at 512 px, 50 steps, CFG 7.5: GeNIe, GeNIe-Ada batched/naive/fast (10-step probe), Text2Image"
 "$py" benchmarks/perf/generation_throughput.py "${margs[@]}" --device cuda --outputs 32 \
   --max-batch auto --channels-last --backends torch,cuda-graphs,onnx,onnx-cuda-graphs \
   --out "$out/generation_throughput_${gpu}_${day}.json"

@@ -1,10 +1,13 @@
-"""Hard negatives per second: GeNIe, GeNIe-Ada (batched vs naive sweep) and Text2Image, one run.
+"""Hard negatives per second: GeNIe, GeNIe-Ada (batched, naive sweep, probe) and Text2Image.
 
 Every mode goes through the project's sampler (``DiffusionGenerator.generate``): text encoding,
 VAE encode, the denoising loop with classifier-free guidance, VAE decode. GeNIe-Ada *batched*
 puts all five candidates of every pair into one pass (items join at their own start step, one
-ε per pair); *naive* runs one generation per grid ratio, as a sweep does. The backbone pass that
-picks r* is not timed (5 small-image forward passes per output).
+ε per pair); *naive* runs one generation per grid ratio, as a sweep does; *fast*
+(``genie_ada_fast``) samples the candidates with ``--probe-steps`` and then the output at r* with
+the full steps (r* cycles over 0.6…0.9 here: random weights give no meaningful pick, and the rule
+never picks the grid's first ratio). The backbone pass that picks r* is not timed (5 small-image
+forward passes per output).
 
     python benchmarks/perf/generation_throughput.py --arch sd15 --device cuda   # random SD 1.5
     python benchmarks/perf/generation_throughput.py --model PATH_OR_HUB_ID --device cuda
@@ -114,7 +117,10 @@ def main() -> None:
     ap.add_argument("--channels-last", action="store_true", help="UNet and VAE channels-last")
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=7.5)
-    ap.add_argument("--modes", default="genie,genie_ada_batched,genie_ada_naive,text2image")
+    ap.add_argument(
+        "--modes", default="genie,genie_ada_batched,genie_ada_naive,genie_ada_fast,text2image"
+    )
+    ap.add_argument("--probe-steps", type=int, default=10, help="genie_ada_fast's probe")
     ap.add_argument(
         "--backends",
         default="torch",
@@ -160,16 +166,29 @@ def main() -> None:
             stable_seed(0, "perf", i),
         )
 
-    def items_for(mode):
+    def items_for(mode, g):
+        """(generator, items) calls that make ``a.outputs`` hard negatives in ``mode``."""
         n = a.outputs
         if mode == "genie":
-            return [[SampleItem(p, 0.8, s, src) for src, p, s in map(pair, range(n))]]
+            return [(g, [SampleItem(p, 0.8, s, src) for src, p, s in map(pair, range(n))])]
         if mode == "text2image":
-            return [[SampleItem(p, 1.0, s, None) for src, p, s in map(pair, range(n))]]
+            return [(g, [SampleItem(p, 1.0, s, None) for src, p, s in map(pair, range(n))])]
         if mode == "genie_ada_batched":
-            return [[SampleItem(p, r, s, src) for src, p, s in map(pair, range(n)) for r in ADA]]
+            return [
+                (g, [SampleItem(p, r, s, src) for src, p, s in map(pair, range(n)) for r in ADA])
+            ]
         if mode == "genie_ada_naive":
-            return [[SampleItem(p, r, s, src) for src, p, s in map(pair, range(n))] for r in ADA]
+            return [
+                (g, [SampleItem(p, r, s, src) for src, p, s in map(pair, range(n))]) for r in ADA
+            ]
+        if mode == "genie_ada_fast":
+            probe = g.with_sampler(steps=a.probe_steps)
+            cand = [SampleItem(p, r, s, src) for src, p, s in map(pair, range(n)) for r in ADA]
+            final = [
+                SampleItem(p, ADA[1 + i % (len(ADA) - 1)], s, src)
+                for i, (src, p, s) in enumerate(map(pair, range(n)))
+            ]
+            return [(probe, cand), (g, final)]
         raise SystemExit(f"unknown mode {mode}")
 
     def sync():
@@ -181,18 +200,18 @@ def main() -> None:
     for backend in a.backends.split(","):
         gen = base if backend == "torch" else base.with_backend(backend)
         # warm-up: kernels, cuDNN autotuning, allocator, onnxruntime session
-        gen.generate(items_for("genie")[0][: min(4, a.outputs)], max_batch=a.max_batch)
+        gen.generate(items_for("genie", gen)[0][1][: min(4, a.outputs)], max_batch=a.max_batch)
         results = all_results[backend] = {}
         for mode in a.modes.split(","):
-            calls = items_for(mode)
+            calls = items_for(mode, gen)
             sync()
             t0 = time.perf_counter()
-            for items in calls:
-                gen.generate(items, max_batch=a.max_batch)
+            for g, items in calls:
+                g.generate(items, max_batch=a.max_batch)
             sync()
             dt = time.perf_counter() - t0
             cfg = 2 if a.guidance > 1 else 1  # classifier-free guidance: two UNet rows per step
-            unet_image_steps = cfg * sum(total_image_steps(gen, items) for items in calls)
+            unet_image_steps = cfg * sum(total_image_steps(g, items) for g, items in calls)
             results[mode] = {
                 "outputs": a.outputs,
                 "seconds": round(dt, 3),
@@ -204,7 +223,7 @@ def main() -> None:
             print(backend, mode, results[mode], flush=True)
         if "genie" in results:
             g = results["genie"]["seconds_per_output"]
-            for m in ("genie_ada_batched", "genie_ada_naive", "text2image"):
+            for m in ("genie_ada_batched", "genie_ada_naive", "genie_ada_fast", "text2image"):
                 if m in results:
                     ratios[f"{backend}:{m}_over_genie"] = round(
                         results[m]["seconds_per_output"] / g, 3

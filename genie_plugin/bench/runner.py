@@ -338,7 +338,7 @@ def generate_scenario(
     max_batch = stats["max_batch"] = resolve_max_batch(gen, max_batch)
     cached = CachedGenerator(gen, AugmentationCache(cache_dir))
     embed = None
-    if any(s == "genie_ada" for s, _ in mine):
+    if any(strategies[s].needs_embedder for s, _ in mine):
         from genie_plugin.fewshot.backbones import load_backbone
 
         embed = load_backbone(scn.backbone, device=device)

@@ -321,6 +321,57 @@ def stage_classifiers(work: Path, cfg: TrainConfig, log: Log, device) -> None:
     )
 
 
+def retrain_oracle(out: Path, cfg: TrainConfig, log: Log, device, heldout_per_class: int = 40):
+    """Train only the oracle (the judge) on the generator pool; the backbone is left alone.
+
+    A judge's own errors cap every oracle-judged figure, so its held-out accuracy (overall and
+    per class, on fewshot-pool images the generator never saw) goes into the metadata.
+    """
+    from safetensors.torch import save_file
+
+    gx, gy = generate_parallel(cfg.gen_images_per_class, cfg.seed, "generator")
+    oracle = train_classifier(
+        gx, gy, len(shapes.CLASSES), cfg, cfg.seed + 13, "oracle", log, device
+    )
+    fx, fy = shapes.generate(heldout_per_class, seed=cfg.seed, pool="fewshot")
+    per_class = {}
+    with torch.no_grad():
+        pred = np.concatenate(
+            [
+                oracle(
+                    classifier_transform(to_tensor(fx[i : i + 256]), cfg.clf_image_size, None).to(
+                        device
+                    )
+                )
+                .argmax(1)
+                .cpu()
+                .numpy()
+                for i in range(0, len(fx), 256)
+            ]
+        )
+    for c, name in enumerate(shapes.CLASSES):
+        per_class[name] = round(float((pred[fy == c] == c).mean()), 3)
+    acc = float((pred == fy).mean())
+    log(stage="oracle", oracle_heldout_acc=acc, per_class=per_class)
+    meta = {
+        "arch": cfg.backbone_arch,
+        "image_size": str(cfg.clf_image_size),
+        "num_classes": str(len(shapes.CLASSES)),
+        "heldout_acc": f"{acc:.4f}",
+        "heldout_per_class": json.dumps(per_class, sort_keys=True),
+        "train_images_per_class": str(cfg.gen_images_per_class),
+        "epochs": str(cfg.clf_epochs),
+    }
+    state = {
+        k: (v.half() if v.is_floating_point() else v).contiguous().cpu()
+        for k, v in oracle.state_dict().items()
+    }
+    tmp = out.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(out)
+    return acc, per_class
+
+
 def stage_vae(work: Path, cfg: TrainConfig, log: Log, device, x_all: torch.Tensor) -> None:
     if (work / "vae.done").exists():
         return
@@ -723,6 +774,14 @@ if __name__ == "__main__":
         help="reuse backbone/oracle .safetensors from this folder (e.g. the shipped weights)",
     )
     ap.add_argument("--clf-epochs", type=int, default=TrainConfig.clf_epochs)
+    ap.add_argument(
+        "--oracle-only",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="train only the oracle (judge) and write it to FILE (.safetensors); nothing else "
+        "changes",
+    )
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     cfg = TrainConfig(
@@ -746,6 +805,12 @@ if __name__ == "__main__":
             if not (a.work_dir / name).exists():
                 shutil.copy2(a.skip_classifiers_from / name, a.work_dir / name)
     torch.set_num_threads(max(1, torch.get_num_threads()))
+    if a.oracle_only is not None:
+        a.work_dir.mkdir(parents=True, exist_ok=True)
+        log = Log(a.work_dir / "oracle_log.jsonl")
+        log(stage="start", config=asdict(cfg), device=a.device)
+        print(retrain_oracle(a.oracle_only, cfg, log, torch.device(a.device)))
+        raise SystemExit(0)
     previous = None
     if a.init_from is not None:
         prev_cfg = a.init_from / "train_config.json"

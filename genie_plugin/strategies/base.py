@@ -169,6 +169,7 @@ class Strategy:
     augment_real: ClassVar[bool] = True  # weak views of real support images (reference protocol)
     view: ClassVar[str] = "weak"  # how real support views are made: "weak" or "strong"
     mix: ClassVar[str | None] = None  # "mixup"/"cutmix": add mixed views with soft labels
+    needs_embedder: ClassVar[bool] = False  # render() scores images with the few-shot backbone
 
     def __init__(self, config: StrategyConfig | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.config_cls()

@@ -128,3 +128,17 @@ def test_feature_memo_persists_per_call_and_backbone(tmp_path):
     c = MemoEmbedder(Counting(model(1), image_size=16, device="cpu"), store=tmp_path)
     fc = c(ims)  # other weights: never served from the first backbone's entries
     assert Counting.calls == 3 and not np.allclose(fc, fa)
+
+
+def test_cached_generator_with_other_sampler_settings_keeps_cache_and_counts(tiny_gen, tmp_path):
+    cached = CachedGenerator(tiny_gen, AugmentationCache(tmp_path))
+    coarse = cached.with_sampler(steps=3)
+    assert isinstance(coarse, CachedGenerator) and coarse.sampler.steps == 3
+    a = coarse.generate(_items())
+    assert cached.generated == 3  # the view counts into its parent's run statistics
+    b = cached.generate(_items())  # other step count: other keys, generated anew
+    assert cached.generated == 6 and cached.hits == 0
+    coarse.generate(_items())
+    assert cached.hits == 3
+    assert a[0].tobytes() != b[0].tobytes()
+    assert a[0].tobytes() == tiny_gen.with_sampler(steps=3).generate(_items()[:1])[0].tobytes()

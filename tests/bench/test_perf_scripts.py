@@ -26,8 +26,8 @@ def test_generation_throughput_reports_every_backend_and_ratio(tmp_path):
         [
             "benchmarks/perf/generation_throughput.py",
             "--arch", "tiny", "--device", "cpu", "--outputs", "2", "--steps", "4",
-            "--modes", "genie,genie_ada_batched,genie_ada_naive",
-            "--backends", "torch,onnx", "--max-batch", "auto",
+            "--modes", "genie,genie_ada_batched,genie_ada_naive,genie_ada_fast",
+            "--probe-steps", "2", "--backends", "torch,onnx", "--max-batch", "auto",
         ],
         tmp_path / "gen.json",
     )  # fmt: skip
@@ -40,6 +40,10 @@ def test_generation_throughput_reports_every_backend_and_ratio(tmp_path):
     # batched Ada runs the same image-steps as the naive sweep, in fewer UNet calls
     t = data["results"]["torch"]
     assert t["genie_ada_batched"]["unet_image_steps"] == t["genie_ada_naive"]["unet_image_steps"]
+    # the probe runs fewer image-steps: candidates at 2 steps + the outputs at r* with 4
+    fast = t["genie_ada_fast"]["unet_image_steps"]
+    assert t["genie"]["unet_image_steps"] < fast < t["genie_ada_batched"]["unet_image_steps"]
+    assert "torch:genie_ada_fast_over_genie" in data["ratios"]
     assert "onnx_over_torch:genie" in data["ratios"]
     assert data["environment"]["versions"]["torch"]
 

@@ -46,10 +46,14 @@ def test_strategies_list_and_show():
     assert res.exit_code == 2 and "known strategies: cutmix, genie, genie_ada" in res.output
 
 
-@pytest.mark.parametrize("strategy", ["genie", "text2image", "img2img", "genie_ada"])
+@pytest.mark.parametrize(
+    "strategy", ["genie", "text2image", "img2img", "genie_ada", "genie_ada_fast"]
+)
 def test_augment_writes_images_and_manifest(tmp_path, srcs, strategy):
     out = tmp_path / "out"
-    extra = ["--backbone", "resnet10t:random"] if strategy == "genie_ada" else []
+    extra = ["--backbone", "resnet10t:random"] if strategy.startswith("genie_ada") else []
+    if strategy == "genie_ada_fast":
+        extra += ["--steps", "12"]  # above the 10-step probe (the last --steps wins)
     res = _invoke(
         "augment",
         *srcs,
@@ -74,9 +78,12 @@ def test_augment_writes_images_and_manifest(tmp_path, srcs, strategy):
     if strategy == "genie":
         assert {r["source_id"] for r in rows} == {str(p) for p in srcs}
         assert {r["ratio"] for r in rows} == {0.8}
-    if strategy == "genie_ada":
+    if strategy.startswith("genie_ada"):
         assert all(r["ada"]["prototype"] == "text2image" for r in rows)
         assert all(r["ratio"] == r["ada"]["r_star"] for r in rows)
+        probes = {r["ada"].get("probe_steps") for r in rows}
+        assert probes == ({10} if strategy == "genie_ada_fast" else {None})
+        assert {r["model"]["steps"] for r in rows} == {12 if strategy == "genie_ada_fast" else 4}
     # a second run appends, never overwrites
     res = _invoke("augment", srcs[0], "--target", "dog", "--out", out, *FAST)
     assert res.exit_code == 0
@@ -151,6 +158,7 @@ def test_sweep_defaults_embedded_model_and_bundled_sample(tmp_path):
         (["--scheduler", "plms"], "unknown scheduler 'plms'"),
         (["--strategy", "text2image", "--ratio", "0.5"], "--ratio does not apply"),
         (["--strategy", "genie_ada"], "pass --backbone"),
+        (["--strategy", "genie_ada_fast"], "pass --backbone"),
         (["--model", "no/such-model-here"], "not in the Hugging Face cache"),
         (["--backend", "cuda-graphs"], "needs the model on a CUDA device"),
         (["--backend", "tensorrt"], "unknown backend 'tensorrt'"),

@@ -182,3 +182,75 @@ def test_genie_ada_without_embedder_is_a_clear_error(gen):
     ctx.embed = None
     with pytest.raises(ConfigError, match="backbone"):
         s.render(s.plan(_episode(), _gen(0))[:1], ctx)
+
+
+def test_genie_ada_fast_selects_on_probe_candidates_and_samples_r_star_at_full_steps(gen):
+    from genie_plugin.core.ada import select_ratio
+    from genie_plugin.diffusion.sampler import SampleItem
+    from genie_plugin.registry import create_strategy
+    from genie_plugin.strategies.genie_ada import _l2
+
+    s = create_strategy("genie_ada_fast", probe_steps=2)  # the fixture samples with 4 steps
+    ctx = _ctx(gen)
+    spec = s.plan(_episode(), _gen(0))[0]
+    out = s.render([spec], ctx)[0]
+    ada = out.record["ada"]
+    assert ada["probe_steps"] == 2
+    src = ctx.images[spec.source_id]
+    probe = gen.with_sampler(steps=2)
+    for r, cand in zip(spec.ratios, out.candidates, strict=True):
+        assert_same_pixels(probe.generate([SampleItem(spec.prompt, r, spec.seed, src)])[0], cand)
+    # r* is the paper's rule applied to the probe candidates' embeddings
+    protos = [ctx.images[p] for p in spec.prototype_ids]
+    f = _l2(ctx.embed([*out.candidates, src, *protos]))
+    sel = select_ratio(spec.ratios, f[:5], f[5], f[6:].mean(0))
+    assert out.record["ratio"] == ada["r_star"] == sel.ratio
+    # the output is sampled at r* with the full step count and the pair's seed (same ε)
+    full = gen.generate([SampleItem(spec.prompt, sel.ratio, spec.seed, src)])[0]
+    assert_same_pixels(full, out.image)
+    assert not np.array_equal(np.asarray(full), np.asarray(out.candidates[sel.index]))
+
+
+def test_genie_ada_probe_as_fine_as_the_output_is_the_paper_method(gen):
+    from genie_plugin.registry import create_strategy
+
+    ctx = _ctx(gen)
+    spec = create_strategy("genie_ada").plan(_episode(), _gen(0))[0]
+    exact = create_strategy("genie_ada").render([spec], ctx)[0]
+    fast = create_strategy("genie_ada_fast", probe_steps=4).render([spec], ctx)[0]
+    assert fast.record["ada"] == {**exact.record["ada"]}
+    assert_same_pixels(exact.image, fast.image)
+
+
+@pytest.mark.parametrize("bad", [1, 0, True, 2.5, "10"])
+def test_genie_ada_probe_steps_must_be_an_integer_of_at_least_two(bad):
+    from genie_plugin.errors import ConfigError
+    from genie_plugin.registry import create_strategy
+
+    with pytest.raises(ConfigError, match="probe_steps"):
+        create_strategy("genie_ada", probe_steps=bad)
+
+
+def test_genie_ada_planned_image_steps_match_progress(gen):
+    from genie_plugin.registry import create_strategy
+
+    for name, kw in (("genie_ada", {}), ("genie_ada_fast", {"probe_steps": 2})):
+        s = create_strategy(name, **kw)
+        ctx = _ctx(gen)
+        done = []
+        ctx.progress = done.append
+        specs = s.plan(_episode(), _gen(0))[:3]
+        out = s.render(specs, ctx)
+        planned = s.planned_image_steps(gen, specs)
+        if name == "genie_ada":
+            assert sum(done) == planned
+        else:  # r* is not known in advance: the plan takes the grid's mean for the final pass
+            from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
+
+            cand = [SampleItem(sp.prompt, r, sp.seed) for sp in specs for r in sp.ratios]
+            finals = [SampleItem("x", o.record["ratio"], 0) for o in out]
+            actual = total_image_steps(gen.with_sampler(steps=2), cand) + total_image_steps(
+                gen, finals
+            )
+            assert sum(done) == actual
+            assert abs(planned - actual) <= len(specs) * gen.sampler.steps

@@ -1,0 +1,113 @@
+"""GeNIe-Ada with a coarse probe (``genie_ada_fast``): cost and fidelity on the embedded model.
+
+For ``--pairs`` (A, B) pairs drawn as in ``embedded_quality.py`` (fewshot-pool sources, shared
+ε per pair), r* is chosen by the paper's rule on candidates sampled at the full step count and
+on candidates sampled at each probe step count. Reports how often the probe picks the same r*
+(then the output is bit-identical to the paper's, since the output is regenerated at r* with the
+full steps and the same seed), how often it is within one grid step, and the UNet image-steps
+per output relative to GeNIe at r = 0.8: the cost ratio on a compute-bound device.
+
+    python benchmarks/embedded_ada_probe.py [--pairs 200] [--steps 50] [--probes 5,10,20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--pairs", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--probes", default="5,10,20")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/embedded_ada_probe.json")
+    a = ap.parse_args()
+
+    import numpy as np
+
+    from genie_plugin.bench.env import environment
+    from genie_plugin.core.ada import ADA_RATIOS, select_ratio
+    from genie_plugin.diffusion import load_generator
+    from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
+    from genie_plugin.embedded import shapes
+    from genie_plugin.embedded.assets import load_embedded_backbone
+    from genie_plugin.embedded.evaluate import _prompt, fewshot_sources
+    from genie_plugin.io import atomic_write_text
+    from genie_plugin.seeding import stable_seed
+
+    t0 = time.time()
+    gen = load_generator("embedded", device=a.device).with_sampler(steps=a.steps)
+    embed = load_embedded_backbone(device=a.device)
+    shots = 5
+    sources = fewshot_sources(20, seed=a.seed)
+    rng = np.random.default_rng([a.seed, 7])
+    pairs = []
+    for _ in range(a.pairs):
+        x, y = rng.choice(len(shapes.CLASSES), size=2, replace=False)
+        pairs.append((int(x), int(y), int(rng.integers(shots, 20))))
+    seeds = [stable_seed(a.seed, "genie-eval", x, y, k) for x, y, k in pairs]
+    f_src = embed([sources[x][k] for x, _, k in pairs])
+    f_proto = {y: embed(sources[y][:shots]) for y in {y for _, y, _ in pairs}}
+
+    def l2(f):
+        return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+
+    def pick(g):
+        items = [
+            SampleItem(_prompt(y), r, s, sources[x][k])
+            for (x, y, k), s in zip(pairs, seeds, strict=True)
+            for r in ADA_RATIOS
+        ]
+        f = l2(embed(g.generate(items, max_batch=64))).reshape(len(pairs), len(ADA_RATIOS), -1)
+        fs = l2(f_src)
+        r_star = []
+        for i, (_, y, _) in enumerate(pairs):
+            proto = l2(f_proto[y]).mean(0)
+            r_star.append(select_ratio(ADA_RATIOS, f[i], fs[i], proto).ratio)
+        return np.array(r_star), total_image_steps(g, items)
+
+    exact, exact_steps = pick(gen)
+    genie_steps = total_image_steps(gen, [SampleItem("x", 0.8, 0, sources[0][0])])
+    step = ADA_RATIOS[1] - ADA_RATIOS[0]
+    res = {"paper": {"image_steps_per_output_over_genie": exact_steps / len(pairs) / genie_steps}}
+    for probe in (int(p) for p in a.probes.split(",")):
+        r, probe_steps = pick(gen.with_sampler(steps=probe))
+        final = sum(
+            total_image_steps(gen, [SampleItem("x", float(x), 0, sources[0][0])]) for x in r
+        )
+        res[f"probe_{probe}"] = {
+            "same_r_star": float(np.mean(np.isclose(r, exact))),
+            "within_one_grid_step": float(np.mean(np.abs(r - exact) <= step + 1e-9)),
+            "mean_abs_r_difference": float(np.mean(np.abs(r - exact))),
+            "image_steps_per_output_over_genie": (probe_steps + final) / len(pairs) / genie_steps,
+            "r_star_hist": {str(x): int(np.isclose(r, x).sum()) for x in ADA_RATIOS},
+        }
+    out = {
+        "benchmark": "embedded_ada_probe",
+        "n_pairs": len(pairs),
+        "sampler": gen.sampler.to_dict(),
+        "model": gen.fingerprint,
+        "grid": list(ADA_RATIOS),
+        "genie_image_steps_per_output": genie_steps,
+        "paper_r_star_hist": {str(x): int(np.isclose(exact, x).sum()) for x in ADA_RATIOS},
+        "results": res,
+        "seconds": round(time.time() - t0, 1),
+        "environment": environment(),
+    }
+    atomic_write_text(a.out, json.dumps(out, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
