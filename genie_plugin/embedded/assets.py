@@ -50,6 +50,19 @@ def load_classifier(kind: str, *, device=None):
     return model, int(meta["image_size"])
 
 
+def classifier_info(kind: str) -> dict:
+    """Provenance of a shipped classifier: content hash and its training metadata."""
+    import hashlib
+
+    from safetensors import safe_open
+
+    path = weights_dir() / f"{kind}.safetensors"
+    with safe_open(str(path), "pt") as fh:
+        meta = dict(fh.metadata() or {})
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return {"sha256": digest, **meta}
+
+
 def load_embedded_backbone(*, device=None):
     """Few-shot feature extractor: the shipped backbone without its base-class head."""
     from genie_plugin.fewshot.backbones import Embedder
@@ -68,6 +81,7 @@ class Oracle:
         self.model, self.size = load_classifier("oracle", device=device)
         self.device = next(self.model.parameters()).device
         self._torch = torch
+        self.info = classifier_info("oracle")
 
     def probs(self, images) -> np.ndarray:  # noqa: F821
         import numpy as np

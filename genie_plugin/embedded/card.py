@@ -47,6 +47,12 @@ def _training(train: dict) -> str:
         "`scripts/train_embedded_gpu.sh`; classifiers (backbone, oracle) "
         f"{train['clf_epochs']} epochs each on CPU"
     )
+    lines.append(
+        "- oracle v2 (the judge only; backbone and generator untouched): "
+        "`python -m genie_plugin.embedded.train --oracle-only FILE --gen-images-per-class 800`, "
+        "30 epochs on CPU (≈ 25 min on 2 cores), log "
+        "`benchmarks/results/embedded_training/oracle_v2_log.jsonl`"
+    )
     return "\n".join(lines)
 
 
@@ -60,13 +66,61 @@ def _hist(h: dict) -> str:
     return ", ".join(f"{k}: {v}" for k, v in h.items())
 
 
+def _oracle(q: dict) -> str:
+    o = q.get("oracle") or {}
+    if not o.get("heldout_acc"):
+        return "oracle v1 (held-out 91.9%)"
+    return f"oracle {o['sha256'][:8]} (held-out {float(o['heldout_acc']):.1%})"
+
+
 def _summary(q: dict) -> str:
     t2i, i2i, g = q["text2image"], q["img2img"], q["genie"]
     return (
-        f"| {_sampler(q['sampler'])} | {t2i['accuracy']:.1%} | {i2i['keep_rate']:.1%} | "
+        f"| {_sampler(q['sampler'])} | {_oracle(q)} | {t2i['accuracy']:.1%} | "
+        f"{i2i['keep_rate']:.1%} | "
         f"{g['labelled_target_at_default']:.1%} | {g['bg_dist_to_source_at_default']:.1f} / "
         f"{g['bg_dist_to_text2image_at_default']:.1f} | {g['ada_within_one_step_of_flip']:.1%} |"
     )
+
+
+def _oracle_detail(q: dict) -> str:
+    o = q.get("oracle") or {}
+    if "heldout_per_class" not in o:
+        return ""
+    per = json.loads(o["heldout_per_class"])
+    worst = sorted(per.items(), key=lambda kv: kv[1])[:4]
+    return (
+        f" Trained {o.get('epochs', '?')} epochs on {o.get('train_images_per_class', '?')} images"
+        " per class; weakest classes held out: " + ", ".join(f"{k} {v:.0%}" for k, v in worst) + "."
+    )
+
+
+def _ceiling(i2i: dict) -> str:
+    if "oracle_accuracy_on_sources" not in i2i:
+        return ""
+    return (
+        f" (the oracle labels the unedited sources right {i2i['oracle_accuracy_on_sources']:.1%})"
+    )
+
+
+def _ada_context(g: dict) -> str:
+    if "constant_r_within_one_step_of_flip" not in g:
+        return ""
+    const = g["constant_r_within_one_step_of_flip"]
+    r_best = max(const, key=const.get)
+    text = (
+        f"\n  A constant pick would score {const[r_best]:.1%} (always r = {r_best}): the flips"
+        "\n  bunch at the grid's low end, so the figure only means something above that."
+    )
+    if g.get("ada_other_grids"):
+        b = g["ada_other_grids"][0]
+        lo, hi = b["grid"][0], b["grid"][-1]
+        text += (
+            f"\n  On this model's own flip range the best grid of step 0.1 ({lo}…{hi}) scores"
+            f" {b['ada_within_one_step_of_flip']:.1%} against a constant pick's"
+            f" {b['best_constant_r']:.1%}."
+        )
+    return text
 
 
 def write_model_card(quality: dict, folder: Path | None = None, others=()) -> Path:
@@ -120,15 +174,19 @@ Captions: `a photo of a {{name}}.`, {int(train["empty_caption_p"] * 100)}% empty
 {_training(train)}
 
 ## Quality (oracle-judged; {_sampler(quality["sampler"])})
+Judge: {_oracle(quality)}, timm {train["backbone_arch"]} trained on the generator
+pool; held-out accuracy is on fewshot-pool images the generator never saw. Its own errors cap
+every figure (cross and plus are the same shape 45° apart, inside the ±45° rotation range, so
+part of them cannot be told apart).{_oracle_detail(quality)}
 - Text2Image (r = 1), {t2i["n"]} images: oracle accuracy **{t2i["accuracy"]:.1%}** (base
   {t2i["accuracy_base"]:.1%}, val {t2i["accuracy_val"]:.1%}, novel {t2i["accuracy_novel"]:.1%}; chance {1 / len(shapes.CLASSES):.1%}).
-- Img2Img r = {i2i["ratio"]}, {i2i["n"]} images: source class kept **{i2i["keep_rate"]:.1%}**.
+- Img2Img r = {i2i["ratio"]}, {i2i["n"]} images: source class kept **{i2i["keep_rate"]:.1%}**{_ceiling(i2i)}.
 - GeNIe A→B, {g["n_pairs"]} pairs: at r = {g["default_ratio"]} **{g["labelled_target_at_default"]:.1%}** labelled B;
   background colour distance to the source {g["bg_dist_to_source_at_default"]:.1f} vs to a Text2Image output of B
   {g["bg_dist_to_text2image_at_default"]:.1f} (RGB units, same ε).
 - GeNIe-Ada r* within one grid step of the oracle's flip: **{g["ada_within_one_step_of_flip"]:.1%}** of pairs
   (pairs per r*: {_hist(g["ada_r_star_hist"])}; per oracle flip, the first grid r labelled B,
-  1.0 = never: {_hist(g["oracle_flip_hist"])}).
+  1.0 = never: {_hist(g["oracle_flip_hist"])}).{_ada_context(g)}
 
 Sampler settings the model recommends (`model/genie_sampler.json`, used unless a command sets
 them): CFG {gen.sampler.guidance_scale}, time shift {gen.sampler.timestep_shift} (SD3's shift on the timestep
@@ -145,8 +203,8 @@ largest jump is usually late (r* = 0.9), where the background starts to go.
 {rows}
 
 ### All measured settings (targets: ≥ 80% / ≥ 90% / most / bg far closer to source / ≥ 70%)
-| sampler | Text2Image acc. | Img2Img r=0.3 kept | GeNIe r=0.8 → B | bg dist source / T2I | Ada within 1 step |
-|---|---|---|---|---|---|
+| sampler | judged by | Text2Image acc. | Img2Img r=0.3 kept | GeNIe r=0.8 → B | bg dist source / T2I | Ada within 1 step |
+|---|---|---|---|---|---|---|
 {chr(10).join(_summary(q) for q in (quality, *others))}
 """
     path = folder / "MODEL_CARD.md"

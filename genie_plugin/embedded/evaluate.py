@@ -83,8 +83,16 @@ def img2img_keep_rate(
         for k, im in enumerate(ims[:per_class]):
             items.append(SampleItem(_prompt(c), ratio, stable_seed(seed, "i2i-eval", c, k), im))
             labels.append(c)
+    labels = np.array(labels)
     pred = oracle.probs(gen.generate(items, max_batch=max_batch, progress=progress)).argmax(1)
-    return {"n": len(labels), "ratio": ratio, "keep_rate": float((pred == np.array(labels)).mean())}
+    # the judge's own accuracy on the same source images: no output can score above it
+    raw = oracle.probs([it.source for it in items]).argmax(1)
+    return {
+        "n": len(labels),
+        "ratio": ratio,
+        "keep_rate": float((pred == labels).mean()),
+        "oracle_accuracy_on_sources": float((raw == labels).mean()),
+    }
 
 
 def genie_pairs(
@@ -202,6 +210,7 @@ def evaluate(
     res = {
         "sampler": gen.sampler.to_dict(),
         "model": gen.fingerprint,
+        "oracle": getattr(oracle, "info", None),
         "text2image": text2image_accuracy(
             gen, oracle, t2i_per_class, seed=seed, max_batch=max_batch, progress=progress
         ),

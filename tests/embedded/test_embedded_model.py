@@ -49,7 +49,8 @@ def test_shipped_folder_is_a_diffusers_sd_pipeline_within_budget(gen):
 def test_oracle_recognises_real_held_out_images(oracle, sources):
     ims = [im for c in range(len(shapes.CLASSES)) for im in sources[c][:4]]
     labels = np.repeat(np.arange(len(shapes.CLASSES)), 4)
-    assert (oracle.probs(ims).argmax(1) == labels).mean() >= 0.85  # 91.9% on 3840 held-out
+    # oracle v2: 98.5% on 1280 held-out images (cross/plus are partly the same shape)
+    assert (oracle.probs(ims).argmax(1) == labels).mean() >= 0.93
 
 
 def test_text2image_follows_the_prompt(gen, oracle):
@@ -57,14 +58,14 @@ def test_text2image_follows_the_prompt(gen, oracle):
     items = [SampleItem(_prompt(c), 1.0, 1000 + 10 * c + k) for c in classes for k in range(2)]
     pred = oracle.probs(gen.generate(items, max_batch=64)).argmax(1)
     acc = (pred == np.repeat(classes, 2)).mean()
-    assert acc >= 0.75, acc  # model card: 94.5% at 50 steps over 800 images; chance 3%
+    assert acc >= 0.8, acc  # model card: 97.2% at 50 steps over 800 images; chance 3%
 
 
 def test_img2img_low_ratio_keeps_the_source_class(gen, oracle, sources):
     classes = list(range(1, len(shapes.CLASSES), 2))
     items = [SampleItem(_prompt(c), 0.3, 7 + c, sources[c][0]) for c in classes]
     pred = oracle.probs(gen.generate(items)).argmax(1)
-    assert (pred == np.array(classes)).mean() >= 0.7  # model card: 89.7% over 320 images
+    assert (pred == np.array(classes)).mean() >= 0.85  # model card: 94.7% over 320 images
 
 
 def test_genie_flips_the_label_with_r_and_low_r_keeps_the_background(gen, oracle, sources):
@@ -81,7 +82,7 @@ def test_genie_flips_the_label_with_r_and_low_r_keeps_the_background(gen, oracle
     p = oracle.probs(out).reshape(len(pairs), len(ratios), -1)
     p_b = np.array([p[i, :, b] for i, (_, b) in enumerate(pairs)])
     assert p_b[:, 0].mean() + 0.05 < p_b[:, 1].mean()  # P(B) rises with r
-    assert (p[:, 1].argmax(1) == [b for _, b in pairs]).mean() >= 0.7  # card: 86.5% at r = 0.8
+    assert (p[:, 1].argmax(1) == [b for _, b in pairs]).mean() >= 0.75  # card: 89% at r = 0.8
     # At the default r = 0.8 the background stays far nearer the source's than a Text2Image
     # output's of B (card: 27.4 vs 124.4 RGB units over 200 pairs).
     src_bg = [corner_colour(sources[a][1]) for a, _ in pairs]
