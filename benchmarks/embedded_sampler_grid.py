@@ -27,6 +27,14 @@ def main() -> None:
     )
     ap.add_argument("--shifts", default="1,0.3,0.2,0.0667")
     ap.add_argument("--cfgs", default="3,5,7.5")
+    ap.add_argument(
+        "--t-mins", default="0", help="guidance intervals: CFG only at t >= this fraction of T"
+    )
+    ap.add_argument(
+        "--settings",
+        default=None,
+        help="explicit shift:cfg:t_min triples, comma-separated (instead of the full grid)",
+    )
     ap.add_argument("--pairs", type=int, default=40)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--device", default=None)
@@ -43,25 +51,48 @@ def main() -> None:
     oracle, embed = Oracle(device=a.device), load_embedded_backbone(device=a.device)
     sources = fewshot_sources(20, seed=0)
     rows = []
-    for shift in (float(x) for x in a.shifts.split(",")):
-        for cfg in (float(x) for x in a.cfgs.split(",")):
-            gen = base.with_sampler(steps=a.steps, guidance_scale=cfg, timestep_shift=shift)
-            t0 = time.time()
-            g = genie_pairs(gen, oracle, embed, sources, a.pairs, max_batch=256)
-            keep = (
-                "labelled_target_at_default",
-                "bg_dist_to_source_at_default",
-                "bg_dist_to_text2image_at_default",
-                "ada_within_one_step_of_flip",
-                "ada_r_star_hist",
-                "oracle_flip_hist",
-                "frac_labelled_target",
-            )
-            row = {"timestep_shift": shift, "guidance": cfg, **{k: g[k] for k in keep}}
-            row["seconds"] = round(time.time() - t0, 1)
-            rows.append(row)
-            print(json.dumps({k: row[k] for k in list(row)[:6]}), flush=True)
-    out = {"pairs": a.pairs, "steps": a.steps, "rows": rows, "environment": environment()}
+    if a.settings:
+        grid = [tuple(float(v) for v in x.split(":")) for x in a.settings.split(",")]
+    else:
+        grid = [
+            (float(sh), float(c), float(tm))
+            for sh in a.shifts.split(",")
+            for c in a.cfgs.split(",")
+            for tm in a.t_mins.split(",")
+        ]
+    for shift, cfg, t_min in grid:
+        gen = base.with_sampler(
+            steps=a.steps, guidance_scale=cfg, timestep_shift=shift, guidance_t_min=t_min
+        )
+        t0 = time.time()
+        g = genie_pairs(gen, oracle, embed, sources, a.pairs, max_batch=256)
+        keep = (
+            "labelled_target_at_default",
+            "bg_dist_to_source_at_default",
+            "bg_dist_to_text2image_at_default",
+            "ada_within_one_step_of_flip",
+            "constant_r_within_one_step_of_flip",
+            "ada_r_star_hist",
+            "oracle_flip_hist",
+            "frac_labelled_target",
+        )
+        row = {
+            "timestep_shift": shift,
+            "guidance": cfg,
+            "guidance_t_min": t_min,
+            **{k: g[k] for k in keep},
+        }
+        row["best_other_grid"] = g["ada_other_grids"][0] if g["ada_other_grids"] else None
+        row["seconds"] = round(time.time() - t0, 1)
+        rows.append(row)
+        print(json.dumps({k: row[k] for k in list(row)[:8]}), flush=True)
+    out = {
+        "pairs": a.pairs,
+        "steps": a.steps,
+        "oracle": oracle.info,
+        "rows": rows,
+        "environment": environment(),
+    }
     if a.out:
         atomic_write_text(a.out, json.dumps(out, indent=2, sort_keys=True) + "\n")
 

@@ -58,6 +58,14 @@ TimestepShiftOpt = Annotated[
         "recommendation (embedded: 0.2), else 1 = diffusers' linspace."
     ),
 ]
+GuidanceTMinOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Guidance interval: classifier-free guidance only at timesteps >= this fraction of "
+        "the training steps, the conditional prediction alone below (Kynkäänniemi et al. 2024). "
+        "Default: the model's recommendation, else 0 = guidance at every step."
+    ),
+]
 ChannelsLastOpt = Annotated[
     bool, typer.Option(help="Run UNet and VAE channels-last (faster convolutions on GPUs).")
 ]
@@ -115,6 +123,7 @@ def load_model(
     onnx_dir=None,
     timestep_shift=None,
     channels_last=False,
+    guidance_t_min=None,
 ):
     from genie_plugin.diffusion import load_generator
     from genie_plugin.diffusion.loading import check_backend
@@ -126,6 +135,7 @@ def load_model(
         "guidance_scale": guidance,
         "resolution": resolution,
         "timestep_shift": timestep_shift,
+        "guidance_t_min": guidance_t_min,
     }
     with status(f"loading model {model}"):
         # options left unset take the model's recommendation (genie_sampler.json) or the reference

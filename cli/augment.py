@@ -14,6 +14,7 @@ from ._common import (
     ConfigOpt,
     DeviceOpt,
     GuidanceOpt,
+    GuidanceTMinOpt,
     MaxBatchOpt,
     ModelOpt,
     OnnxDirOpt,
@@ -67,6 +68,7 @@ def augment(
     onnx_dir: OnnxDirOpt = None,
     max_batch: MaxBatchOpt = "16",
     timestep_shift: TimestepShiftOpt = None,
+    guidance_t_min: GuidanceTMinOpt = None,
     channels_last: ChannelsLastOpt = False,
 ) -> None:
     """Generate one output per source image towards --target with the chosen strategy."""
@@ -104,6 +106,7 @@ def augment(
         onnx_dir,
         timestep_shift,
         channels_last,
+        guidance_t_min,
     )
     max_batch = max_batch_for(gen, max_batch)
     embed = None

@@ -62,6 +62,9 @@ def run(
     timestep_shift: Annotated[
         float | None, typer.Option(help="Sampler time shift (see `genie augment --help`).")
     ] = None,
+    guidance_t_min: Annotated[
+        float | None, typer.Option(help="Guidance interval floor (see `genie augment --help`).")
+    ] = None,
     backend: ScnBackendOpt = None,
     model: ScnModelOpt = None,
     backbone: Annotated[str | None, typer.Option(help="Few-shot backbone.")] = None,
@@ -90,6 +93,7 @@ def run(
         steps=steps,
         guidance=guidance,
         timestep_shift=timestep_shift,
+        guidance_t_min=guidance_t_min,
         backend=backend,
         model=model,
         backbone=backbone,

@@ -14,6 +14,7 @@ from ._common import (
     ConfigOpt,
     DeviceOpt,
     GuidanceOpt,
+    GuidanceTMinOpt,
     MaxBatchOpt,
     ModelOpt,
     OnnxDirOpt,
@@ -66,6 +67,7 @@ def sweep(
     onnx_dir: OnnxDirOpt = None,
     max_batch: MaxBatchOpt = "16",
     timestep_shift: TimestepShiftOpt = None,
+    guidance_t_min: GuidanceTMinOpt = None,
     channels_last: ChannelsLastOpt = False,
 ) -> None:
     """Write sweep_grid.png (source + output per r) and, with --backbone, ada_curve.png."""
@@ -98,6 +100,7 @@ def sweep(
         onnx_dir,
         timestep_shift,
         channels_last,
+        guidance_t_min,
     )
     max_batch = max_batch_for(gen, max_batch)
     embed = None

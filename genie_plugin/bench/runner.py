@@ -54,6 +54,7 @@ class Scenario:
     # reference (CFG 7.5, no shift)
     guidance: float | None = None
     timestep_shift: float | None = None  # sampler time shift (core.schedule.shift_timesteps)
+    guidance_t_min: float | None = None  # guidance interval floor (SamplerConfig)
     backend: str = "torch"  # UNet backend (diffusion.loading.BACKENDS)
     real_views: int = 5
     gen_views: int = 1
@@ -296,7 +297,11 @@ def scenario_generator(scn: Scenario, device=None, *, channels_last: bool = Fals
     from genie_plugin.diffusion import load_generator
 
     gen = load_generator(scn.model, device=device)
-    given = {"guidance_scale": scn.guidance, "timestep_shift": scn.timestep_shift}
+    given = {
+        "guidance_scale": scn.guidance,
+        "timestep_shift": scn.timestep_shift,
+        "guidance_t_min": scn.guidance_t_min,
+    }
     gen = gen.with_sampler(steps=scn.steps, **{k: v for k, v in given.items() if v is not None})
     if channels_last:
         gen.use_channels_last()

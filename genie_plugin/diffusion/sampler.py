@@ -41,6 +41,10 @@ class SamplerConfig:
     # < 1 for models with small latents: a given r then destroys less of the source
     # (core.schedule.shift_timesteps); 1 = diffusers' own linspace timesteps.
     timestep_shift: float = 1.0
+    # Guidance interval (Kynkäänniemi et al., NeurIPS 2024): classifier-free guidance only at
+    # timesteps >= guidance_t_min × num_train_timesteps; below it the conditional prediction
+    # alone (and half the UNet rows). 0 = guidance at every step, as the reference.
+    guidance_t_min: float = 0.0
 
     def __post_init__(self) -> None:
         check_scheduler_name(self.scheduler)
@@ -51,6 +55,11 @@ class SamplerConfig:
         if self.resolution is not None and (self.resolution < 8 or self.resolution % 8):
             raise ConfigError(f"resolution must be a multiple of 8, got {self.resolution}")
         shift_timesteps([0], self.timestep_shift)  # validates
+        if not 0.0 <= self.guidance_t_min < 1.0:
+            raise ConfigError(
+                f"guidance_t_min must be in [0, 1) (a fraction of the training timesteps), "
+                f"got {self.guidance_t_min}"
+            )
         if self.timestep_shift != 1.0 and self.scheduler == "ddim":
             raise ConfigError(
                 "timestep_shift needs a scheduler that takes custom timesteps: use dpm++ or euler"
@@ -60,6 +69,8 @@ class SamplerConfig:
         d = asdict(self)
         if d["timestep_shift"] == 1.0:
             del d["timestep_shift"]  # keeps cache keys of unshifted runs as they were
+        if d["guidance_t_min"] == 0.0:
+            del d["guidance_t_min"]  # likewise
         return dict(sorted(d.items()))
 
     @classmethod
@@ -185,6 +196,7 @@ def denoise(
     c = gen.unet.config.in_channels
     h = w = gen.resolution // gen.vae_scale_factor
     do_cfg = cfg.guidance_scale > 1.0
+    t_min = cfg.guidance_t_min * base.config.num_train_timesteps
 
     # Group items by join step; each group has its own scheduler state.
     starts = [0 if it.ratio >= 1.0 else start_index(cfg.steps, it.ratio, order) for it in items]
@@ -214,7 +226,8 @@ def denoise(
         active = [s for s in sorted(groups) if s <= step]
         x = torch.cat([state[s][1] for s in active])
         cond = torch.cat([embeds[s] for s in active])
-        if do_cfg:
+        guide = do_cfg and float(t) >= t_min
+        if guide:
             x_in = torch.cat([x, x])
             ehs = torch.cat([uncond.expand(len(x), -1, -1), cond])
         else:
@@ -223,7 +236,7 @@ def denoise(
         x_in = state[active[0]][0].scale_model_input(x_in, t)
         t_vec = t.reshape(1).expand(len(x_in)).to(gen.device)
         eps = denoiser(x_in, t_vec, ehs)
-        if do_cfg:
+        if guide:
             e_u, e_c = eps.chunk(2)
             eps = e_u + cfg.guidance_scale * (e_c - e_u)
         off = 0

@@ -59,6 +59,9 @@ def _training(train: dict) -> str:
 def _sampler(s: dict) -> str:
     shift = s.get("timestep_shift", 1.0)
     tail = f", time shift {shift}" if shift != 1.0 else ", no time shift"
+    t_min = s.get("guidance_t_min", 0.0)
+    if t_min:
+        tail += f", guidance interval t ≥ {t_min:g}·T"
     return f"{s['scheduler']} {s['steps']} steps, CFG {s['guidance_scale']}{tail}"
 
 
@@ -190,13 +193,17 @@ part of them cannot be told apart).{_oracle_detail(quality)}
 
 Sampler settings the model recommends (`model/genie_sampler.json`, used unless a command sets
 them): CFG {gen.sampler.guidance_scale}, time shift {gen.sampler.timestep_shift} (SD3's shift on the timestep
-list, endpoints kept: more of the steps at low noise). With SD 1.5's settings (CFG 7.5, no
-shift; last row of the table below) this model flips class at r ≤ 0.1 and keeps little of the
-source's background at r = 0.8: its 8×8 latents lose a shape at far less noise than SD's
-64×64, and strong guidance repaints the shape even at low noise. With the recommended settings
-the background is kept at r = 0.8, but the class still flips early for most pairs (see the
-flip histogram above), which is why GeNIe-Ada's pick rarely lands on it: its backbone's
-largest jump is usually late (r* = 0.9), where the background starts to go.
+list, endpoints kept: more of the steps at low noise) and a guidance interval: CFG only at
+t ≥ {gen.sampler.guidance_t_min:g}·T, the conditional prediction alone below (Kynkäänniemi et al., 2024). Why, from
+the table at the end and `benchmarks/results/embedded_sampler_grid.json` (40 pairs per
+setting): with SD 1.5's settings (CFG 7.5, no shift) this model flips class at r ≤ 0.1 and
+keeps little of the source's background at r = 0.8, because its 8×8 latents lose a shape at
+far less noise than SD's 64×64. The shift keeps the background; but guidance at low noise
+still repaints the shape under B's prompt even at tiny r (at r = 0.1, half the outputs were
+neither A nor B), so the flip sat below GeNIe-Ada's grid {{0.5…0.9}} for most pairs and the
+backbone's largest jump (usually 0.8→0.9, where the background starts to go) missed it. With
+guidance off below 0.2·T, low-r outputs keep A and the flip moves up to where guidance starts
+acting, inside the grid.
 
 | r | mean P(B) | mean P(A) | labelled B |
 |---|---|---|---|

@@ -164,6 +164,7 @@ def test_sweep_defaults_embedded_model_and_bundled_sample(tmp_path):
         (["--backend", "tensorrt"], "unknown backend 'tensorrt'"),
         (["--max-batch", "0"], "--max-batch must be"),
         (["--timestep-shift", "0"], "timestep_shift must be a positive"),
+        (["--guidance-t-min", "1.5"], "guidance_t_min must be in"),
     ],
 )
 def test_bad_options_are_one_line_errors_and_write_nothing(tmp_path, srcs, args, message):
@@ -220,3 +221,11 @@ def test_console_script_subprocess_is_fast_and_lazy():
     )
     assert probe.stdout.strip() == "False"
     assert elapsed < 10
+
+
+def test_augment_guidance_interval_is_recorded(tmp_path, srcs):
+    out = tmp_path / "o"
+    res = _invoke("augment", srcs[0], "-t", "cat", "-o", out, *FAST, "--guidance-t-min", "0.3")
+    assert res.exit_code == 0, res.output
+    row = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    assert row["model"]["guidance_t_min"] == 0.3

@@ -149,3 +149,43 @@ def test_onnx_backends_on_cuda_match_torch(images, backend):
     got = _arr(sample(gen.with_backend(backend), items)).astype(np.float64)
     psnr = 10 * np.log10(255**2 / max(np.mean((got - ref) ** 2), 1e-12))
     assert psnr >= 35, psnr
+
+
+def test_guidance_interval_drops_cfg_below_its_floor_only(tiny_gen, images):
+    items = [
+        SampleItem("a photo of a cat.", 0.4, 1, images[0]),  # starts at t ~ 400
+        SampleItem("a photo of a dog.", 1.0, 2),
+    ]
+    calls = []
+
+    def counting(unet):
+        from genie_plugin.diffusion.sampler import torch_denoiser
+
+        inner = torch_denoiser(unet)
+
+        def call(x, t, ehs):
+            calls.append((float(t[0]), len(x)))
+            return inner(x, t, ehs)
+
+        return call
+
+    gen = tiny_gen.with_sampler(guidance_scale=5.0, guidance_t_min=0.5)
+    out = _arr(sample(gen, items, denoiser=counting(tiny_gen.unet)))
+    # At t >= 500 only the r = 1 item runs, with CFG: 2 rows (1 without). Below, both items
+    # run without CFG: 2 rows (4 with).
+    high = [rows for t, rows in calls if t >= 500]
+    low = [rows for t, rows in calls if t < 500]
+    assert high and low and set(high) == {2} and set(low) == {2}
+    # the r = 0.4 item never sees t >= 500: it is exactly the unguided output
+    no_cfg = tiny_gen.with_sampler(guidance_scale=1.0)
+    assert_same_pixels(out[:1], _arr(sample(no_cfg, items[:1])))
+    full = _arr(sample(tiny_gen.with_sampler(guidance_scale=5.0), items[1:]))
+    assert not np.array_equal(out[1:], full) and not np.array_equal(
+        out[1:], _arr(sample(no_cfg, items[1:]))
+    )
+    # batching does not change results; 0 keeps cache keys as they were
+    assert_same_pixels(out, _arr([sample(gen, [it])[0] for it in items]))
+    assert "guidance_t_min" not in tiny_gen.describe()
+    assert gen.describe()["guidance_t_min"] == 0.5
+    with pytest.raises(ConfigError, match="guidance_t_min"):
+        tiny_gen.with_sampler(guidance_t_min=1.0)

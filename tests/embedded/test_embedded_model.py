@@ -58,14 +58,14 @@ def test_text2image_follows_the_prompt(gen, oracle):
     items = [SampleItem(_prompt(c), 1.0, 1000 + 10 * c + k) for c in classes for k in range(2)]
     pred = oracle.probs(gen.generate(items, max_batch=64)).argmax(1)
     acc = (pred == np.repeat(classes, 2)).mean()
-    assert acc >= 0.8, acc  # model card: 97.2% at 50 steps over 800 images; chance 3%
+    assert acc >= 0.8, acc  # model card: 96.6% at 50 steps over 800 images; chance 3%
 
 
 def test_img2img_low_ratio_keeps_the_source_class(gen, oracle, sources):
     classes = list(range(1, len(shapes.CLASSES), 2))
     items = [SampleItem(_prompt(c), 0.3, 7 + c, sources[c][0]) for c in classes]
     pred = oracle.probs(gen.generate(items)).argmax(1)
-    assert (pred == np.array(classes)).mean() >= 0.85  # model card: 94.7% over 320 images
+    assert (pred == np.array(classes)).mean() >= 0.85  # model card: 95.0% over 320 images
 
 
 def test_genie_flips_the_label_with_r_and_low_r_keeps_the_background(gen, oracle, sources):
@@ -84,7 +84,7 @@ def test_genie_flips_the_label_with_r_and_low_r_keeps_the_background(gen, oracle
     assert p_b[:, 0].mean() + 0.05 < p_b[:, 1].mean()  # P(B) rises with r
     assert (p[:, 1].argmax(1) == [b for _, b in pairs]).mean() >= 0.75  # card: 89% at r = 0.8
     # At the default r = 0.8 the background stays far nearer the source's than a Text2Image
-    # output's of B (card: 27.4 vs 124.4 RGB units over 200 pairs).
+    # output's of B (card: 26.2 vs 123.5 RGB units over 200 pairs).
     src_bg = [corner_colour(sources[a][1]) for a, _ in pairs]
     d_src = [np.linalg.norm(corner_colour(out[3 * i + 1]) - src_bg[i]) for i in range(len(pairs))]
     d_t2i = [
@@ -99,3 +99,35 @@ def test_embedded_backbone_gives_normalised_features(sources):
     f = emb([sources[0][0], sources[1][0]])
     assert f.shape[0] == 2 and f.shape[1] >= 64
     np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)
+
+
+def test_genie_ada_lands_near_the_oracle_flip(gen, oracle, sources):
+    from genie_plugin.core.ada import ADA_RATIOS, select_ratio
+
+    embed = load_embedded_backbone(device="cpu")
+    rng = np.random.default_rng(5)
+    pairs = [
+        tuple(int(v) for v in rng.choice(len(shapes.CLASSES), 2, replace=False)) for _ in range(16)
+    ]
+    grid = (*ADA_RATIOS, 1.0)
+    items = [
+        SampleItem(_prompt(b), r, 90 + i, sources[a][2])
+        for i, (a, b) in enumerate(pairs)
+        for r in grid
+    ]
+    out = gen.generate(items, max_batch=128)
+    top = oracle.probs(out).argmax(1).reshape(len(pairs), len(grid))
+    hits, picks = 0, []
+    for i, (a, b) in enumerate(pairs):
+        k = i * len(grid)
+        f = embed([*out[k : k + len(ADA_RATIOS)], sources[a][2], *sources[b][3:8]])
+        n = len(ADA_RATIOS)
+        sel = select_ratio(ADA_RATIOS, f[:n], f[n], f[n + 1 :].mean(0))
+        flips = [r for j, r in enumerate(grid) if top[i, j] == b]
+        flip = flips[0] if flips else 1.0  # the oracle's flip: first grid r labelled B
+        hits += abs(sel.ratio - flip) <= 0.1 + 1e-9
+        picks.append(sel.ratio)
+    # model card: 73.5% of 200 pairs at 50 steps with the recommended guidance interval;
+    # without the interval 20% (the flip sat below the grid); here 13/16 vs 3/16
+    assert hits / len(pairs) >= 0.6, (hits, picks)
+    assert len(set(picks)) > 1  # a pick per pair, not a constant
