@@ -3,7 +3,7 @@
 For ``--pairs`` (A, B) pairs drawn as in ``embedded_quality.py`` (fewshot-pool sources, shared
 ε per pair), r* is chosen by the paper's rule on candidates sampled at the full step count and
 on candidates sampled at each probe step count. Reports how often the probe picks the same r*
-(then the output is bit-identical to the paper's, since the output is regenerated at r* with the
+(then the output is the paper's image up to batch rounding, since it is regenerated at r* with the
 full steps and the same seed), how often it is within one grid step, and the UNet image-steps
 per output relative to GeNIe at r = 0.8: the cost ratio on a compute-bound device.
 

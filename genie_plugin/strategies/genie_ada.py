@@ -8,7 +8,7 @@ The paper's GeNIe-Ada costs the sum of the grid's ratios in denoising steps per 
 the steps at the reference grid, 4.4× GeNIe at r = 0.8): once GeNIe itself fills the GPU,
 batching cannot hide that. ``probe_steps`` (``genie_ada_fast``) scores the candidates at a
 coarse step count instead and regenerates only r* at the full count with the same seed, so the
-output is exactly the paper's whenever the probe picks the same r*.
+output is the paper's (up to batch rounding) whenever the probe picks the same r*.
 """
 
 from __future__ import annotations
