@@ -40,41 +40,29 @@ def main() -> None:
     from genie_plugin.core.ada import ADA_RATIOS, select_ratio
     from genie_plugin.diffusion import load_generator
     from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
-    from genie_plugin.embedded import shapes
     from genie_plugin.embedded.assets import load_embedded_backbone
-    from genie_plugin.embedded.evaluate import _prompt, fewshot_sources
+    from genie_plugin.embedded.evaluate import _prompt, fewshot_sources, sample_pairs, unit_rows
     from genie_plugin.io import atomic_write_text
-    from genie_plugin.seeding import stable_seed
 
     t0 = time.time()
     gen = load_generator("embedded", device=a.device).with_sampler(steps=a.steps)
     embed = load_embedded_backbone(device=a.device)
     shots = 5
     sources = fewshot_sources(20, seed=a.seed)
-    rng = np.random.default_rng([a.seed, 7])
-    pairs = []
-    for _ in range(a.pairs):
-        x, y = rng.choice(len(shapes.CLASSES), size=2, replace=False)
-        pairs.append((int(x), int(y), int(rng.integers(shots, 20))))
-    seeds = [stable_seed(a.seed, "genie-eval", x, y, k) for x, y, k in pairs]
-    f_src = embed([sources[x][k] for x, _, k in pairs])
-    f_proto = {y: embed(sources[y][:shots]) for y in {y for _, y, _ in pairs}}
-
-    def l2(f):
-        return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+    pairs = sample_pairs(sources, a.pairs, seed=a.seed, shots=shots)
+    f_src = unit_rows(embed([sources[x][k] for x, _, k, _ in pairs]))
+    protos = {y: unit_rows(embed(sources[y][:shots])).mean(0) for _, y, _, _ in pairs}
 
     def pick(g):
         items = [
-            SampleItem(_prompt(y), r, s, sources[x][k])
-            for (x, y, k), s in zip(pairs, seeds, strict=True)
-            for r in ADA_RATIOS
+            SampleItem(_prompt(y), r, s, sources[x][k]) for x, y, k, s in pairs for r in ADA_RATIOS
         ]
-        f = l2(embed(g.generate(items, max_batch=64))).reshape(len(pairs), len(ADA_RATIOS), -1)
-        fs = l2(f_src)
-        r_star = []
-        for i, (_, y, _) in enumerate(pairs):
-            proto = l2(f_proto[y]).mean(0)
-            r_star.append(select_ratio(ADA_RATIOS, f[i], fs[i], proto).ratio)
+        f = unit_rows(embed(g.generate(items, max_batch=64)))
+        f = f.reshape(len(pairs), len(ADA_RATIOS), -1)
+        r_star = [
+            select_ratio(ADA_RATIOS, f[i], f_src[i], protos[y]).ratio
+            for i, (_, y, _, _) in enumerate(pairs)
+        ]
         return np.array(r_star), total_image_steps(g, items)
 
     exact, exact_steps = pick(gen)

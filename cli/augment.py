@@ -125,26 +125,11 @@ def augment(
     )
     import torch
 
-    from genie_plugin.diffusion.sampler import total_image_steps
-
     # Plan and render separately (not run_strategy) so the progress bar knows its total.
     specs = strat.plan(episode, torch.Generator("cpu").manual_seed(seed))
-    if hasattr(strat, "planned_image_steps"):
-        total = strat.planned_image_steps(gen, specs)
-    else:
-        total = _planned_steps(gen, specs, total_image_steps)
+    total = strat.planned_image_steps(gen, specs)
     with image_step_progress(total, f"{strategy} → {target}") as advance:
         ctx = RenderContext(gen, {**images, **protos}, embed, max_batch, advance)
         results = strat.render(specs, ctx) if specs else []
     paths = write_outputs(out, results)
     typer.echo(f"wrote {len(paths)} image(s) and {out / 'manifest.jsonl'}")
-
-
-def _planned_steps(gen, specs, total_image_steps) -> int:
-    from genie_plugin.diffusion.sampler import SampleItem
-
-    items = []
-    for s in specs:
-        rs = s.ratios or (s.ratio,)
-        items += [SampleItem(s.prompt, r, s.seed) for r in rs]
-    return total_image_steps(gen, items)

@@ -31,7 +31,8 @@ def corner_colour(im: Image.Image, k: int = 3) -> np.ndarray:
     return np.concatenate([a[:k, :k], a[:k, -k:], a[-k:, :k], a[-k:, -k:]]).reshape(-1, 3).mean(0)
 
 
-def _unit(f) -> np.ndarray:
+def unit_rows(f) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float64), as GeNIe-Ada's embeddings are."""
     f = np.asarray(f, dtype=np.float64)
     return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
 
@@ -95,6 +96,18 @@ def img2img_keep_rate(
     }
 
 
+def sample_pairs(sources, n_pairs: int, *, seed: int = 0, shots: int = 5):
+    """(A, B, k, seed) per pair: classes A != B, source ``sources[A][k]`` outside B's first
+    ``shots`` images (the prototype's), and the pair's noise seed (one ε for all its r)."""
+    rng = np.random.default_rng([seed, 7])
+    pairs = []
+    for _ in range(n_pairs):
+        a, b = (int(c) for c in rng.choice(len(shapes.CLASSES), size=2, replace=False))
+        k = int(rng.integers(shots, len(sources[a])))
+        pairs.append((a, b, k, stable_seed(seed, "genie-eval", a, b, k)))
+    return pairs
+
+
 def genie_pairs(
     gen,
     oracle,
@@ -109,16 +122,9 @@ def genie_pairs(
     progress=None,
 ) -> dict:
     """Sweep r for ``n_pairs`` random (A, B) pairs; score label flip, context and GeNIe-Ada."""
-    rng = np.random.default_rng([seed, 7])
-    n_cls = len(shapes.CLASSES)
-    pairs = []
-    for _ in range(n_pairs):
-        a, b = rng.choice(n_cls, size=2, replace=False)
-        pairs.append((int(a), int(b), int(rng.integers(shots, len(sources[int(a)])))))
-    items = []
-    for a, b, k in pairs:
-        s = stable_seed(seed, "genie-eval", a, b, k)
-        items += [SampleItem(_prompt(b), r, s, sources[a][k]) for r in SWEEP]
+    seeded = sample_pairs(sources, n_pairs, seed=seed, shots=shots)
+    pairs = [(a, b, k) for a, b, k, _ in seeded]
+    items = [SampleItem(_prompt(b), r, s, sources[a][k]) for a, b, k, s in seeded for r in SWEEP]
     images = gen.generate(items, max_batch=max_batch, progress=progress)
     probs = oracle.probs(images).reshape(len(pairs), len(SWEEP), -1)
     p_b = np.array([probs[i, :, b] for i, (_, b, _) in enumerate(pairs)])
@@ -134,9 +140,9 @@ def genie_pairs(
         d_src.append(np.linalg.norm(out - corner_colour(sources[a][k])))
         d_t2i.append(np.linalg.norm(out - corner_colour(images[i * len(SWEEP) + len(SWEEP) - 1])))
     # GeNIe-Ada with the few-shot backbone: prototype = mean of B's first ``shots`` real images
-    f_all = _unit(embed(images)).reshape(len(pairs), len(SWEEP), -1)
-    f_src = _unit(embed([sources[a][k] for a, _, k in pairs]))
-    protos = {b: _unit(embed(sources[b][:shots])).mean(0) for b in {b for _, b, _ in pairs}}
+    f_all = unit_rows(embed(images)).reshape(len(pairs), len(SWEEP), -1)
+    f_src = unit_rows(embed([sources[a][k] for a, _, k in pairs]))
+    protos = {b: unit_rows(embed(sources[b][:shots])).mean(0) for b in {b for _, b, _ in pairs}}
 
     def ada(grid):
         """r* per pair on ``grid`` and the oracle's flip (first grid r labelled B; 1.0: never)."""

@@ -276,12 +276,28 @@ def train_classifier(x, y, num_classes, cfg: TrainConfig, seed: int, desc: str, 
 
 
 @torch.no_grad()
+def classifier_predictions(model, x, size, device) -> np.ndarray:
+    return np.concatenate(
+        [
+            model(classifier_transform(to_tensor(x[i : i + 256]), size, None).to(device))
+            .argmax(1)
+            .cpu()
+            .numpy()
+            for i in range(0, len(x), 256)
+        ]
+    )
+
+
 def classifier_accuracy(model, x, y, size, device) -> float:
-    correct = 0
-    for i in range(0, len(x), 256):
-        xb = classifier_transform(to_tensor(x[i : i + 256]), size, None).to(device)
-        correct += (model(xb).argmax(1).cpu().numpy() == y[i : i + 256]).sum()
-    return float(correct / len(x))
+    return float((classifier_predictions(model, x, size, device) == y).mean())
+
+
+def half_state(model) -> dict:
+    """fp16 storage halves the shipped size; the loader upcasts."""
+    return {
+        k: (v.half() if v.is_floating_point() else v).contiguous().cpu()
+        for k, v in model.state_dict().items()
+    }
 
 
 def stage_classifiers(work: Path, cfg: TrainConfig, log: Log, device) -> None:
@@ -303,19 +319,13 @@ def stage_classifiers(work: Path, cfg: TrainConfig, log: Log, device) -> None:
     acc_o = classifier_accuracy(oracle, fx, fy, cfg.clf_image_size, device)  # held-out pool
     log(stage="classifiers", backbone_train_acc=acc_b, oracle_heldout_acc=acc_o)
     meta = {"arch": cfg.backbone_arch, "image_size": str(cfg.clf_image_size)}
-
-    def half(sd):  # fp16 storage halves the shipped size; the loader upcasts
-        return {
-            k: (v.half() if v.is_floating_point() else v).contiguous().cpu() for k, v in sd.items()
-        }
-
     save_file(
-        half(backbone.state_dict()),
+        half_state(backbone),
         str(work / "backbone.safetensors"),
         metadata={**meta, "num_classes": str(len(base))},
     )
     save_file(
-        half(oracle.state_dict()),
+        half_state(oracle),
         str(work / "oracle.safetensors"),
         metadata={**meta, "num_classes": str(len(shapes.CLASSES)), "heldout_acc": f"{acc_o:.4f}"},
     )
@@ -327,30 +337,17 @@ def retrain_oracle(out: Path, cfg: TrainConfig, log: Log, device, heldout_per_cl
     A judge's own errors cap every oracle-judged figure, so its held-out accuracy (overall and
     per class, on fewshot-pool images the generator never saw) goes into the metadata.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     gx, gy = generate_parallel(cfg.gen_images_per_class, cfg.seed, "generator")
     oracle = train_classifier(
         gx, gy, len(shapes.CLASSES), cfg, cfg.seed + 13, "oracle", log, device
     )
     fx, fy = shapes.generate(heldout_per_class, seed=cfg.seed, pool="fewshot")
-    per_class = {}
-    with torch.no_grad():
-        pred = np.concatenate(
-            [
-                oracle(
-                    classifier_transform(to_tensor(fx[i : i + 256]), cfg.clf_image_size, None).to(
-                        device
-                    )
-                )
-                .argmax(1)
-                .cpu()
-                .numpy()
-                for i in range(0, len(fx), 256)
-            ]
-        )
-    for c, name in enumerate(shapes.CLASSES):
-        per_class[name] = round(float((pred[fy == c] == c).mean()), 3)
+    pred = classifier_predictions(oracle, fx, cfg.clf_image_size, device)
+    per_class = {
+        name: round(float((pred[fy == c] == c).mean()), 3) for c, name in enumerate(shapes.CLASSES)
+    }
     acc = float((pred == fy).mean())
     log(stage="oracle", oracle_heldout_acc=acc, per_class=per_class)
     meta = {
@@ -362,13 +359,7 @@ def retrain_oracle(out: Path, cfg: TrainConfig, log: Log, device, heldout_per_cl
         "train_images_per_class": str(cfg.gen_images_per_class),
         "epochs": str(cfg.clf_epochs),
     }
-    state = {
-        k: (v.half() if v.is_floating_point() else v).contiguous().cpu()
-        for k, v in oracle.state_dict().items()
-    }
-    tmp = out.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata=meta)
-    tmp.replace(out)
+    atomic_write_bytes(out, save(half_state(oracle), metadata=meta))
     return acc, per_class
 
 

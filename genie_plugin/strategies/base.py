@@ -186,6 +186,13 @@ class Strategy:
     def render(self, specs: Sequence[GenerationSpec], ctx: RenderContext) -> list[GeneratedImage]:
         raise NotImplementedError
 
+    def planned_image_steps(self, gen, specs: Sequence[GenerationSpec]) -> int:
+        """UNet image-steps ``render`` will run for ``specs`` (progress-bar totals)."""
+        from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
+
+        items = [SampleItem(s.prompt, r, s.seed) for s in specs for r in s.ratios or (s.ratio,)]
+        return total_image_steps(gen, items)
+
     def record(self, spec: GenerationSpec, ctx: RenderContext, **extra: Any) -> dict:
         """Manifest record: the spec, strategy + config, model fingerprint and sampler."""
         rec = spec.to_dict()

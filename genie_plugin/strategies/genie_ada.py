@@ -79,14 +79,20 @@ class GenieAdaStrategy(Strategy):
     config_cls = GenieAdaConfig
     needs_embedder = True
 
+    def _probe(self, gen) -> int | None:
+        """The probe's step count, or None: a probe at least as fine as the output is the
+        paper's method."""
+        probe = self.config.probe_steps
+        return None if probe is None or probe >= gen.sampler.steps else probe
+
     def planned_image_steps(self, gen, specs: Sequence[GenerationSpec]) -> int:
         """UNet image-steps ``render`` will run (progress bars); r* unknown: its grid mean."""
         from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
 
+        probe = self._probe(gen)
+        if probe is None:
+            return super().planned_image_steps(gen, specs)
         cand = [SampleItem(s.prompt, r, s.seed) for s in specs for r in s.ratios]
-        probe = self.config.probe_steps
-        if probe is None or probe >= gen.sampler.steps:
-            return total_image_steps(gen, cand)
         finals = [SampleItem(s.prompt, r, s.seed) for s in specs for r in s.ratios[1:]]
         n = max(1, len(specs[0].ratios) - 1) if specs else 1
         return total_image_steps(gen.with_sampler(steps=probe), cand) + round(
@@ -141,9 +147,7 @@ class GenieAdaStrategy(Strategy):
                     seed = stable_seed("genie_ada-prototype", *key, k)
                     items.append(SampleItem(s.prompt, 1.0, seed))
         gen = ctx.generator
-        probe = self.config.probe_steps
-        if probe is not None and probe >= gen.sampler.steps:
-            probe = None  # a probe at least as fine as the output is the paper's method
+        probe = self._probe(gen)
         candidate_gen = gen if probe is None else gen.with_sampler(steps=probe)
         images = candidate_gen.generate(items, max_batch=ctx.max_batch, progress=ctx.progress)
 
