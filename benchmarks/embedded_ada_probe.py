@@ -1,13 +1,17 @@
-"""GeNIe-Ada with a coarse probe (``genie_ada_fast``): cost and fidelity on the embedded model.
+"""GeNIe-Ada with a coarse probe (``genie_ada_fast``, ``genie_ada_lite``): cost and fidelity on
+the embedded model.
 
 For ``--pairs`` (A, B) pairs drawn as in ``embedded_quality.py`` (fewshot-pool sources, shared
 ε per pair), r* is chosen by the paper's rule on candidates sampled at the full step count and
-on candidates sampled at each probe step count. Reports how often the probe picks the same r*
+on candidates sampled with each probe: a coarse global schedule (``--probes``, ``probe_steps``)
+or a fixed number of solver steps per candidate from its exact start noise (``--item-probes``,
+``probe_item_steps``). Reports how often the probe picks the same r*
 (then the output is the paper's image up to batch rounding, since it is regenerated at r* with the
 full steps and the same seed), how often it is within one grid step, and the UNet image-steps
 per output relative to GeNIe at r = 0.8: the cost ratio on a compute-bound device.
 
     python benchmarks/embedded_ada_probe.py [--pairs 200] [--steps 50] [--probes 5,10,20]
+        [--item-probes 3,4,5,6,8] [--seed 0]
 """
 
 from __future__ import annotations
@@ -28,7 +32,12 @@ def main() -> None:
     )
     ap.add_argument("--pairs", type=int, default=200)
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--probes", default="5,10,20")
+    ap.add_argument("--probes", default="5,10,20", help="coarse global schedules (steps)")
+    ap.add_argument(
+        "--item-probes",
+        default="3,4,5,6,8",
+        help="per-candidate step caps (SamplerConfig.max_item_steps): exact start noise",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default=None)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/embedded_ada_probe.json")
@@ -69,12 +78,16 @@ def main() -> None:
     genie_steps = total_image_steps(gen, [SampleItem("x", 0.8, 0, sources[0][0])])
     step = ADA_RATIOS[1] - ADA_RATIOS[0]
     res = {"paper": {"image_steps_per_output_over_genie": exact_steps / len(pairs) / genie_steps}}
-    for probe in (int(p) for p in a.probes.split(",")):
-        r, probe_steps = pick(gen.with_sampler(steps=probe))
+    probes = [(f"probe_{p}", {"steps": int(p)}) for p in a.probes.split(",") if p]
+    probes += [
+        (f"item_probe_{k}", {"max_item_steps": int(k)}) for k in a.item_probes.split(",") if k
+    ]
+    for key, change in probes:
+        r, probe_steps = pick(gen.with_sampler(**change))
         final = sum(
             total_image_steps(gen, [SampleItem("x", float(x), 0, sources[0][0])]) for x in r
         )
-        res[f"probe_{probe}"] = {
+        res[key] = {
             "same_r_star": float(np.mean(np.isclose(r, exact))),
             "within_one_grid_step": float(np.mean(np.abs(r - exact) <= step + 1e-9)),
             "mean_abs_r_difference": float(np.mean(np.abs(r - exact))),
@@ -84,6 +97,7 @@ def main() -> None:
     out = {
         "benchmark": "embedded_ada_probe",
         "n_pairs": len(pairs),
+        "seed": a.seed,
         "sampler": gen.sampler.to_dict(),
         "model": gen.fingerprint,
         "grid": list(ADA_RATIOS),

@@ -35,6 +35,7 @@ BUILTIN_STRATEGIES: dict[str, str] = {
     "genie": "genie_plugin.strategies.genie:GenieStrategy",
     "genie_ada": "genie_plugin.strategies.genie_ada:GenieAdaStrategy",
     "genie_ada_fast": "genie_plugin.strategies.genie_ada:GenieAdaFastStrategy",
+    "genie_ada_lite": "genie_plugin.strategies.genie_ada:GenieAdaLiteStrategy",
     "img2img": "genie_plugin.strategies.img2img:Img2ImgStrategy",
     "img2img_high": "genie_plugin.strategies.img2img:Img2ImgHighStrategy",
     "none": "genie_plugin.strategies.baselines:NoneStrategy",

@@ -4,7 +4,8 @@
 #   bash scripts/gpu_benchmarks.sh [MODEL]      # MODEL: hub id / folder / file; default random SD 1.5
 #
 # Writes benchmarks/results/{unet,generation}_throughput_<gpu>_<date>.json (figures, ratios to
-# torch eager measured in the same run, GPU name, versions) and runs the `gpu` test marker.
+# torch eager measured in the same run, GPU name, versions), the per-output (latency) variant and
+# the SD 1.5 FLOP cost model, then runs the `gpu` test marker.
 # Uses the active Python if it already has diffusers + onnxruntime-gpu (e.g. a machine staged
 # with device wheels, PYTHONPATH set); otherwise builds .venv-gpu with the `gpu` extra first.
 set -euo pipefail
@@ -24,10 +25,17 @@ margs=(--arch sd15); [ -n "$model" ] && margs=(--model "$model")
 echo "== UNet image-steps/s: torch eager, CUDA graphs, ONNX plain/optimised/CUDA graphs ($gpu)"
 "$py" benchmarks/perf/unet_throughput.py "${margs[@]}" --device cuda --batches 2,16,64 \
   --out "$out/unet_throughput_${gpu}_${day}.json"
-echo "== hard negatives/s at 512 px, 50 steps, CFG 7.5: GeNIe, GeNIe-Ada batched/naive/fast (10-step probe), Text2Image"
+echo "== GeNIe-Ada's FLOPs per output / GeNIe's on SD 1.5 (computed: the compute-bound floor of the ratios below)"
+"$py" benchmarks/perf/ada_cost_model.py --out "$out/ada_cost_model_sd15.json"
+echo "== hard negatives/s at 512 px, 50 steps, CFG 7.5: GeNIe, GeNIe-Ada batched/naive/fast/lite, Text2Image"
 "$py" benchmarks/perf/generation_throughput.py "${margs[@]}" --device cuda --outputs 32 \
   --max-batch auto --channels-last --backends torch,cuda-graphs,onnx,onnx-cuda-graphs \
   --out "$out/generation_throughput_${gpu}_${day}.json"
+echo "== the same, one output per call (latency: GeNIe alone leaves the GPU idle)"
+"$py" benchmarks/perf/generation_throughput.py "${margs[@]}" --device cuda --outputs 16 \
+  --per-pair --channels-last --backends torch,cuda-graphs \
+  --out "$out/generation_throughput_per_pair_${gpu}_${day}.json"
 echo "== gpu tests"
 "$py" -m pytest -q -m gpu tests
 echo "results: $out/unet_throughput_${gpu}_${day}.json $out/generation_throughput_${gpu}_${day}.json"
+echo "         $out/generation_throughput_per_pair_${gpu}_${day}.json $out/ada_cost_model_sd15.json"

@@ -35,7 +35,7 @@ def test_duplicates_raise_and_unknown_lists_known(monkeypatch):
 def test_fnmatch_listing_and_decorator(monkeypatch):
     monkeypatch.setenv("GENIE_DISABLE_PLUGIN_AUTOLOAD", "1")
     reg = Registry()
-    assert reg.names("genie*") == ["genie", "genie_ada", "genie_ada_fast"]
+    assert reg.names("genie*") == ["genie", "genie_ada", "genie_ada_fast", "genie_ada_lite"]
     assert reg.names("img2img*") == ["img2img", "img2img_high"]
 
     @register_strategy("my_thing", registry=reg)

@@ -4,10 +4,15 @@ Every mode goes through the project's sampler (``DiffusionGenerator.generate``):
 VAE encode, the denoising loop with classifier-free guidance, VAE decode. GeNIe-Ada *batched*
 puts all five candidates of every pair into one pass (items join at their own start step, one
 ε per pair); *naive* runs one generation per grid ratio, as a sweep does; *fast*
-(``genie_ada_fast``) samples the candidates with ``--probe-steps`` and then the output at r* with
+(``genie_ada_fast``) samples the candidates on a ``--probe-steps`` schedule and *lite*
+(``genie_ada_lite``) with ``--probe-item-steps`` solver steps each, then the output at r* with
 the full steps (r* cycles over 0.6…0.9 here: random weights give no meaningful pick, and the rule
 never picks the grid's first ratio). The backbone pass that picks r* is not timed (5 small-image
 forward passes per output).
+
+``--per-pair`` generates each output in its own call (GeNIe: one item; GeNIe-Ada: its five
+candidates together), the latency view in which a GPU is far from full for GeNIe and batching
+the candidates is nearly free; the default packs all outputs of a mode into one job (throughput).
 
     python benchmarks/perf/generation_throughput.py --arch sd15 --device cuda   # random SD 1.5
     python benchmarks/perf/generation_throughput.py --model PATH_OR_HUB_ID --device cuda
@@ -30,6 +35,21 @@ sys.path.insert(0, str(ROOT))
 
 ADA = (0.5, 0.6, 0.7, 0.8, 0.9)
 GFLOP_PER_IMAGE_STEP_SD15 = 803.0  # UNet at 64×64 latents (issue: ONNX/throughput)
+SD15_UNET = dict(
+    sample_size=64,
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    block_out_channels=(320, 640, 1280, 1280),
+    layers_per_block=2,
+)
+SD15_VAE = dict(
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=2,
+    latent_channels=4,
+    sample_size=512,
+)
 
 
 def sd15_generator(device: str, dtype, seed: int = 0):
@@ -48,21 +68,8 @@ def sd15_generator(device: str, dtype, seed: int = 0):
         tok = CLIPTokenizer.from_pretrained(tmp)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
-            sample_size=64,
-            cross_attention_dim=768,
-            attention_head_dim=8,
-            block_out_channels=(320, 640, 1280, 1280),
-            layers_per_block=2,
-        )
-        vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=2,
-            latent_channels=4,
-            sample_size=512,
-        )
+        unet = UNet2DConditionModel(**SD15_UNET)
+        vae = AutoencoderKL(**SD15_VAE)
         te = CLIPTextModel(
             CLIPTextConfig(
                 vocab_size=vocab,
@@ -118,9 +125,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=7.5)
     ap.add_argument(
-        "--modes", default="genie,genie_ada_batched,genie_ada_naive,genie_ada_fast,text2image"
+        "--modes",
+        default="genie,genie_ada_batched,genie_ada_naive,genie_ada_fast,genie_ada_lite,text2image",
     )
     ap.add_argument("--probe-steps", type=int, default=10, help="genie_ada_fast's probe")
+    ap.add_argument(
+        "--probe-item-steps", type=int, default=5, help="genie_ada_lite's steps per candidate"
+    )
+    ap.add_argument(
+        "--per-pair", action="store_true", help="one call per output (latency), not one job"
+    )
     ap.add_argument(
         "--backends",
         default="torch",
@@ -166,30 +180,34 @@ def main() -> None:
             stable_seed(0, "perf", i),
         )
 
-    def items_for(mode, g):
-        """(generator, items) calls that make ``a.outputs`` hard negatives in ``mode``."""
-        n = a.outputs
+    def items_for(mode, g, idx):
+        """(generator, items) calls that make one hard negative per pair index in ``idx``."""
+        pairs = [pair(i) for i in idx]
         if mode == "genie":
-            return [(g, [SampleItem(p, 0.8, s, src) for src, p, s in map(pair, range(n))])]
+            return [(g, [SampleItem(p, 0.8, s, src) for src, p, s in pairs])]
         if mode == "text2image":
-            return [(g, [SampleItem(p, 1.0, s, None) for src, p, s in map(pair, range(n))])]
+            return [(g, [SampleItem(p, 1.0, s, None) for src, p, s in pairs])]
         if mode == "genie_ada_batched":
-            return [
-                (g, [SampleItem(p, r, s, src) for src, p, s in map(pair, range(n)) for r in ADA])
-            ]
+            return [(g, [SampleItem(p, r, s, src) for src, p, s in pairs for r in ADA])]
         if mode == "genie_ada_naive":
-            return [
-                (g, [SampleItem(p, r, s, src) for src, p, s in map(pair, range(n))]) for r in ADA
-            ]
-        if mode == "genie_ada_fast":
-            probe = g.with_sampler(steps=a.probe_steps)
-            cand = [SampleItem(p, r, s, src) for src, p, s in map(pair, range(n)) for r in ADA]
+            return [(g, [SampleItem(p, r, s, src) for src, p, s in pairs]) for r in ADA]
+        if mode in ("genie_ada_fast", "genie_ada_lite"):
+            if mode == "genie_ada_fast":
+                probe = g.with_sampler(steps=a.probe_steps)
+            else:
+                probe = g.with_sampler(max_item_steps=a.probe_item_steps)
+            cand = [SampleItem(p, r, s, src) for src, p, s in pairs for r in ADA]
             final = [
                 SampleItem(p, ADA[1 + i % (len(ADA) - 1)], s, src)
-                for i, (src, p, s) in enumerate(map(pair, range(n)))
+                for i, (src, p, s) in zip(idx, pairs, strict=True)
             ]
             return [(probe, cand), (g, final)]
         raise SystemExit(f"unknown mode {mode}")
+
+    def calls_for(mode, g):
+        if a.per_pair:
+            return [c for i in range(a.outputs) for c in items_for(mode, g, [i])]
+        return items_for(mode, g, range(a.outputs))
 
     def sync():
         if torch.device(a.device).type == "cuda":
@@ -200,10 +218,10 @@ def main() -> None:
     for backend in a.backends.split(","):
         gen = base if backend == "torch" else base.with_backend(backend)
         # warm-up: kernels, cuDNN autotuning, allocator, onnxruntime session
-        gen.generate(items_for("genie", gen)[0][1][: min(4, a.outputs)], max_batch=a.max_batch)
+        gen.generate(items_for("genie", gen, range(min(4, a.outputs)))[0][1], max_batch=a.max_batch)
         results = all_results[backend] = {}
         for mode in a.modes.split(","):
-            calls = items_for(mode, gen)
+            calls = calls_for(mode, gen)
             sync()
             t0 = time.perf_counter()
             for g, items in calls:
@@ -223,7 +241,8 @@ def main() -> None:
             print(backend, mode, results[mode], flush=True)
         if "genie" in results:
             g = results["genie"]["seconds_per_output"]
-            for m in ("genie_ada_batched", "genie_ada_naive", "genie_ada_fast", "text2image"):
+            others = ("genie_ada_batched", "genie_ada_naive", "genie_ada_fast", "genie_ada_lite")
+            for m in (*others, "text2image"):
                 if m in results:
                     ratios[f"{backend}:{m}_over_genie"] = round(
                         results[m]["seconds_per_output"] / g, 3
@@ -251,6 +270,9 @@ def main() -> None:
         "resolution": res,
         "max_batch": a.max_batch,
         "channels_last": a.channels_last,
+        "per_pair": a.per_pair,
+        "probe_steps": a.probe_steps,
+        "probe_item_steps": a.probe_item_steps,
         "results": results,
         "ratios": ratios,
         "flops": flop,

@@ -32,6 +32,7 @@ DEFAULT_STRATEGIES = (
     "img2img_high",
     "genie",
     "genie_ada",
+    "genie_ada_lite",
 )
 
 

@@ -89,3 +89,21 @@ def shift_timesteps(
     if out[0] > last:
         raise ConfigError(f"cannot fit {len(ts)} distinct timesteps below {num_train_timesteps}")
     return out
+
+
+def thinned_indices(n: int, k: int | None) -> list[int]:
+    """Which of an item's ``n`` remaining timesteps a ``k``-step run keeps: evenly spaced, the
+    first (the item's start noise level) always kept, the solver's last step going to zero as
+    in a k-step schedule. ``k`` None or >= n keeps all.
+
+    Why: a coarse run of a GeNIe candidate must start at the same noisy latent as the full run
+    (same t, same ε) so that only the solver's resolution differs, and candidates of different r
+    stay distinct (a coarse global schedule rounds nearby r to the same start step).
+    """
+    if n < 1:
+        raise ConfigError(f"an item needs at least one timestep, got {n}")
+    if k is None or k >= n:
+        return list(range(n))
+    if k < 1:
+        raise ConfigError(f"max_item_steps must be >= 1, got {k}")
+    return [(i * n) // k for i in range(k)]

@@ -22,7 +22,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from genie_plugin.core.schedule import shift_timesteps, start_index, validate_ratio
+from genie_plugin.core.schedule import (
+    shift_timesteps,
+    start_index,
+    thinned_indices,
+    validate_ratio,
+)
 from genie_plugin.diffusion.schedulers import check_scheduler_name, make_scheduler
 from genie_plugin.errors import ConfigError, check_known_keys
 from genie_plugin.seeding import cpu_generator
@@ -45,6 +50,10 @@ class SamplerConfig:
     # timesteps >= guidance_t_min × num_train_timesteps; below it the conditional prediction
     # alone (and half the UNet rows). 0 = guidance at every step, as the reference.
     guidance_t_min: float = 0.0
+    # At most this many solver steps per item, on an evenly thinned subset of the timesteps it
+    # would run (core.schedule.thinned_indices): same start noise, coarser solve. None = all.
+    # GeNIe-Ada's probe uses it to score candidates cheaply.
+    max_item_steps: int | None = None
 
     def __post_init__(self) -> None:
         check_scheduler_name(self.scheduler)
@@ -64,6 +73,20 @@ class SamplerConfig:
             raise ConfigError(
                 "timestep_shift needs a scheduler that takes custom timesteps: use dpm++ or euler"
             )
+        if self.max_item_steps is not None:
+            if (
+                isinstance(self.max_item_steps, bool)
+                or not isinstance(self.max_item_steps, int)
+                or self.max_item_steps < 1
+            ):
+                raise ConfigError(
+                    f"max_item_steps must be a positive integer or None, got {self.max_item_steps!r}"
+                )
+            if self.scheduler == "ddim":
+                raise ConfigError(
+                    "max_item_steps needs a scheduler that takes custom timesteps: "
+                    "use dpm++ or euler"
+                )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -71,6 +94,8 @@ class SamplerConfig:
             del d["timestep_shift"]  # keeps cache keys of unshifted runs as they were
         if d["guidance_t_min"] == 0.0:
             del d["guidance_t_min"]  # likewise
+        if d["max_item_steps"] is None or d["max_item_steps"] >= d["steps"]:
+            del d["max_item_steps"]  # likewise; a cap at or above the steps changes nothing
         return dict(sorted(d.items()))
 
     @classmethod
@@ -198,16 +223,30 @@ def denoise(
     do_cfg = cfg.guidance_scale > 1.0
     t_min = cfg.guidance_t_min * base.config.num_train_timesteps
 
-    # Group items by join step; each group has its own scheduler state.
+    # Group items by join step; each group has its own scheduler and its own timestep list:
+    # the schedule's tail from its start (all groups then share every step's t), or an evenly
+    # thinned subset of that tail under max_item_steps. Groups are aligned to finish together.
     starts = [0 if it.ratio >= 1.0 else start_index(cfg.steps, it.ratio, order) for it in items]
     groups: dict[int, list[int]] = {}
     for i, s in enumerate(starts):
         groups.setdefault(s, []).append(i)
     state: dict[int, tuple[Any, torch.Tensor, torch.Generator]] = {}
+    timeline: dict[int, torch.Tensor] = {}
     for s, idx in sorted(groups.items()):
-        sched = copy.deepcopy(base)
-        if hasattr(sched, "set_begin_index"):
-            sched.set_begin_index(s)
+        tail = timesteps[s:]
+        keep = thinned_indices(len(tail), cfg.max_item_steps)
+        if len(keep) == len(tail):
+            sched = copy.deepcopy(base)
+            if hasattr(sched, "set_begin_index"):
+                sched.set_begin_index(s)
+        else:
+            tail = tail[keep]
+            sched = make_scheduler(cfg.scheduler, gen.scheduler_config)
+            sched.set_timesteps(timesteps=[int(t) for t in tail], device=gen.device)
+            if hasattr(sched, "set_begin_index"):
+                sched.set_begin_index(0)
+            tail = sched.timesteps
+        timeline[s] = tail
         lat = []
         for i in idx:
             it = items[i]
@@ -215,39 +254,43 @@ def denoise(
             if it.ratio >= 1.0:
                 lat.append(noise * sched.init_noise_sigma)
             else:
-                lat.append(sched.add_noise(source_latents[i], noise, timesteps[s : s + 1]))
+                lat.append(sched.add_noise(source_latents[i], noise, tail[:1]))
         # Step generator: deterministic schedulers ignore it; it keeps diffusers off the global RNG.
         step_gen = cpu_generator(items[idx[0]].seed ^ 0x5EED)
         state[s] = (sched, torch.cat(lat), step_gen)
 
+    n_clock = max(len(tl) for tl in timeline.values())
+    join = {s: n_clock - len(tl) for s, tl in timeline.items()}
     embeds = {s: torch.cat([text[items[i].prompt] for i in idx]) for s, idx in groups.items()}
-    for step in range(min(groups), len(timesteps)):
-        t = timesteps[step]
-        active = [s for s in sorted(groups) if s <= step]
-        x = torch.cat([state[s][1] for s in active])
-        cond = torch.cat([embeds[s] for s in active])
-        guide = do_cfg and float(t) >= t_min
-        if guide:
-            x_in = torch.cat([x, x])
-            ehs = torch.cat([uncond.expand(len(x), -1, -1), cond])
-        else:
-            x_in, ehs = x, cond
-        # scale_model_input is elementwise and depends only on the step, shared by all groups.
-        x_in = state[active[0]][0].scale_model_input(x_in, t)
-        t_vec = t.reshape(1).expand(len(x_in)).to(gen.device)
-        eps = denoiser(x_in, t_vec, ehs)
-        if guide:
-            e_u, e_c = eps.chunk(2)
-            eps = e_u + cfg.guidance_scale * (e_c - e_u)
-        off = 0
+    for clock in range(min(join.values()), n_clock):
+        active = [s for s in sorted(groups) if join[s] <= clock]
+        ts = {s: timeline[s][clock - join[s]] for s in active}
+        guided = [s for s in active if do_cfg and float(ts[s]) >= t_min]
+        # scale_model_input is elementwise and depends on the group's step only.
+        x = {s: state[s][0].scale_model_input(state[s][1], ts[s]) for s in active}
+        rows = [*guided, *active]  # unconditional rows of guided groups, then all conditional
+        x_in = torch.cat([x[s] for s in rows])
+        ehs = torch.cat(
+            [uncond.expand(len(x[s]), -1, -1) for s in guided] + [embeds[s] for s in active]
+        )
+        t_vec = torch.cat([ts[s].reshape(1).expand(len(x[s])) for s in rows]).to(gen.device)
+        eps_all = denoiser(x_in, t_vec, ehs)
+        n_u = sum(len(x[s]) for s in guided)
+        e_u, e_c = eps_all[:n_u], eps_all[n_u:]
+        off_u = off_c = 0
         for s in active:
             sched, lat, g = state[s]
             n = len(lat)
-            new = sched.step(eps[off : off + n], t, lat, generator=g, return_dict=False)[0]
+            eps = e_c[off_c : off_c + n]
+            off_c += n
+            if s in guided:
+                u = e_u[off_u : off_u + n]
+                off_u += n
+                eps = u + cfg.guidance_scale * (eps - u)
+            new = sched.step(eps, ts[s], lat, generator=g, return_dict=False)[0]
             state[s] = (sched, new, g)
-            off += n
         if progress is not None:
-            progress(len(x))
+            progress(off_c)
     out = torch.empty((len(items), c, h, w), device=gen.device, dtype=gen.dtype)
     for s, idx in groups.items():
         out[idx] = state[s][1].to(out.dtype)
@@ -316,5 +359,6 @@ def sample(
 
 def total_image_steps(gen, items: Sequence[SampleItem]) -> int:
     """Number of UNet image-steps ``sample`` will run (for progress bars and cost reports)."""
-    steps = gen.sampler.steps
-    return sum(steps if it.ratio >= 1.0 else steps - start_index(steps, it.ratio) for it in items)
+    steps, cap = gen.sampler.steps, gen.sampler.max_item_steps
+    n = (steps if it.ratio >= 1.0 else steps - start_index(steps, it.ratio) for it in items)
+    return sum(k if cap is None else min(k, cap) for k in n)

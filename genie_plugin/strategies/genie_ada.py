@@ -6,9 +6,11 @@ pass; the caller's embedding function (the few-shot backbone) scores them and
 
 The paper's GeNIe-Ada costs the sum of the grid's ratios in denoising steps per output (3.5×
 the steps at the reference grid, 4.4× GeNIe at r = 0.8): once GeNIe itself fills the GPU,
-batching cannot hide that. ``probe_steps`` (``genie_ada_fast``) scores the candidates at a
-coarse step count instead and regenerates only r* at the full count with the same seed, so the
-output is the paper's (up to batch rounding) whenever the probe picks the same r*.
+batching cannot hide that. A probe scores the candidates coarsely instead and regenerates only
+r* at the full count with the same seed, so the output is the paper's (up to batch rounding)
+whenever the probe picks the same r*: ``probe_steps`` (``genie_ada_fast``) samples candidates on a
+coarse global schedule; ``probe_item_steps`` (``genie_ada_lite``) gives each candidate a fixed
+number of solver steps from exactly its full-schedule start noise (so nearby r never merge).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class GenieAdaConfig(StrategyConfig):
     #: None: the paper's GeNIe-Ada. N: select r* on candidates sampled with N steps, then
     #: generate the output at r* with the full step count (same seed, same ε).
     probe_steps: int | None = None
+    #: None: candidates run every step of the (probe) schedule. K: each candidate runs at most K
+    #: solver steps, thinned from its own tail of that schedule (same start noise level, same ε).
+    probe_item_steps: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.ratios) < 2:
@@ -64,6 +69,15 @@ class GenieAdaConfig(StrategyConfig):
             raise ConfigError(
                 f"genie_ada probe_steps must be an integer >= 2 or None, got {self.probe_steps!r}"
             )
+        if self.probe_item_steps is not None and (
+            isinstance(self.probe_item_steps, bool)
+            or not isinstance(self.probe_item_steps, int)
+            or self.probe_item_steps < 1
+        ):
+            raise ConfigError(
+                "genie_ada probe_item_steps must be a positive integer or None, "
+                f"got {self.probe_item_steps!r}"
+            )
 
 
 def _l2(x: np.ndarray) -> np.ndarray:
@@ -79,11 +93,25 @@ class GenieAdaStrategy(Strategy):
     config_cls = GenieAdaConfig
     needs_embedder = True
 
-    def _probe(self, gen) -> int | None:
-        """The probe's step count, or None: a probe at least as fine as the output is the
+    def _probe(self, gen) -> dict | None:
+        """The probe's sampler changes, or None: a probe at least as fine as the output is the
         paper's method."""
-        probe = self.config.probe_steps
-        return None if probe is None or probe >= gen.sampler.steps else probe
+        change = {}
+        steps = self.config.probe_steps
+        if steps is not None and steps < gen.sampler.steps:
+            change["steps"] = steps
+        cap = self.config.probe_item_steps
+        if cap is not None and cap < change.get("steps", gen.sampler.steps):
+            change["max_item_steps"] = cap
+        return change or None
+
+    def _manifest_probe(self, probe: dict) -> dict:
+        out = {}
+        if "steps" in probe:
+            out["probe_steps"] = probe["steps"]
+        if "max_item_steps" in probe:
+            out["probe_item_steps"] = probe["max_item_steps"]
+        return out
 
     def planned_image_steps(self, gen, specs: Sequence[GenerationSpec]) -> int:
         """UNet image-steps ``render`` will run (progress bars); r* unknown: its grid mean."""
@@ -95,7 +123,7 @@ class GenieAdaStrategy(Strategy):
         cand = [SampleItem(s.prompt, r, s.seed) for s in specs for r in s.ratios]
         finals = [SampleItem(s.prompt, r, s.seed) for s in specs for r in s.ratios[1:]]
         n = max(1, len(specs[0].ratios) - 1) if specs else 1
-        return total_image_steps(gen.with_sampler(steps=probe), cand) + round(
+        return total_image_steps(gen.with_sampler(**probe), cand) + round(
             total_image_steps(gen, finals) / n
         )
 
@@ -148,7 +176,7 @@ class GenieAdaStrategy(Strategy):
                     items.append(SampleItem(s.prompt, 1.0, seed))
         gen = ctx.generator
         probe = self._probe(gen)
-        candidate_gen = gen if probe is None else gen.with_sampler(steps=probe)
+        candidate_gen = gen if probe is None else gen.with_sampler(**probe)
         images = candidate_gen.generate(items, max_batch=ctx.max_batch, progress=ctx.progress)
 
         n = len(specs[0].ratios)
@@ -182,7 +210,7 @@ class GenieAdaStrategy(Strategy):
         for j, (s, (sel, proto_kind)) in enumerate(zip(specs, selections, strict=True)):
             ada = {**sel.to_dict(), "prototype": proto_kind}
             if probe is not None:
-                ada["probe_steps"] = probe
+                ada.update(self._manifest_probe(probe))
             out.append(
                 GeneratedImage(
                     image=chosen[j],
@@ -202,4 +230,16 @@ class GenieAdaFastStrategy(GenieAdaStrategy):
     def __init__(self, config: GenieAdaConfig | None = None, **overrides) -> None:
         super().__init__(
             config if config is not None else GenieAdaConfig(probe_steps=10), **overrides
+        )
+
+
+class GenieAdaLiteStrategy(GenieAdaStrategy):
+    """GeNIe-Ada with r* chosen on candidates of 5 solver steps each (from their exact start
+    noise); the output is sampled at full steps. About 1.5× GeNIe's UNet image-steps."""
+
+    name = "genie_ada_lite"
+
+    def __init__(self, config: GenieAdaConfig | None = None, **overrides) -> None:
+        super().__init__(
+            config if config is not None else GenieAdaConfig(probe_item_steps=5), **overrides
         )

@@ -26,8 +26,9 @@ def test_generation_throughput_reports_every_backend_and_ratio(tmp_path):
         [
             "benchmarks/perf/generation_throughput.py",
             "--arch", "tiny", "--device", "cpu", "--outputs", "2", "--steps", "4",
-            "--modes", "genie,genie_ada_batched,genie_ada_naive,genie_ada_fast",
-            "--probe-steps", "2", "--backends", "torch,onnx", "--max-batch", "auto",
+            "--modes", "genie,genie_ada_batched,genie_ada_naive,genie_ada_fast,genie_ada_lite",
+            "--probe-steps", "3", "--probe-item-steps", "1", "--backends", "torch,onnx",
+            "--max-batch", "auto",
         ],
         tmp_path / "gen.json",
     )  # fmt: skip
@@ -40,10 +41,13 @@ def test_generation_throughput_reports_every_backend_and_ratio(tmp_path):
     # batched Ada runs the same image-steps as the naive sweep, in fewer UNet calls
     t = data["results"]["torch"]
     assert t["genie_ada_batched"]["unet_image_steps"] == t["genie_ada_naive"]["unet_image_steps"]
-    # the probe runs fewer image-steps: candidates at 2 steps + the outputs at r* with 4
+    # the probe runs fewer image-steps: candidates on a 3-step schedule + the outputs at r* with 4
     fast = t["genie_ada_fast"]["unet_image_steps"]
     assert t["genie"]["unet_image_steps"] < fast < t["genie_ada_batched"]["unet_image_steps"]
     assert "torch:genie_ada_fast_over_genie" in data["ratios"]
+    # lite: one solver step per candidate (5 image-steps per output) + the output at r*
+    # (r* cycles 0.6, 0.7: 2 + 2 steps of 4), two UNet rows per image-step (CFG)
+    assert t["genie_ada_lite"]["unet_image_steps"] == 2 * (2 * 5 * 1 + 2 + 2) < fast
     assert "onnx_over_torch:genie" in data["ratios"]
     assert data["environment"]["versions"]["torch"]
 
@@ -59,3 +63,46 @@ def test_unet_throughput_reports_modes_per_batch(tmp_path):
     for b in ("2", "3"):
         assert data["results"][b]["torch_eager"]["image_steps_per_s"] > 0
         assert data["results"][b]["onnx_plain"]["speedup_vs_torch_eager"] > 0
+
+
+def test_ada_cost_model_counts_the_samplers_rows_and_prices_them_on_sd15(tmp_path):
+    data = _run(
+        [
+            "benchmarks/perf/ada_cost_model.py", "--pairs", "4", "--probes", "10",
+            "--item-probes", "5",
+        ],
+        tmp_path / "cost.json",
+    )  # fmt: skip
+    f, r = data["sd15_tflop"], data["results"]
+    assert abs(f["unet_row"] - 0.803) < 0.01  # the 803 GFLOP per image-step
+    assert f["vae_decode"] > f["vae_encode"] > 0
+    # reference table: GeNIe r = 0.8 runs 40 of 50 steps; the grid 25+30+35+40+45; CFG doubles
+    assert r["genie"]["unet_rows_per_output"] == 80
+    assert r["genie_ada"]["unet_rows_per_output"] == 2 * 175
+    assert r["genie_ada"]["vae_decodes_per_output"] == 5
+    # 5 steps per candidate, then the output at r* (cycled 0.6..0.9: 37.5 steps on average)
+    assert r["genie_ada_item_probe_5"]["unet_rows_per_output"] == 2 * (25 + 37.5)
+    # 10-step schedule: candidates 5+6+7+8+9 steps
+    assert r["genie_ada_probe_10"]["unet_rows_per_output"] == 2 * (35 + 37.5)
+    ada = (350 * f["unet_row"] + f["vae_encode"] + 5 * f["vae_decode"]) / (
+        80 * f["unet_row"] + f["vae_encode"] + f["vae_decode"]
+    )
+    assert abs(r["genie_ada"]["flop_ratio_to_genie"] - ada) < 0.01
+    assert (
+        r["genie_ada_item_probe_5"]["flop_ratio_to_genie"]
+        < r["genie_ada_probe_10"]["flop_ratio_to_genie"]
+        < r["genie_ada"]["flop_ratio_to_genie"]
+    )
+
+
+def test_generation_throughput_per_pair_does_the_same_work_in_more_calls(tmp_path):
+    args = [
+        "benchmarks/perf/generation_throughput.py", "--arch", "tiny", "--device", "cpu",
+        "--outputs", "2", "--steps", "4", "--modes", "genie,genie_ada_lite", "--backends", "torch",
+    ]  # fmt: skip
+    packed = _run(args, tmp_path / "packed.json")
+    per_pair = _run([*args, "--per-pair"], tmp_path / "pair.json")
+    assert per_pair["per_pair"] and not packed["per_pair"]
+    for mode in ("genie", "genie_ada_lite"):
+        a, b = packed["results"]["torch"][mode], per_pair["results"]["torch"][mode]
+        assert a["unet_image_steps"] == b["unet_image_steps"] > 0

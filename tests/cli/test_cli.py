@@ -47,13 +47,14 @@ def test_strategies_list_and_show():
 
 
 @pytest.mark.parametrize(
-    "strategy", ["genie", "text2image", "img2img", "genie_ada", "genie_ada_fast"]
+    "strategy", ["genie", "text2image", "img2img", "genie_ada", "genie_ada_fast", "genie_ada_lite"]
 )
 def test_augment_writes_images_and_manifest(tmp_path, srcs, strategy):
     out = tmp_path / "out"
     extra = ["--backbone", "resnet10t:random"] if strategy.startswith("genie_ada") else []
-    if strategy == "genie_ada_fast":
-        extra += ["--steps", "12"]  # above the 10-step probe (the last --steps wins)
+    steps = {"genie_ada_fast": 12, "genie_ada_lite": 8}.get(strategy, 4)
+    if steps != 4:  # above the probe's 10 steps / 5 per candidate (the last --steps wins)
+        extra += ["--steps", str(steps)]
     res = _invoke(
         "augment",
         *srcs,
@@ -81,9 +82,10 @@ def test_augment_writes_images_and_manifest(tmp_path, srcs, strategy):
     if strategy.startswith("genie_ada"):
         assert all(r["ada"]["prototype"] == "text2image" for r in rows)
         assert all(r["ratio"] == r["ada"]["r_star"] for r in rows)
-        probes = {r["ada"].get("probe_steps") for r in rows}
-        assert probes == ({10} if strategy == "genie_ada_fast" else {None})
-        assert {r["model"]["steps"] for r in rows} == {12 if strategy == "genie_ada_fast" else 4}
+        probes = {(r["ada"].get("probe_steps"), r["ada"].get("probe_item_steps")) for r in rows}
+        expect = {"genie_ada_fast": (10, None), "genie_ada_lite": (None, 5)}
+        assert probes == {expect.get(strategy, (None, None))}
+        assert {r["model"]["steps"] for r in rows} == {steps}
     # a second run appends, never overwrites
     res = _invoke("augment", srcs[0], "--target", "dog", "--out", out, *FAST)
     assert res.exit_code == 0

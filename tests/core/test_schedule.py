@@ -78,3 +78,24 @@ def test_timestep_shift_matches_sd3_formula_midway():
     for bad in (0, -1, float("nan"), float("inf")):
         with pytest.raises(ConfigError):
             shift_timesteps([999, 0], bad)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 25, 45])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
+def test_thinned_indices_keep_the_start_and_k_evenly_spaced_steps(n, k):
+    from genie_plugin.core.schedule import thinned_indices
+
+    idx = thinned_indices(n, k)
+    assert idx[0] == 0  # the item's start noise level is never dropped
+    assert len(idx) == min(n, k)
+    assert idx == sorted(set(idx)) and idx[-1] < n
+    gaps = [b - a for a, b in zip(idx, [*idx[1:], n], strict=True)]
+    assert max(gaps) - min(gaps) <= 1  # even spacing, the last step running to the end
+
+
+def test_thinned_indices_none_or_large_k_keep_everything_and_bad_k_raises():
+    from genie_plugin.core.schedule import thinned_indices
+
+    assert thinned_indices(7, None) == thinned_indices(7, 7) == thinned_indices(7, 9) == [*range(7)]
+    with pytest.raises(ConfigError, match="max_item_steps"):
+        thinned_indices(7, 0)

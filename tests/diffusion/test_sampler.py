@@ -132,3 +132,85 @@ def test_noise_is_drawn_on_cpu_per_item(tiny_gen):
 
     n = _noise(3, (1, 4, 16, 16), torch.device("cpu"), torch.float32)
     assert torch.equal(n, torch.randn((1, 4, 16, 16), generator=cpu_generator(3)))
+
+
+def test_max_item_steps_one_step_lands_on_x0_predicted_from_the_full_schedules_start(tiny_gen):
+    """A capped item starts at exactly the noise level (and ε) of the uncapped run: with one
+    solver step, DPM-Solver++ returns the x0 prediction made at that start."""
+    from genie_plugin.core.schedule import start_index
+    from genie_plugin.diffusion.sampler import _noise, denoise
+    from genie_plugin.diffusion.schedulers import make_scheduler
+
+    gen = tiny_gen.with_sampler(max_item_steps=1, guidance_scale=3.0)
+    c, h = gen.unet.config.in_channels, gen.resolution // gen.vae_scale_factor
+    src = torch.randn((1, c, h, h), generator=cpu_generator(0))
+    ehs = torch.zeros((1, 77, gen.text_encoder.config.hidden_size))
+    eps_of = lambda x, t, e: 0.25 * x + 1e-3 * t.reshape(-1, 1, 1, 1)  # noqa: E731
+    seen = []
+    out = denoise(
+        gen,
+        [SampleItem("p", 0.6, 9, None)],
+        source_latents={0: src},
+        text={"p": ehs},
+        uncond=ehs,
+        denoiser=lambda x, t, e: seen.append(t.clone()) or eps_of(x, t, e),
+        progress=None,
+    )
+    full = make_scheduler("dpm++", gen.scheduler_config)
+    full.set_timesteps(gen.sampler.steps)
+    t0 = int(full.timesteps[start_index(gen.sampler.steps, 0.6)])
+    assert len(seen) == 1 and {int(t) for t in seen[0]} == {t0}  # one call, at the full start
+    a = full.alphas_cumprod[t0]
+    x_t = a.sqrt() * src + (1 - a).sqrt() * _noise(9, src.shape, "cpu", torch.float32)
+    eps = eps_of(x_t, torch.tensor([t0]), None)
+    x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+    torch.testing.assert_close(out, x0, rtol=1e-4, atol=1e-4)
+
+
+def test_max_item_steps_mixed_ratios_in_one_batch_equal_each_item_alone(tiny_gen, images):
+    # capped groups run at different timesteps inside one UNet call (per-row t)
+    gen = tiny_gen.with_sampler(max_item_steps=3, guidance_t_min=0.5)
+    items = [
+        SampleItem("a photo of a cat.", r, 7, images[0]) for r in (0.5, 0.6, 0.7, 0.8, 0.9)
+    ] + [
+        SampleItem("a photo of a dog.", 1.0, 3),
+        SampleItem("a photo of a dog.", 0.2, 4, images[1]),
+    ]
+    batched = _arr(sample(gen, items, max_batch=8))
+    alone = _arr([sample(gen, [it])[0] for it in items])
+    assert_same_pixels(batched, alone)
+    assert len({im.tobytes() for im in batched[:5]}) == 5  # nearby ratios stay distinct
+    # a cap at or above an item's remaining steps changes nothing, and leaves cache keys alone
+    wide = tiny_gen.with_sampler(max_item_steps=tiny_gen.sampler.steps)
+    assert wide.sampler.to_dict() == tiny_gen.sampler.to_dict()
+    it = SampleItem("a photo of a cat.", 0.2, 7, images[0])  # 2 steps left, cap 3
+    assert_same_pixels(
+        _arr(sample(gen.with_sampler(guidance_t_min=0.0), [it])), _arr(sample(tiny_gen, [it]))
+    )
+
+
+def test_total_image_steps_counts_unet_rows_with_caps_and_guidance_interval(tiny_gen, images):
+    from genie_plugin.diffusion.sampler import torch_denoiser
+
+    items = [SampleItem("x", r, 1, images[0]) for r in (0.3, 0.6, 0.9)] + [SampleItem("x", 1.0, 2)]
+    for change in ({}, {"max_item_steps": 2}, {"max_item_steps": 4, "guidance_t_min": 0.4}):
+        gen = tiny_gen.with_sampler(**change)
+        rows, done, inner = [], [], torch_denoiser(gen.unet)
+        count = lambda x, t, e, rows=rows, inner=inner: rows.append(t) or inner(x, t, e)  # noqa: E731
+        sample(gen, items, progress=done.append, denoiser=count)
+        assert sum(done) == total_image_steps(gen, items)
+        cap = change.get("max_item_steps", 10)
+        assert total_image_steps(gen, items) == sum(min(n, cap) for n in (3, 6, 9, 10))
+        t_min = 1000 * change.get("guidance_t_min", 0.0)
+        uncond = sum(len(t) for t in rows) - sum(done)  # CFG's extra rows
+        assert 2 * uncond == sum(int((t >= t_min).sum()) for t in rows)  # only at t >= floor
+        assert 0 < uncond <= sum(done)
+        assert (uncond == sum(done)) == (t_min == 0)
+
+
+def test_max_item_steps_validation(tiny_gen):
+    for bad in (0, True, 2.5, "3"):
+        with pytest.raises(ConfigError, match="max_item_steps"):
+            tiny_gen.with_sampler(max_item_steps=bad)
+    with pytest.raises(ConfigError, match="max_item_steps needs a scheduler"):
+        tiny_gen.with_sampler(scheduler="ddim", max_item_steps=3)

@@ -184,20 +184,31 @@ def test_genie_ada_without_embedder_is_a_clear_error(gen):
         s.render(s.plan(_episode(), _gen(0))[:1], ctx)
 
 
-def test_genie_ada_fast_selects_on_probe_candidates_and_samples_r_star_at_full_steps(gen):
+@pytest.mark.parametrize(
+    ("name", "kw", "probe_change"),
+    [
+        ("genie_ada_fast", {"probe_steps": 2}, {"steps": 2}),  # the fixture samples 4 steps
+        ("genie_ada_lite", {"probe_item_steps": 2}, {"max_item_steps": 2}),
+        ("genie_ada", {"probe_steps": 3, "probe_item_steps": 1}, {"steps": 3, "max_item_steps": 1}),
+    ],
+)
+def test_genie_ada_probes_select_on_probe_candidates_and_sample_r_star_at_full_steps(
+    gen, name, kw, probe_change
+):
     from genie_plugin.core.ada import select_ratio
     from genie_plugin.diffusion.sampler import SampleItem
     from genie_plugin.registry import create_strategy
     from genie_plugin.strategies.genie_ada import _l2
 
-    s = create_strategy("genie_ada_fast", probe_steps=2)  # the fixture samples with 4 steps
+    s = create_strategy(name, **kw)
     ctx = _ctx(gen)
     spec = s.plan(_episode(), _gen(0))[0]
     out = s.render([spec], ctx)[0]
     ada = out.record["ada"]
-    assert ada["probe_steps"] == 2
+    assert ada.get("probe_steps") == probe_change.get("steps")
+    assert ada.get("probe_item_steps") == probe_change.get("max_item_steps")
     src = ctx.images[spec.source_id]
-    probe = gen.with_sampler(steps=2)
+    probe = gen.with_sampler(**probe_change)
     for r, cand in zip(spec.ratios, out.candidates, strict=True):
         assert_same_pixels(probe.generate([SampleItem(spec.prompt, r, spec.seed, src)])[0], cand)
     # r* is the paper's rule applied to the probe candidates' embeddings
@@ -217,9 +228,10 @@ def test_genie_ada_probe_as_fine_as_the_output_is_the_paper_method(gen):
     ctx = _ctx(gen)
     spec = create_strategy("genie_ada").plan(_episode(), _gen(0))[0]
     exact = create_strategy("genie_ada").render([spec], ctx)[0]
-    fast = create_strategy("genie_ada_fast", probe_steps=4).render([spec], ctx)[0]
-    assert fast.record["ada"] == {**exact.record["ada"]}
-    assert_same_pixels(exact.image, fast.image)
+    for name, kw in (("genie_ada_fast", {"probe_steps": 4}), ("genie_ada_lite", {})):
+        fast = create_strategy(name, **kw).render([spec], ctx)[0]  # lite: 5 steps per candidate
+        assert fast.record["ada"] == {**exact.record["ada"]}
+        assert_same_pixels(exact.image, fast.image)
 
 
 @pytest.mark.parametrize("bad", [1, 0, True, 2.5, "10"])
@@ -229,12 +241,20 @@ def test_genie_ada_probe_steps_must_be_an_integer_of_at_least_two(bad):
 
     with pytest.raises(ConfigError, match="probe_steps"):
         create_strategy("genie_ada", probe_steps=bad)
+    if bad != 1:  # one step per candidate is a valid (if crude) probe
+        with pytest.raises(ConfigError, match="probe_item_steps"):
+            create_strategy("genie_ada", probe_item_steps=bad)
 
 
 def test_genie_ada_planned_image_steps_match_progress(gen):
     from genie_plugin.registry import create_strategy
 
-    for name, kw in (("genie_ada", {}), ("genie_ada_fast", {"probe_steps": 2})):
+    probes = {"genie_ada_fast": {"steps": 2}, "genie_ada_lite": {"max_item_steps": 2}}
+    for name, kw in (
+        ("genie_ada", {}),
+        ("genie_ada_fast", {"probe_steps": 2}),
+        ("genie_ada_lite", {"probe_item_steps": 2}),
+    ):
         s = create_strategy(name, **kw)
         ctx = _ctx(gen)
         done = []
@@ -249,7 +269,7 @@ def test_genie_ada_planned_image_steps_match_progress(gen):
 
             cand = [SampleItem(sp.prompt, r, sp.seed) for sp in specs for r in sp.ratios]
             finals = [SampleItem("x", o.record["ratio"], 0) for o in out]
-            actual = total_image_steps(gen.with_sampler(steps=2), cand) + total_image_steps(
+            actual = total_image_steps(gen.with_sampler(**probes[name]), cand) + total_image_steps(
                 gen, finals
             )
             assert sum(done) == actual
