@@ -123,13 +123,19 @@ def run(
         if (r["scenario"], r["strategy"]) not in {(x["scenario"], x["strategy"]) for x in rows}
     ]
     atomic_write_text(out, rows_json(keep + rows))
+    genie = next((r for r in rows if r["strategy"] == "genie" and r.get("unet_rows")), None)
     for r in rows:
         if r["status"] == "ok":
+            cost = ""
+            if r.get("unet_rows"):
+                cost = f", {r['unet_rows'] / max(1, r['episodes']):.0f} UNet rows/episode"
+                if genie is not None:
+                    cost += f" = {r['unet_rows'] / genie['unet_rows']:.2f}× genie"
             console.print(
-                f"{r['strategy']:>13}: {r['mean']:.2f} ± {r['ci95']:.2f}  ({r['wall_s']} s)"
+                f"{r['strategy']:>14}: {r['mean']:.2f} ± {r['ci95']:.2f}  ({r['wall_s']} s{cost})"
             )
         else:
-            console.print(f"{r['strategy']:>13}: [red]failed[/] {r['error']}")
+            console.print(f"{r['strategy']:>14}: [red]failed[/] {r['error']}")
     console.print(f"results: {out}")
 
 
@@ -195,7 +201,8 @@ def generate(
         )
     console.print(
         f"{tag}{stats['units']} of {stats['of_units']} units: {stats['images']} images "
-        f"({stats['generated']} generated, {stats['hits']} from the cache) in {cache}"
+        f"({stats['generated']} generated, {stats['hits']} from the cache; "
+        f"{stats.get('unet_rows', 0)} UNet rows from scratch) in {cache}"
     )
     if state is not None:
         state.wait_for_everyone()

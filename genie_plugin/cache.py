@@ -80,7 +80,9 @@ class CachedGenerator:
     def __init__(self, gen, cache: AugmentationCache, _counts: dict | None = None) -> None:
         self.gen = gen
         self.cache = cache
-        self._counts = _counts if _counts is not None else {"hits": 0, "generated": 0}
+        self._counts = (
+            _counts if _counts is not None else {"hits": 0, "generated": 0, "unet_rows": 0}
+        )
 
     @property
     def hits(self) -> int:
@@ -90,6 +92,12 @@ class CachedGenerator:
     def generated(self) -> int:
         return self._counts["generated"]
 
+    @property
+    def unet_rows(self) -> int:
+        """UNet rows every requested image costs from scratch, cache hits included: a cost
+        that does not depend on what an earlier run left in the cache."""
+        return self._counts["unet_rows"]
+
     def __getattr__(self, name):
         return getattr(self.gen, name)
 
@@ -98,10 +106,13 @@ class CachedGenerator:
         return CachedGenerator(self.gen.with_sampler(**changes), self.cache, self._counts)
 
     def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
+        from genie_plugin.diffusion.sampler import unet_rows
+
         keys = [self.cache.key(self.gen, it) for it in items]
         out: list[Image.Image | None] = [self.cache.get(k) for k, _ in keys]
         missing = [i for i, im in enumerate(out) if im is None]
         self._counts["hits"] += len(items) - len(missing)
+        self._counts["unet_rows"] += unet_rows(self.gen, items)
         # generate in chunks and store each chunk at once: a kill loses at most one chunk
         for c in range(0, len(missing), max_batch):
             idx = missing[c : c + max_batch]

@@ -27,6 +27,7 @@ COLUMNS = (
     "delta_vs_none",
     "delta_ci95",
     "images_generated",
+    "unet_rows",
     "status",
     "episodes_hash",
 )
@@ -69,6 +70,17 @@ def _delta(r) -> str:
     return f"{r['delta_vs_none']:+.2f} ± {r['delta_ci95']:.2f}"
 
 
+def _cost(r, genie_rows: int | None) -> str:
+    """UNet rows per episode (cache hits counted as if generated), and × the genie row's."""
+    rows = r.get("unet_rows")
+    if rows is None:  # results written before the cost was recorded
+        return "–"
+    per_ep = rows / max(1, r["episodes"])
+    if not rows or not genie_rows:
+        return f"{per_ep:.0f}"
+    return f"{per_ep:.0f} ({rows / genie_rows:.2f}×)"
+
+
 def _key(r):
     return (r["scenario"], -(r.get("mean") or -1.0), r["strategy"])
 
@@ -90,18 +102,27 @@ def render_markdown(rows: list[dict]) -> str:
             "",
             "Δ vs none: mean per-episode difference to `none` on the same episodes, ± its 95% CI "
             "(paired; an interval that excludes 0 is a difference this run can show).",
+            "Cost: UNet rows per episode (one image through one denoising step; classifier-free "
+            "guidance adds a row), counted as if nothing were cached, and × the `genie` row's.",
             "",
-            "| strategy | accuracy (%) | ± 95% CI | Δ vs none (paired) | images generated | status |",
-            "|---|---|---|---|---|---|",
+            "| strategy | accuracy (%) | ± 95% CI | Δ vs none (paired) | images generated "
+            "| cost: UNet rows / episode | status |",
+            "|---|---|---|---|---|---|---|",
         ]
+        genie_rows = next(
+            (r.get("unet_rows") for r in rs if r["strategy"] == "genie" and r["status"] == "ok"),
+            None,
+        )
         for r in rs:
             if r["status"] == "ok":
+                images = r.get("images_generated", 0) + r.get("cache_hits", 0)
                 out.append(
-                    f"| {r['strategy']} | {r['mean']:.2f} | {r['ci95']:.2f} | {_delta(r)} | {r.get('images_generated', 0) + r.get('cache_hits', 0)} | ok |"
+                    f"| {r['strategy']} | {r['mean']:.2f} | {r['ci95']:.2f} | {_delta(r)} "
+                    f"| {images} | {_cost(r, genie_rows)} | ok |"
                 )
             else:
                 out.append(
-                    f"| {r['strategy']} | – | – | – | – | failed: {r.get('error', '')[:80]} |"
+                    f"| {r['strategy']} | – | – | – | – | – | failed: {r.get('error', '')[:80]} |"
                 )
         out.append("")
     return "\n".join(out)

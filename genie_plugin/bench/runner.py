@@ -244,6 +244,8 @@ def run_scenario(
                 episode_accuracies=[round(100 * a, 4) for a in accs],
                 images_generated=cached.generated if cached else 0,
                 cache_hits=cached.hits if cached else 0,
+                # generation cost from scratch (cache hits included): comparable across rows
+                unet_rows=cached.unet_rows if cached else 0,
             )
             if gen is not None and strategy.generative:
                 row["vae_fp32_reruns"] = gen.stats.get("vae_fp32_reruns", 0) - reruns_before
@@ -353,5 +355,5 @@ def generate_scenario(
         stats["images"] += sum(len(v) for v in outs.values())
         if progress is not None:
             progress(done, len(mine), cached)
-    stats.update(generated=cached.generated, hits=cached.hits)
+    stats.update(generated=cached.generated, hits=cached.hits, unet_rows=cached.unet_rows)
     return stats

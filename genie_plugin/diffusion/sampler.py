@@ -197,6 +197,19 @@ def _noise(seed: int, shape: tuple[int, ...], device, dtype) -> torch.Tensor:
     return torch.randn(shape, generator=cpu_generator(seed), dtype=torch.float32).to(device, dtype)
 
 
+def base_scheduler(gen, device=None):
+    """The run's scheduler with its full (time-shifted) timestep list set."""
+    cfg = gen.sampler
+    base = make_scheduler(cfg.scheduler, gen.scheduler_config)
+    device = gen.device if device is None else device
+    base.set_timesteps(cfg.steps, device=device)
+    if cfg.timestep_shift != 1.0:
+        n_train = base.config.num_train_timesteps
+        warped = shift_timesteps(base.timesteps.tolist(), cfg.timestep_shift, n_train)
+        base.set_timesteps(timesteps=warped, device=device)
+    return base
+
+
 @torch.no_grad()
 def denoise(
     gen,
@@ -210,12 +223,7 @@ def denoise(
 ) -> torch.Tensor:
     """Run the scheduler loop for one batch of items; return their final latents (in order)."""
     cfg = gen.sampler
-    base = make_scheduler(cfg.scheduler, gen.scheduler_config)
-    base.set_timesteps(cfg.steps, device=gen.device)
-    if cfg.timestep_shift != 1.0:
-        n_train = base.config.num_train_timesteps
-        warped = shift_timesteps(base.timesteps.tolist(), cfg.timestep_shift, n_train)
-        base.set_timesteps(timesteps=warped, device=gen.device)
+    base = base_scheduler(gen)
     timesteps = base.timesteps
     order = getattr(base, "order", 1)
     c = gen.unet.config.in_channels
@@ -357,8 +365,39 @@ def sample(
     return images
 
 
+def item_timesteps(gen, ratios) -> dict[float, list[int]]:
+    """The timesteps an item of each ratio runs (its start step on, thinned under
+    ``max_item_steps``): the same lists ``denoise`` steps through, for cost accounting."""
+    cfg = gen.sampler
+    base = base_scheduler(gen, device="cpu")
+    ts = [int(t) for t in base.timesteps.tolist()]
+    order = getattr(base, "order", 1)
+    out = {}
+    for r in set(ratios):
+        tail = ts[0 if r >= 1.0 else start_index(cfg.steps, r, order) :]
+        out[r] = [tail[j] for j in thinned_indices(len(tail), cfg.max_item_steps)]
+    return out
+
+
 def total_image_steps(gen, items: Sequence[SampleItem]) -> int:
     """Number of UNet image-steps ``sample`` will run (for progress bars and cost reports)."""
     steps, cap = gen.sampler.steps, gen.sampler.max_item_steps
     n = (steps if it.ratio >= 1.0 else steps - start_index(steps, it.ratio) for it in items)
     return sum(k if cap is None else min(k, cap) for k in n)
+
+
+def unet_rows(gen, items: Sequence[SampleItem]) -> int:
+    """Number of UNet batch rows ``sample`` will run: one per image-step, plus the
+    unconditional row of classifier-free guidance at steps inside the guidance interval. The
+    generation cost in UNet evaluations (what a compute-bound GPU's time is proportional to)."""
+    if not items:
+        return 0
+    cfg = gen.sampler
+    tl = item_timesteps(gen, [it.ratio for it in items])
+    if cfg.guidance_scale > 1.0:
+        n_train = gen.scheduler_config.get("num_train_timesteps", 1000)
+        floor = cfg.guidance_t_min * n_train
+        rows = {r: len(t) + sum(1 for x in t if x >= floor) for r, t in tl.items()}
+    else:
+        rows = {r: len(t) for r, t in tl.items()}
+    return sum(rows[it.ratio] for it in items)

@@ -31,6 +31,9 @@ def test_rows_share_episodes_and_failures_are_rows(tmp_path):
         assert by[name]["status"] == "ok" and 0 <= by[name]["mean"] <= 100
         assert by[name]["ci95"] >= 0
     assert by["genie"]["images_generated"] == 2 * 5 * 4  # 2 episodes × 5 classes × (N-1)K
+    # cost: r = 0.8 runs 3 of 4 steps, two UNet rows per step under guidance
+    cfg_rows = 2 if by["genie"]["model"]["guidance_scale"] > 1 else 1
+    assert by["genie"]["unet_rows"] == 40 * 3 * cfg_rows and by["none"]["unet_rows"] == 0
     eps = by["genie"]["episode_accuracies"]  # per episode, for paired comparisons
     assert len(eps) == 2 and abs(sum(eps) / 2 - by["genie"]["mean"]) < 0.01
     assert (
@@ -46,11 +49,12 @@ def test_rows_share_episodes_and_failures_are_rows(tmp_path):
     }
     assert again["genie"]["images_generated"] == 0 and again["genie"]["cache_hits"] == 40
     assert again["genie"]["mean"] == by["genie"]["mean"]
+    assert again["genie"]["unet_rows"] == by["genie"]["unet_rows"]  # cost ignores the cache
 
 
 def test_cli_bench_run_and_leaderboard(tmp_path):
     scn = tmp_path / "s.json"
-    scn.write_text(json.dumps(_scenario(strategies=("none", "weak")).to_dict()))
+    scn.write_text(json.dumps(_scenario(strategies=("none", "weak", "genie")).to_dict()))
     res = CliRunner().invoke(
         app,
         [
@@ -66,13 +70,17 @@ def test_cli_bench_run_and_leaderboard(tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
+    # each strategy's line: accuracy, wall time and the generation cost (UNet rows per episode)
+    line = next(x for x in res.output.splitlines() if x.strip().startswith("genie:"))
+    assert "UNet rows/episode = 1.00× genie" in line
     res = CliRunner().invoke(
         app, ["bench", "leaderboard", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "lb.md")]
     )
     assert res.exit_code == 0, res.output
     md = (tmp_path / "lb.md").read_text()
     assert "| weak |" in md and "| none |" in md
-    assert (tmp_path / "lb.csv").read_text().count("\n") == 3
+    assert (tmp_path / "lb.csv").read_text().count("\n") == 4
+    assert "(1.00×) | ok |" in md  # genie's cost column
     from PIL import Image
 
     with Image.open(tmp_path / "lb.png") as im:
@@ -127,6 +135,13 @@ def test_leaderboard_paired_delta_to_none():
     assert f"| genie | 68.00 | 9.50 | +3.00 ± {ci:.2f} |" in md
     assert "| old | 60.00 | 9.00 | – |" in md and "| other_eps | 61.00 | 9.00 | – |" in md
     assert "| none | 65.00 | 9.00 | – |" in md
+    # cost column: per episode and × genie's; "–" for rows written before it was recorded
+    costed = [{**r, "unet_rows": n} for r, n in zip(rows[:2], (0, 800), strict=True)]
+    costed.append({**common, "strategy": "ada", "mean": 67.0, "ci95": 9.0, "unet_rows": 3500})
+    md = render_markdown(costed + rows[2:])
+    assert "| 200 (1.00×) | ok |" in md and "| 875 (4.38×) | ok |" in md
+    assert "| none | 65.00 | 9.00 | – | 0 | 0 | ok |" in md
+    assert "| old | 60.00 | 9.00 | – | 0 | – | ok |" in md
     csv_text = render_csv(rows)
     assert "genie,65" not in csv_text and f",3.0,{round(ci, 2)}," in csv_text
     with pytest.raises(ValueError, match="equal lengths"):

@@ -167,8 +167,12 @@ def test_max_item_steps_one_step_lands_on_x0_predicted_from_the_full_schedules_s
     torch.testing.assert_close(out, x0, rtol=1e-4, atol=1e-4)
 
 
-def test_max_item_steps_mixed_ratios_in_one_batch_equal_each_item_alone(tiny_gen, images):
+@pytest.mark.parametrize("scheduler", ["dpm++", "euler"])
+def test_max_item_steps_mixed_ratios_in_one_batch_equal_each_item_alone(
+    tiny_gen, images, scheduler
+):
     # capped groups run at different timesteps inside one UNet call (per-row t)
+    tiny_gen = tiny_gen.with_sampler(scheduler=scheduler)
     gen = tiny_gen.with_sampler(max_item_steps=3, guidance_t_min=0.5)
     items = [
         SampleItem("a photo of a cat.", r, 7, images[0]) for r in (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -190,7 +194,7 @@ def test_max_item_steps_mixed_ratios_in_one_batch_equal_each_item_alone(tiny_gen
 
 
 def test_total_image_steps_counts_unet_rows_with_caps_and_guidance_interval(tiny_gen, images):
-    from genie_plugin.diffusion.sampler import torch_denoiser
+    from genie_plugin.diffusion.sampler import torch_denoiser, unet_rows
 
     items = [SampleItem("x", r, 1, images[0]) for r in (0.3, 0.6, 0.9)] + [SampleItem("x", 1.0, 2)]
     for change in ({}, {"max_item_steps": 2}, {"max_item_steps": 4, "guidance_t_min": 0.4}):
@@ -206,6 +210,7 @@ def test_total_image_steps_counts_unet_rows_with_caps_and_guidance_interval(tiny
         assert 2 * uncond == sum(int((t >= t_min).sum()) for t in rows)  # only at t >= floor
         assert 0 < uncond <= sum(done)
         assert (uncond == sum(done)) == (t_min == 0)
+        assert unet_rows(gen, items) == sum(len(t) for t in rows)  # the cost, counted ahead
 
 
 def test_max_item_steps_validation(tiny_gen):
