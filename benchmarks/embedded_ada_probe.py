@@ -47,11 +47,11 @@ def main() -> None:
     import numpy as np
 
     from genie_plugin.bench.env import environment
-    from genie_plugin.core.ada import ADA_RATIOS, select_ratio
+    from genie_plugin.core.ada import ADA_RATIOS, select_ratio, unit_rows
     from genie_plugin.diffusion import load_generator
     from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
     from genie_plugin.embedded.assets import Oracle, load_embedded_backbone
-    from genie_plugin.embedded.evaluate import _prompt, fewshot_sources, sample_pairs, unit_rows
+    from genie_plugin.embedded.evaluate import _prompt, fewshot_sources, sample_pairs
     from genie_plugin.io import atomic_write_text
 
     t0 = time.time()

@@ -77,7 +77,7 @@ def run(
     """Evaluate strategies on one scenario; every strategy sees the same episodes."""
     from rich.console import Console
 
-    from genie_plugin.bench.leaderboard import rows_json
+    from genie_plugin.bench.leaderboard import genie_unet_rows, rows_json, unet_cost
     from genie_plugin.bench.runner import run_scenario
     from genie_plugin.io import atomic_write_text, read_jsonl
 
@@ -123,14 +123,15 @@ def run(
         if (r["scenario"], r["strategy"]) not in {(x["scenario"], x["strategy"]) for x in rows}
     ]
     atomic_write_text(out, rows_json(keep + rows))
-    genie = next((r for r in rows if r["strategy"] == "genie" and r.get("unet_rows")), None)
+    genie_rows = genie_unet_rows(rows)
     for r in rows:
         if r["status"] == "ok":
             cost = ""
             if r.get("unet_rows"):
-                cost = f", {r['unet_rows'] / max(1, r['episodes']):.0f} UNet rows/episode"
-                if genie is not None:
-                    cost += f" = {r['unet_rows'] / genie['unet_rows']:.2f}× genie"
+                per_ep, ratio = unet_cost(r, genie_rows)
+                cost = f", {per_ep:.0f} UNet rows/episode"
+                if ratio is not None:
+                    cost += f" = {ratio:.2f}× genie"
             console.print(
                 f"{r['strategy']:>14}: {r['mean']:.2f} ± {r['ci95']:.2f}  ({r['wall_s']} s{cost})"
             )

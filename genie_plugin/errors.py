@@ -43,3 +43,11 @@ def check_known_keys(cls, d, what: str, *, list_known: bool = True) -> None:
     if unknown:
         tail = f"; known: {sorted(known)}" if list_known else ""
         raise ConfigError(f"unknown {what} keys {sorted(unknown)}{tail}")
+
+
+def check_optional_int(value, name: str, *, minimum: int) -> None:
+    """Raise a ConfigError unless ``value`` is None or an int >= ``minimum`` (bools refused)."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or value < minimum
+    ):
+        raise ConfigError(f"{name} must be an integer >= {minimum} or None, got {value!r}")

@@ -4,9 +4,9 @@ Not a timing: on a device where GeNIe already runs at a batch that fills it (com
 wall-time ratio cannot go below this FLOP ratio, so it says which GeNIe-Ada variants can meet a
 cost target before any GPU time is spent, and what a measured ratio should be compared with.
 
-How: each mode's items go through the project's real sampler on the tiny random model with a
-denoiser that counts UNet rows (classifier-free guidance rows, the guidance interval, step caps
-and start steps are the sampler's own, not re-derived here); rows, VAE encodes and decodes are
+How: each mode's UNet rows come from the sampler's own accounting (``sampler.unet_rows``:
+classifier-free guidance rows, the guidance interval, step caps and start steps as ``denoise``
+runs them; tested equal to the rows a counting denoiser sees); rows, VAE encodes and decodes are
 then priced with FLOPs counted by ``torch.utils.flop_counter`` on SD 1.5's UNet and VAE built on
 the meta device (no weights, no download). Text encoding and the few-shot backbone (a few
 GFLOP per 84 px image) are left out: under 0.1% of a GeNIe output.
@@ -79,7 +79,7 @@ def main() -> None:
 
     from genie_plugin.bench.env import environment
     from genie_plugin.diffusion import load_generator
-    from genie_plugin.diffusion.sampler import SampleItem, SamplerConfig, torch_denoiser
+    from genie_plugin.diffusion.sampler import SampleItem, SamplerConfig, unet_rows
     from genie_plugin.io import atomic_write_text
 
     t0 = time.time()
@@ -92,19 +92,9 @@ def main() -> None:
     srcs = [Image.new("RGB", (64, 64), (40 * i % 256, 90, 160)) for i in range(a.pairs)]
 
     def count(calls) -> dict:
-        rows = 0
-        inner = torch_denoiser(gen.unet)
-
-        def counting(x, t, ehs):
-            nonlocal rows
-            rows += len(x)
-            return inner(x, t, ehs)
-
-        decodes = encodes = 0
-        for g, items in calls:
-            g.generate(items, max_batch=64, denoiser=counting)
-            decodes += len(items)
-            encodes += len({id(it.source) for it in items if it.ratio < 1})
+        rows = sum(unet_rows(g, items) for g, items in calls)
+        decodes = sum(len(items) for _, items in calls)
+        encodes = sum(len({id(it.source) for it in items if it.ratio < 1}) for _, items in calls)
         tf = (
             rows * flops["unet_row"] + encodes * flops["vae_encode"] + decodes * flops["vae_decode"]
         )

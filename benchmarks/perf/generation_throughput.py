@@ -149,7 +149,7 @@ def main() -> None:
 
     from genie_plugin.bench.env import environment
     from genie_plugin.diffusion import SamplerConfig, load_generator
-    from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
+    from genie_plugin.diffusion.sampler import SampleItem, unet_rows
     from genie_plugin.seeding import stable_seed
 
     dtype = torch.float32 if a.fp32 or a.device == "cpu" else torch.float16
@@ -228,8 +228,8 @@ def main() -> None:
                 g.generate(items, max_batch=a.max_batch)
             sync()
             dt = time.perf_counter() - t0
-            cfg = 2 if a.guidance > 1 else 1  # classifier-free guidance: two UNet rows per step
-            unet_image_steps = cfg * sum(total_image_steps(g, items) for g, items in calls)
+            # UNet rows: classifier-free guidance runs two per image-step
+            unet_image_steps = sum(unet_rows(g, items) for g, items in calls)
             results[mode] = {
                 "outputs": a.outputs,
                 "seconds": round(dt, 3),

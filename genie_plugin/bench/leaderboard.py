@@ -70,15 +70,29 @@ def _delta(r) -> str:
     return f"{r['delta_vs_none']:+.2f} ± {r['delta_ci95']:.2f}"
 
 
-def _cost(r, genie_rows: int | None) -> str:
-    """UNet rows per episode (cache hits counted as if generated), and × the genie row's."""
+def genie_unet_rows(rows: list[dict]) -> int | None:
+    """The ``genie`` row's UNet rows: the unit every row's cost is compared with."""
+    return next(
+        (r.get("unet_rows") for r in rows if r["strategy"] == "genie" and r["status"] == "ok"),
+        None,
+    )
+
+
+def unet_cost(r, genie_rows: int | None) -> tuple[float, float | None] | None:
+    """(UNet rows per episode, × the genie row's or None); None for rows written before the
+    cost was recorded. Cache hits count as if generated."""
     rows = r.get("unet_rows")
-    if rows is None:  # results written before the cost was recorded
+    if rows is None:
+        return None
+    return rows / max(1, r["episodes"]), (rows / genie_rows if rows and genie_rows else None)
+
+
+def _cost(r, genie_rows: int | None) -> str:
+    cost = unet_cost(r, genie_rows)
+    if cost is None:
         return "–"
-    per_ep = rows / max(1, r["episodes"])
-    if not rows or not genie_rows:
-        return f"{per_ep:.0f}"
-    return f"{per_ep:.0f} ({rows / genie_rows:.2f}×)"
+    per_ep, ratio = cost
+    return f"{per_ep:.0f}" if ratio is None else f"{per_ep:.0f} ({ratio:.2f}×)"
 
 
 def _key(r):
@@ -109,10 +123,7 @@ def render_markdown(rows: list[dict]) -> str:
             "| cost: UNet rows / episode | status |",
             "|---|---|---|---|---|---|---|",
         ]
-        genie_rows = next(
-            (r.get("unet_rows") for r in rs if r["strategy"] == "genie" and r["status"] == "ok"),
-            None,
-        )
+        genie_rows = genie_unet_rows(rs)
         for r in rs:
             if r["status"] == "ok":
                 images = r.get("images_generated", 0) + r.get("cache_hits", 0)

@@ -15,6 +15,13 @@ import numpy as np
 
 from genie_plugin.errors import ConfigError
 
+
+def unit_rows(x) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float64), as the rule's embeddings are."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 #: The reference grid (paper §3.2).
 ADA_RATIOS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
 

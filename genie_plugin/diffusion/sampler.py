@@ -29,7 +29,7 @@ from genie_plugin.core.schedule import (
     validate_ratio,
 )
 from genie_plugin.diffusion.schedulers import check_scheduler_name, make_scheduler
-from genie_plugin.errors import ConfigError, check_known_keys
+from genie_plugin.errors import ConfigError, check_known_keys, check_optional_int
 from genie_plugin.seeding import cpu_generator
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -73,20 +73,11 @@ class SamplerConfig:
             raise ConfigError(
                 "timestep_shift needs a scheduler that takes custom timesteps: use dpm++ or euler"
             )
-        if self.max_item_steps is not None:
-            if (
-                isinstance(self.max_item_steps, bool)
-                or not isinstance(self.max_item_steps, int)
-                or self.max_item_steps < 1
-            ):
-                raise ConfigError(
-                    f"max_item_steps must be a positive integer or None, got {self.max_item_steps!r}"
-                )
-            if self.scheduler == "ddim":
-                raise ConfigError(
-                    "max_item_steps needs a scheduler that takes custom timesteps: "
-                    "use dpm++ or euler"
-                )
+        check_optional_int(self.max_item_steps, "max_item_steps", minimum=1)
+        if self.max_item_steps is not None and self.scheduler == "ddim":
+            raise ConfigError(
+                "max_item_steps needs a scheduler that takes custom timesteps: use dpm++ or euler"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -372,11 +363,11 @@ def sample(
     return images
 
 
-def item_timesteps(gen, ratios) -> dict[float, list[int]]:
+def item_timesteps(gen, ratios, base=None) -> dict[float, list[int]]:
     """The timesteps an item of each ratio runs (its start step on, thinned under
     ``max_item_steps``): the same lists ``denoise`` steps through, for cost accounting."""
     cfg = gen.sampler
-    base = base_scheduler(gen, device="cpu")
+    base = base_scheduler(gen, device="cpu") if base is None else base
     ts = [int(t) for t in base.timesteps.tolist()]
     order = getattr(base, "order", 1)
     out = {}
@@ -388,9 +379,10 @@ def item_timesteps(gen, ratios) -> dict[float, list[int]]:
 
 def total_image_steps(gen, items: Sequence[SampleItem]) -> int:
     """Number of UNet image-steps ``sample`` will run (for progress bars and cost reports)."""
-    steps, cap = gen.sampler.steps, gen.sampler.max_item_steps
-    n = (steps if it.ratio >= 1.0 else steps - start_index(steps, it.ratio) for it in items)
-    return sum(k if cap is None else min(k, cap) for k in n)
+    if not items:
+        return 0
+    tl = item_timesteps(gen, [it.ratio for it in items])
+    return sum(len(tl[it.ratio]) for it in items)
 
 
 def unet_rows(gen, items: Sequence[SampleItem]) -> int:
@@ -400,10 +392,10 @@ def unet_rows(gen, items: Sequence[SampleItem]) -> int:
     if not items:
         return 0
     cfg = gen.sampler
-    tl = item_timesteps(gen, [it.ratio for it in items])
+    base = base_scheduler(gen, device="cpu")
+    tl = item_timesteps(gen, [it.ratio for it in items], base)
     if cfg.guidance_scale > 1.0:
-        n_train = gen.scheduler_config.get("num_train_timesteps", 1000)
-        floor = cfg.guidance_t_min * n_train
+        floor = cfg.guidance_t_min * base.config.num_train_timesteps  # as ``denoise``
         rows = {r: len(t) + sum(1 for x in t if x >= floor) for r, t in tl.items()}
     else:
         rows = {r: len(t) for r, t in tl.items()}

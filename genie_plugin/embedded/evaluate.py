@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from genie_plugin.core.ada import ADA_RATIOS, select_ratio
+from genie_plugin.core.ada import ADA_RATIOS, select_ratio, unit_rows
 from genie_plugin.diffusion.sampler import SampleItem
 from genie_plugin.embedded import shapes
 from genie_plugin.seeding import stable_seed
@@ -29,12 +29,6 @@ def corner_colour(im: Image.Image, k: int = 3) -> np.ndarray:
     """Mean colour of the four k×k corners: the background, which GeNIe should keep."""
     a = np.asarray(im, dtype=np.float64)
     return np.concatenate([a[:k, :k], a[:k, -k:], a[-k:, :k], a[-k:, -k:]]).reshape(-1, 3).mean(0)
-
-
-def unit_rows(f) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float64), as GeNIe-Ada's embeddings are."""
-    f = np.asarray(f, dtype=np.float64)
-    return f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
 
 
 def _prompt(c: int) -> str:

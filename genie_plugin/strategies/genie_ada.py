@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genie_plugin.core.ada import ADA_RATIOS, select_ratio
+from genie_plugin.core.ada import ADA_RATIOS, select_ratio, unit_rows
 from genie_plugin.core.schedule import validate_ratio
-from genie_plugin.errors import ConfigError
+from genie_plugin.errors import ConfigError, check_optional_int
 from genie_plugin.seeding import stable_seed
 from genie_plugin.strategies.base import (
     DEFAULT_PROMPT,
@@ -61,29 +61,8 @@ class GenieAdaConfig(StrategyConfig):
             raise ConfigError(f"genie_ada ratios must be strictly increasing, got {self.ratios}")
         if self.fallback_prototype_samples < 1:
             raise ConfigError("fallback_prototype_samples must be >= 1")
-        if self.probe_steps is not None and (
-            isinstance(self.probe_steps, bool)
-            or not isinstance(self.probe_steps, int)
-            or self.probe_steps < 2
-        ):
-            raise ConfigError(
-                f"genie_ada probe_steps must be an integer >= 2 or None, got {self.probe_steps!r}"
-            )
-        if self.probe_item_steps is not None and (
-            isinstance(self.probe_item_steps, bool)
-            or not isinstance(self.probe_item_steps, int)
-            or self.probe_item_steps < 1
-        ):
-            raise ConfigError(
-                "genie_ada probe_item_steps must be a positive integer or None, "
-                f"got {self.probe_item_steps!r}"
-            )
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(n, 1e-12)
+        check_optional_int(self.probe_steps, "genie_ada probe_steps", minimum=2)
+        check_optional_int(self.probe_item_steps, "genie_ada probe_item_steps", minimum=1)
 
 
 class GenieAdaStrategy(Strategy):
@@ -182,7 +161,7 @@ class GenieAdaStrategy(Strategy):
         n = len(specs[0].ratios)
         sources = [_source(ctx, s.source_id) for s in specs]
         proto_ids = sorted({p for s in specs for p in s.prototype_ids})
-        feats = _l2(ctx.embed([*images, *sources, *(ctx.images[p] for p in proto_ids)]))
+        feats = unit_rows(ctx.embed([*images, *sources, *(ctx.images[p] for p in proto_ids)]))
         f_img, rest = feats[: len(images)], feats[len(images) :]
         f_src, f_proto = rest[: len(sources)], rest[len(sources) :]
         proto_row = {p: f_proto[i] for i, p in enumerate(proto_ids)}

@@ -195,10 +195,9 @@ def test_genie_ada_without_embedder_is_a_clear_error(gen):
 def test_genie_ada_probes_select_on_probe_candidates_and_sample_r_star_at_full_steps(
     gen, name, kw, probe_change
 ):
-    from genie_plugin.core.ada import select_ratio
+    from genie_plugin.core.ada import select_ratio, unit_rows
     from genie_plugin.diffusion.sampler import SampleItem
     from genie_plugin.registry import create_strategy
-    from genie_plugin.strategies.genie_ada import _l2
 
     s = create_strategy(name, **kw)
     ctx = _ctx(gen)
@@ -213,7 +212,7 @@ def test_genie_ada_probes_select_on_probe_candidates_and_sample_r_star_at_full_s
         assert_same_pixels(probe.generate([SampleItem(spec.prompt, r, spec.seed, src)])[0], cand)
     # r* is the paper's rule applied to the probe candidates' embeddings
     protos = [ctx.images[p] for p in spec.prototype_ids]
-    f = _l2(ctx.embed([*out.candidates, src, *protos]))
+    f = unit_rows(ctx.embed([*out.candidates, src, *protos]))
     sel = select_ratio(spec.ratios, f[:5], f[5], f[6:].mean(0))
     assert out.record["ratio"] == ada["r_star"] == sel.ratio
     # the output is sampled at r* with the full step count and the pair's seed (same ε)
