@@ -45,7 +45,8 @@ DeviceOpt = Annotated[
 BackendOpt = Annotated[
     str,
     typer.Option(
-        help="UNet backend: torch; cuda-graphs (torch replayed from captured CUDA graphs); onnx "
+        help="UNet backend: torch; cuda-graphs (torch replayed from captured CUDA graphs); "
+        "torch-compile (inductor-compiled UNet); torch-compile-cuda-graphs; onnx "
         "(optimum export on onnxruntime, exported into the cache on first use unless --onnx-dir "
         "is given); onnx-cuda-graphs."
     ),

@@ -20,7 +20,11 @@ StrategyOpt = Annotated[
 EpisodesOpt = Annotated[int | None, typer.Option(help="Number of episodes.")]
 ScnModelOpt = Annotated[str | None, typer.Option(help="Generator model.")]
 ScnBackendOpt = Annotated[
-    str | None, typer.Option(help="UNet backend: torch, cuda-graphs, onnx or onnx-cuda-graphs.")
+    str | None,
+    typer.Option(
+        help="UNet backend: torch, cuda-graphs, torch-compile, torch-compile-cuda-graphs, onnx "
+        "or onnx-cuda-graphs.",
+    ),
 ]
 CacheOpt = Annotated[Path, typer.Option(help="Augmentation cache folder.")]
 

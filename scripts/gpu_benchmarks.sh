@@ -2,6 +2,11 @@
 # All GPU figures of the throughput and ONNX issues in one command, on a CUDA machine:
 #
 #   bash scripts/gpu_benchmarks.sh [MODEL]      # MODEL: hub id / folder / file; default random SD 1.5
+#   STAGES="packed per-pair" bash scripts/gpu_benchmarks.sh   # a subset (each stage < 10 min on an H100)
+#
+# Stages: unet (UNet image-steps/s per backend), cost (FLOP model, CPU), packed (hard negatives/s,
+# one job per mode), backends (GeNIe and GeNIe-Ada lite on every backend, same run), per-pair
+# (latency view), tests (the `gpu` marker).
 #
 # Writes benchmarks/results/{unet,generation}_throughput_<gpu>_<date>.json (figures, ratios to
 # torch eager measured in the same run, GPU name, versions), the per-output (latency) variant and
@@ -22,20 +27,39 @@ day=$(date -u +%F)
 out=benchmarks/results
 mkdir -p "$out"
 margs=(--arch sd15); [ -n "$model" ] && margs=(--model "$model")
-echo "== UNet image-steps/s: torch eager, CUDA graphs, ONNX plain/optimised/CUDA graphs ($gpu)"
-"$py" benchmarks/perf/unet_throughput.py "${margs[@]}" --device cuda --batches 2,16,64 \
-  --out "$out/unet_throughput_${gpu}_${day}.json"
-echo "== GeNIe-Ada's FLOPs per output / GeNIe's on SD 1.5 (computed: the compute-bound floor of the ratios below)"
-"$py" benchmarks/perf/ada_cost_model.py --out "$out/ada_cost_model_sd15.json"
-echo "== hard negatives/s at 512 px, 50 steps, CFG 7.5: GeNIe, GeNIe-Ada batched/naive/fast/lite, Text2Image"
-"$py" benchmarks/perf/generation_throughput.py "${margs[@]}" --device cuda --outputs 32 \
-  --max-batch auto --channels-last --backends torch,cuda-graphs,onnx,onnx-cuda-graphs \
-  --out "$out/generation_throughput_${gpu}_${day}.json"
-echo "== the same, one output per call (latency: GeNIe alone leaves the GPU idle)"
-"$py" benchmarks/perf/generation_throughput.py "${margs[@]}" --device cuda --outputs 16 \
-  --per-pair --channels-last --backends torch,cuda-graphs \
-  --out "$out/generation_throughput_per_pair_${gpu}_${day}.json"
-echo "== gpu tests"
-"$py" -m pytest -q -m gpu tests
-echo "results: $out/unet_throughput_${gpu}_${day}.json $out/generation_throughput_${gpu}_${day}.json"
-echo "         $out/generation_throughput_per_pair_${gpu}_${day}.json $out/ada_cost_model_sd15.json"
+stages=" ${STAGES:-unet cost packed backends per-pair tests} "
+want() { [[ "$stages" == *" $1 "* ]]; }
+gt=benchmarks/perf/generation_throughput.py
+if want unet; then
+  echo "== UNet image-steps/s: torch eager, CUDA graphs, torch.compile (+ CUDA graphs), ONNX ($gpu)"
+  "$py" benchmarks/perf/unet_throughput.py "${margs[@]}" --device cuda --batches 2,16,64 \
+    --out "$out/unet_throughput_${gpu}_${day}.json"
+fi
+if want cost; then
+  echo "== GeNIe-Ada's FLOPs per output / GeNIe's on SD 1.5 (computed: the compute-bound floor)"
+  "$py" benchmarks/perf/ada_cost_model.py --out "$out/ada_cost_model_sd15.json"
+fi
+if want packed; then
+  echo "== hard negatives/s, 512 px, 50 steps, CFG 7.5: GeNIe, GeNIe-Ada batched/naive/fast/lite, Text2Image"
+  "$py" $gt "${margs[@]}" --device cuda --outputs 32 --max-batch auto --channels-last \
+    --backends torch --out "$out/generation_throughput_${gpu}_${day}.json"
+fi
+if want backends; then
+  echo "== GeNIe and GeNIe-Ada lite on every UNet backend (ratios to torch eager, same run)"
+  "$py" $gt "${margs[@]}" --device cuda --outputs 32 --max-batch auto --channels-last \
+    --modes genie,genie_ada_lite \
+    --backends torch,cuda-graphs,torch-compile,torch-compile-cuda-graphs,onnx \
+    --out "$out/generation_throughput_backends_${gpu}_${day}.json"
+fi
+if want per-pair; then
+  echo "== one output per call (latency: GeNIe alone leaves the GPU idle)"
+  "$py" $gt "${margs[@]}" --device cuda --outputs 16 --per-pair --channels-last \
+    --modes genie,genie_ada_batched,genie_ada_lite,text2image \
+    --backends torch,cuda-graphs,torch-compile-cuda-graphs \
+    --out "$out/generation_throughput_per_pair_${gpu}_${day}.json"
+fi
+if want tests; then
+  echo "== gpu tests"
+  "$py" -m pytest -q -m gpu tests
+fi
+echo "results in $out/: *_${gpu}_${day}.json, ada_cost_model_sd15.json"

@@ -138,7 +138,8 @@ def main() -> None:
     ap.add_argument(
         "--backends",
         default="torch",
-        help="comma list, same run: torch, cuda-graphs, onnx, onnx-cuda-graphs",
+        help="comma list, same run: torch, cuda-graphs, torch-compile, "
+        "torch-compile-cuda-graphs, onnx, onnx-cuda-graphs",
     )
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
@@ -213,13 +214,16 @@ def main() -> None:
         if torch.device(a.device).type == "cuda":
             torch.cuda.synchronize()
 
-    all_results, ratios, flop = {}, {}, {}
-    base = gen
-    for backend in a.backends.split(","):
-        gen = base if backend == "torch" else base.with_backend(backend)
-        # warm-up: kernels, cuDNN autotuning, allocator, onnxruntime session
+    def run_backend(gen) -> dict:
+        # warm-up: kernels, cuDNN autotuning, allocator, onnxruntime sessions, then every batch
+        # size a loop can reach (2, 4, ... 2 * max batch UNet rows: torch.compile's batch ranges,
+        # CUDA-graph buckets), so compiles and captures are not timed
         gen.generate(items_for("genie", gen, range(min(4, a.outputs)))[0][1], max_batch=a.max_batch)
-        results = all_results[backend] = {}
+        short, n = gen.with_sampler(steps=2), 1
+        while n <= a.max_batch:
+            short.generate(items_for("text2image", short, range(n))[0][1], max_batch=a.max_batch)
+            n = n * 2 if n * 2 <= a.max_batch or n == a.max_batch else a.max_batch
+        results = {}
         for mode in a.modes.split(","):
             calls = calls_for(mode, gen)
             sync()
@@ -238,7 +242,22 @@ def main() -> None:
                 "unet_image_steps": unet_image_steps,
                 "unet_image_steps_per_s": round(unet_image_steps / dt, 1),
             }
-            print(backend, mode, results[mode], flush=True)
+            print(gen.backend, mode, results[mode], flush=True)
+        return results
+
+    all_results, ratios, flop, errors, warmup = {}, {}, {}, {}, {}
+    base = gen
+    for backend in a.backends.split(","):
+        t0 = time.perf_counter()
+        try:
+            gen = base if backend == "torch" else base.with_backend(backend)
+            results = all_results[backend] = run_backend(gen)
+        except Exception as exc:  # noqa: BLE001 - a backend that fails here is a result
+            errors[backend] = f"{type(exc).__name__}: {exc}"[:500]
+            print(backend, "failed:", errors[backend], flush=True)
+            continue
+        timed = sum(r["seconds"] for r in results.values())
+        warmup[backend] = round(time.perf_counter() - t0 - timed, 1)  # incl. compiles/captures
         if "genie" in results:
             g = results["genie"]["seconds_per_output"]
             others = ("genie_ada_batched", "genie_ada_naive", "genie_ada_fast", "genie_ada_lite")
@@ -274,6 +293,8 @@ def main() -> None:
         "probe_steps": a.probe_steps,
         "probe_item_steps": a.probe_item_steps,
         "results": results,
+        "errors": errors,
+        "warmup_s": warmup,
         "ratios": ratios,
         "flops": flop,
         "environment": environment(),

@@ -1,6 +1,6 @@
-"""UNet image-steps per second: torch eager, torch + CUDA graph, ONNX plain / optimised /
-+ CUDA graph, at several batch sizes, in one run (ratios to torch eager, fraction of the FLOP
-limit, GPU name and versions in the JSON).
+"""UNet image-steps per second: torch eager, torch + CUDA graph, torch.compile (plain and
+replayed from CUDA graphs), ONNX plain / optimised / + CUDA graph, at several batch sizes, in
+one run (ratios to torch eager, fraction of the FLOP limit, GPU name and versions in the JSON).
 
     python benchmarks/perf/unet_throughput.py --arch sd15 --device cuda --out R.json
     python benchmarks/perf/unet_throughput.py --arch tiny --device cpu --batches 2 --iters 3  # smoke
@@ -68,8 +68,8 @@ def matmul_peak_tflops(device, dtype, n: int = 8192, iters: int = 20) -> float:
 
 
 def timeit(fn, iters: int, sync) -> float:
-    fn()
-    fn()
+    for _ in range(2):  # autotuning, compiles, CUDA-graph capture
+        fn()
     sync()
     t0 = time.perf_counter()
     for _ in range(iters):
@@ -88,7 +88,9 @@ def main() -> None:
     ap.add_argument("--batches", default="2,16,64")
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument(
-        "--modes", default="torch_eager,torch_cuda_graph,onnx_plain,onnx_optimized,onnx_cuda_graph"
+        "--modes",
+        default="torch_eager,torch_cuda_graph,torch_compile,torch_compile_cuda_graph,"
+        "onnx_plain,onnx_optimized,onnx_cuda_graph",
     )
     ap.add_argument("--onnx-dir", type=Path, default=None, help="reuse an export")
     ap.add_argument("--out", type=Path, default=None)
@@ -129,6 +131,7 @@ def main() -> None:
         report["wall_s"] = round(time.time() - t0, 1)
     peak = round(matmul_peak_tflops(a.device, dtype), 1) if cuda else None
     results: dict = {}
+    compiled: dict = {}  # one torch.compile per mode, shared by every batch size (dynamic batch)
     for b in [int(x) for x in a.batches.split(",")]:
         g = torch.Generator().manual_seed(b)
         s = int(c.sample_size)
@@ -138,7 +141,7 @@ def main() -> None:
         row = {}
         for mode in modes:
             try:
-                fn = make_runner(mode, unet, onnx_dir, x, t, ehs, a.device)
+                fn = make_runner(mode, unet, onnx_dir, x, t, ehs, a.device, compiled)
                 sec = timeit(fn, a.iters, sync)
                 row[mode] = {
                     "ms_per_step": round(1e3 * sec, 2),
@@ -174,7 +177,7 @@ def main() -> None:
     print(text if not a.out else f"wrote {a.out}")
 
 
-def make_runner(mode, unet, onnx_dir, x, t, ehs, device):
+def make_runner(mode, unet, onnx_dir, x, t, ehs, device, compiled):
 
     if mode == "torch_eager":
         return lambda: unet(x, t, encoder_hidden_states=ehs, return_dict=False)
@@ -183,6 +186,16 @@ def make_runner(mode, unet, onnx_dir, x, t, ehs, device):
         from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
 
         den = PaddedDenoiser(unet, max_rows=len(x))
+        return lambda: den(x, t, ehs)
+    if mode in (
+        "torch_compile",
+        "torch_compile_cuda_graph",
+    ):  # ``--backend torch-compile[-cuda-graphs]``
+        from genie_plugin.diffusion.compiled import compiled_denoiser
+
+        if mode not in compiled:
+            compiled[mode] = compiled_denoiser(unet, cuda_graphs=mode.endswith("graph"))
+        den = compiled[mode]
         return lambda: den(x, t, ehs)
     from genie_plugin.diffusion.onnx_backend import OnnxDenoiser
 

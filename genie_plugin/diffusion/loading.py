@@ -35,6 +35,8 @@ BUILTIN_MODELS = _builtin_models()
 BACKENDS: dict[str, str] = {
     "torch": "PyTorch eager",
     "cuda-graphs": "PyTorch, replayed from CUDA graphs captured per padded batch size (CUDA only)",
+    "torch-compile": "PyTorch with the UNet compiled by torch.compile (inductor; dynamic batch)",
+    "torch-compile-cuda-graphs": "torch-compile replayed from CUDA graphs per padded batch size",
     "onnx": "optimum ONNX export on onnxruntime (CUDA provider + IO binding, or CPU)",
     "onnx-cuda-graphs": "onnx with onnxruntime's CUDA graphs, one session per padded batch size",
 }
@@ -107,6 +109,13 @@ class DiffusionGenerator:
             from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
 
             return replace(self, backend=backend, denoiser=PaddedDenoiser(self.unet))
+        if backend.startswith("torch-compile"):
+            from genie_plugin.diffusion.compiled import compiled_denoiser
+
+            graphs = backend == "torch-compile-cuda-graphs"
+            return replace(
+                self, backend=backend, denoiser=compiled_denoiser(self.unet, cuda_graphs=graphs)
+            )
         from genie_plugin.diffusion.onnx_backend import onnx_denoiser
 
         graphs = backend == "onnx-cuda-graphs"

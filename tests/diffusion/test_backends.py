@@ -77,9 +77,31 @@ def test_padded_denoiser_matches_the_plain_unet_call(tiny_gen):
     assert_same_pixels(_arr(sample(tiny_gen, items)), _arr(sample(tiny_gen, items, denoiser=den)))
 
 
+def test_torch_compile_backend_gives_the_same_images_with_one_compile(tiny_gen, images):
+    from torch._dynamo.utils import counters
+
+    # ratios 0.5/0.8/1.0 join the loop at different steps: the UNet batch grows 2 -> 4 -> 6 rows
+    items = [SampleItem("a photo of a cat.", r, 9 + i, images[i]) for i, r in enumerate((0.5, 0.8))]
+    items.append(SampleItem("a photo of a dog.", 1.0, 11))
+    ref = _arr(sample(tiny_gen, items))
+    g = tiny_gen.with_backend("torch-compile")
+    assert g.describe()["backend"] == "torch-compile" and g.unet is tiny_gen.unet
+    assert_same_pixels(_arr(g.generate(items)), ref)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    # other batch sizes (one item: 2 rows; five: up to 10) reuse the dynamic-batch compile
+    more = [SampleItem("x", r, 20 + i, images[i % 4]) for i, r in enumerate((0.3, 0.6, 0.9, 1.0))]
+    assert_same_pixels(_arr(g.generate(more[:1])), _arr(sample(tiny_gen, more[:1])))
+    assert_same_pixels(_arr(g.generate(items + more[1:])), _arr(sample(tiny_gen, items + more[1:])))
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert g.denoiser.stats["calls"] > 0
+
+
 def test_cuda_graph_backends_refuse_a_cpu_model(tiny_gen):
     with pytest.raises(ConfigError, match="CUDA device"):
         tiny_gen.with_backend("cuda-graphs")
+    with pytest.raises(ConfigError, match="use --backend torch-compile"):
+        tiny_gen.with_backend("torch-compile-cuda-graphs")
     with pytest.raises(UnknownNameError, match="unknown backend 'tensorrt'"):
         tiny_gen.with_backend("tensorrt")
 
@@ -127,6 +149,24 @@ def test_cuda_graphs_equal_eager_and_auto_batch_fills_the_gpu(images):
     assert g.denoiser.stats["captures"] >= 1 and g.denoiser.stats["replays"] > 0
     assert np.abs(got - ref).max() <= 2 and np.array_equal(got, got2)
     assert resolve_max_batch(gen, "auto") > 16
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize("backend", ["torch-compile", "torch-compile-cuda-graphs"])
+def test_compiled_backends_on_cuda_match_eager(images, backend):
+    from genie_plugin.diffusion import SamplerConfig, load_generator
+
+    gen = load_generator("embedded", device="cuda", sampler=SamplerConfig(steps=20))
+    items = [
+        SampleItem("a photo of a star.", r, 3 + i, images[i % 4])
+        for i, r in enumerate((0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+    ]
+    ref = _arr(sample(gen, items))
+    g = gen.with_backend(backend)
+    got = _arr(sample(g, items))
+    got2 = _arr(sample(g, items))  # compiled (and, with graphs, replayed) again
+    assert np.abs(got - ref).max() <= 2 and np.array_equal(got, got2)
 
 
 @pytest.mark.gpu
