@@ -27,7 +27,8 @@ def test_generation_throughput_reports_every_backend_and_ratio(tmp_path):
             "benchmarks/perf/generation_throughput.py",
             "--arch", "tiny", "--device", "cpu", "--outputs", "2", "--steps", "4",
             "--modes", "genie,genie_ada_batched,genie_ada_naive,genie_ada_fast,genie_ada_lite",
-            "--probe-steps", "3", "--probe-item-steps", "1", "--backends", "torch,onnx",
+            "--probe-steps", "3", "--probe-item-steps", "1",
+            "--backends", "torch,onnx,cuda-graphs",
             "--max-batch", "auto",
         ],
         tmp_path / "gen.json",
@@ -49,6 +50,9 @@ def test_generation_throughput_reports_every_backend_and_ratio(tmp_path):
     # (r* cycles 0.6, 0.7: 2 + 2 steps of 4), two UNet rows per image-step (CFG)
     assert t["genie_ada_lite"]["unet_image_steps"] == 2 * (2 * 5 * 1 + 2 + 2) < fast
     assert "onnx_over_torch:genie" in data["ratios"]
+    # a backend that cannot run here is reported, not fatal to the others
+    assert "CUDA device" in data["errors"]["cuda-graphs"] and "cuda-graphs" not in data["results"]
+    assert set(data["warmup_s"]) == {"torch", "onnx"}
     assert data["environment"]["versions"]["torch"]
 
 
@@ -56,13 +60,14 @@ def test_unet_throughput_reports_modes_per_batch(tmp_path):
     data = _run(
         [
             "benchmarks/perf/unet_throughput.py", "--arch", "tiny", "--device", "cpu",
-            "--batches", "2,3", "--iters", "1", "--modes", "torch_eager,onnx_plain",
+            "--batches", "2,3", "--iters", "1", "--modes", "torch_eager,torch_compile,onnx_plain",
         ],
         tmp_path / "unet.json",
     )  # fmt: skip
     for b in ("2", "3"):
         assert data["results"][b]["torch_eager"]["image_steps_per_s"] > 0
         assert data["results"][b]["onnx_plain"]["speedup_vs_torch_eager"] > 0
+        assert data["results"][b]["torch_compile"]["speedup_vs_torch_eager"] > 0
 
 
 def test_ada_cost_model_counts_the_samplers_rows_and_prices_them_on_sd15(tmp_path):
