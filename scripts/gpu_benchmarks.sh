@@ -2,15 +2,15 @@
 # All GPU figures of the throughput and ONNX issues in one command, on a CUDA machine:
 #
 #   bash scripts/gpu_benchmarks.sh [MODEL]      # MODEL: hub id / folder / file; default random SD 1.5
-#   STAGES="packed per-pair" bash scripts/gpu_benchmarks.sh   # a subset (each stage < 10 min on an H100)
+#   STAGES="packed per-pair" bash scripts/gpu_benchmarks.sh      # a subset, e.g. one per command
 #
-# Stages: unet (UNet image-steps/s per backend), cost (FLOP model, CPU), packed (hard negatives/s,
-# one job per mode), backends (GeNIe and GeNIe-Ada lite on every backend, same run), per-pair
-# (latency view), tests (the `gpu` marker).
-#
-# Writes benchmarks/results/{unet,generation}_throughput_<gpu>_<date>.json (figures, ratios to
-# torch eager measured in the same run, GPU name, versions), the per-output (latency) variant and
-# the SD 1.5 FLOP cost model, then runs the `gpu` test marker.
+# Stages (default: all, in this order): unet (UNet image-steps/s per backend), cost (FLOP model,
+# CPU), packed (hard negatives/s of every mode, one job per mode, torch eager), compile (GeNIe and
+# GeNIe-Ada lite on torch / CUDA graphs / torch.compile / both, same run), onnx (the same on the
+# ONNX backends, export included in warm-up), per-pair (one output per call: latency), tests.
+# Each writes benchmarks/results/<what>_<gpu>_<date>.json (figures, ratios to torch eager
+# measured in the same run, warm-up seconds, GPU name, versions); cost writes
+# ada_cost_model_sd15.json.
 # Uses the active Python if it already has diffusers + onnxruntime-gpu (e.g. a machine staged
 # with device wheels, PYTHONPATH set); otherwise builds .venv-gpu with the `gpu` extra first.
 set -euo pipefail
@@ -18,6 +18,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 model=${1:-}
 py=${PYTHON:-python3}
+all="unet cost packed compile onnx per-pair tests"
+stages=" ${STAGES:-$all} "
+for st in $stages; do
+  [[ " $all " == *" $st "* ]] || { echo "unknown stage '$st' in STAGES; choose from: $all" >&2; exit 2; }
+done
+want() { [[ "$stages" == *" $1 "* ]]; }
 if ! "$py" -c "import diffusers, onnxruntime, torch; assert torch.cuda.is_available()" 2>/dev/null; then
   bash scripts/setup.sh "$here/.venv-gpu" gpu,dev
   py="$here/.venv-gpu/bin/python"
@@ -27,8 +33,6 @@ day=$(date -u +%F)
 out=benchmarks/results
 mkdir -p "$out"
 margs=(--arch sd15); [ -n "$model" ] && margs=(--model "$model")
-stages=" ${STAGES:-unet cost packed backends per-pair tests} "
-want() { [[ "$stages" == *" $1 "* ]]; }
 gt=benchmarks/perf/generation_throughput.py
 if want unet; then
   echo "== UNet image-steps/s: torch eager, CUDA graphs, torch.compile (+ CUDA graphs), ONNX ($gpu)"
@@ -44,12 +48,17 @@ if want packed; then
   "$py" $gt "${margs[@]}" --device cuda --outputs 32 --max-batch auto --channels-last \
     --backends torch --out "$out/generation_throughput_${gpu}_${day}.json"
 fi
-if want backends; then
-  echo "== GeNIe and GeNIe-Ada lite on every UNet backend (ratios to torch eager, same run)"
+if want compile; then
+  echo "== GeNIe and GeNIe-Ada lite on torch eager, CUDA graphs, torch.compile (+ CUDA graphs), same run"
   "$py" $gt "${margs[@]}" --device cuda --outputs 32 --max-batch auto --channels-last \
-    --modes genie,genie_ada_lite \
-    --backends torch,cuda-graphs,torch-compile,torch-compile-cuda-graphs,onnx \
-    --out "$out/generation_throughput_backends_${gpu}_${day}.json"
+    --modes genie,genie_ada_lite --backends torch,cuda-graphs,torch-compile,torch-compile-cuda-graphs \
+    --out "$out/generation_throughput_compile_${gpu}_${day}.json"
+fi
+if want onnx; then
+  echo "== GeNIe and GeNIe-Ada lite on torch eager and the ONNX backends, same run"
+  "$py" $gt "${margs[@]}" --device cuda --outputs 32 --max-batch auto --channels-last \
+    --modes genie,genie_ada_lite --backends torch,onnx,onnx-cuda-graphs \
+    --out "$out/generation_throughput_onnx_${gpu}_${day}.json"
 fi
 if want per-pair; then
   echo "== one output per call (latency: GeNIe alone leaves the GPU idle)"
