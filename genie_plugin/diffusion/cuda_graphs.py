@@ -38,6 +38,11 @@ class PaddedDenoiser:
                     "--cuda-graphs needs the model on a CUDA device (got "
                     f"{dev.type}); drop --cuda-graphs or pass --device cuda"
                 )
+            # one memory pool for every bucket's graph: each replay copies its inputs in and
+            # its output out before the next, so graphs may reuse each other's intermediates
+            # (private pools would hold activations for every bucket at once: at --max-batch
+            # auto, sized for one eager batch, that runs out of memory)
+            self.pool = torch.cuda.graph_pool_handle()
 
     def _eager(self, x, t, ehs):
         return self.unet(x, t, encoder_hidden_states=ehs, return_dict=False)[0]
@@ -51,7 +56,7 @@ class PaddedDenoiser:
                 self.forward(*static)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=self.pool):
             out = self.forward(*static)
         self.stats["captures"] += 1
         return graph, static, out
