@@ -11,9 +11,19 @@ replays the compiled call from CUDA graphs captured per padded batch bucket, exa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+import torch._dynamo.exc
+import torch._inductor.exc
 
 from genie_plugin.errors import ConfigError
+
+# compile failures (a missing compiler or triton), as opposed to errors the UNet itself raises
+_COMPILE_ERRORS: tuple[type[BaseException], ...] = (
+    torch._dynamo.exc.BackendCompilerFailed,
+    torch._inductor.exc.InductorError,
+)
 
 
 class CompiledUNet:
@@ -24,9 +34,9 @@ class CompiledUNet:
     float operations).
     """
 
-    def __init__(self, unet) -> None:
+    def __init__(self, unet, *, compiler: str | Callable = "inductor") -> None:
         self.unet = unet
-        self.fn = torch.compile(unet)
+        self.fn = torch.compile(unet, backend=compiler)
         self.stats = {"calls": 0}
 
     @torch.no_grad()
@@ -36,7 +46,16 @@ class CompiledUNet:
         # and "duck size" it to the batch when the two happen to be equal (a recompile later)
         for x in (sample, t, ehs):
             torch._dynamo.maybe_mark_dynamic(x, 0)
-        return self.fn(sample, t, encoder_hidden_states=ehs, return_dict=False)[0]
+        try:
+            return self.fn(sample, t, encoder_hidden_states=ehs, return_dict=False)[0]
+        except _COMPILE_ERRORS as exc:
+            cause = getattr(exc, "inner_exception", None) or exc
+            first = (str(cause).strip().splitlines() or [""])[0][:300]
+            raise ConfigError(
+                f"--backend torch-compile: torch.compile could not compile the UNet "
+                f"({type(cause).__name__}: {first}); inductor needs triton on a GPU and a C++ "
+                "compiler on a CPU: install them or use --backend torch"
+            ) from exc
 
 
 def compiled_denoiser(unet, *, cuda_graphs: bool = False):

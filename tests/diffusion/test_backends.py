@@ -97,6 +97,19 @@ def test_torch_compile_backend_gives_the_same_images_with_one_compile(tiny_gen, 
     assert g.denoiser.stats["calls"] > 0
 
 
+def test_torch_compile_failure_names_the_option_and_the_fix(tiny_gen):
+    from genie_plugin.diffusion.compiled import CompiledUNet
+
+    def no_compiler(gm, example_inputs):
+        raise RuntimeError("C++ compiler not found")
+
+    den = CompiledUNet(tiny_gen.unet, compiler=no_compiler)
+    with pytest.raises(
+        ConfigError, match="torch-compile.*C\\+\\+ compiler not found.*--backend torch"
+    ):
+        sample(tiny_gen, [SampleItem("x", 1.0, 5)], denoiser=den)
+
+
 def test_cuda_graph_backends_refuse_a_cpu_model(tiny_gen):
     with pytest.raises(ConfigError, match="CUDA device"):
         tiny_gen.with_backend("cuda-graphs")
