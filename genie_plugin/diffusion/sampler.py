@@ -308,7 +308,8 @@ def sample(
     """Generate one image per item; results do not depend on batching or item order.
 
     ``progress`` is called with the number of image-steps done after each UNet call
-    (total = :func:`total_image_steps`). ``denoiser`` replaces the UNet call (ONNX backend).
+    (total = :func:`total_image_steps`). ``denoiser`` replaces the UNet call; by default the
+    generator's own backend (``gen.with_backend``) makes it, else the eager UNet.
     """
     if not items:
         return []
@@ -320,7 +321,7 @@ def sample(
             raise ConfigError(f"item with ratio {it.ratio} < 1 needs a source image")
         if it.ratio < 1.0:
             start_index(gen.sampler.steps, it.ratio)  # raises if no step would run
-    denoiser = denoiser or torch_denoiser(gen.unet)
+    denoiser = denoiser or getattr(gen, "denoiser", None) or torch_denoiser(gen.unet)
     prompts = sorted({it.prompt for it in items})
     embeds = encode_prompts(gen, [*prompts, ""])
     text = {p: embeds[i : i + 1] for i, p in enumerate(prompts)}

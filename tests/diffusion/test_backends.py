@@ -97,6 +97,28 @@ def test_torch_compile_backend_gives_the_same_images_with_one_compile(tiny_gen, 
     assert g.denoiser.stats["calls"] > 0
 
 
+def test_sample_runs_the_generators_backend(tiny_gen, images):
+    from dataclasses import replace
+
+    from genie_plugin.diffusion.sampler import torch_denoiser
+
+    rows = []
+    eager = torch_denoiser(tiny_gen.unet)
+
+    def backend(x, t, ehs):
+        rows.append(len(x))
+        return eager(x, t, ehs)
+
+    gen = replace(tiny_gen, backend="counting", denoiser=backend)
+    items = [SampleItem("a photo of a cat.", 0.6, 3, images[0]), SampleItem("x", 1.0, 4)]
+    # called directly or through generate, the view's backend makes every UNet call
+    assert_same_pixels(_arr(sample(gen, items)), _arr(sample(tiny_gen, items)))
+    assert sum(rows) == total_image_steps(gen, items) * 2  # CFG: two rows per image-step
+    rows.clear()
+    gen.generate(items)
+    assert sum(rows) == total_image_steps(gen, items) * 2
+
+
 def test_torch_compile_failure_names_the_option_and_the_fix(tiny_gen):
     from genie_plugin.diffusion.compiled import CompiledUNet
 
