@@ -149,6 +149,7 @@ def main() -> None:
     from PIL import Image
 
     from genie_plugin.bench.env import environment
+    from genie_plugin.core.batching import graph_buckets
     from genie_plugin.diffusion import SamplerConfig, load_generator
     from genie_plugin.diffusion.sampler import SampleItem, unet_rows
     from genie_plugin.seeding import stable_seed
@@ -219,10 +220,9 @@ def main() -> None:
         # size a loop can reach (2, 4, ... 2 * max batch UNet rows: torch.compile's batch ranges,
         # CUDA-graph buckets), so compiles and captures are not timed
         gen.generate(items_for("genie", gen, range(min(4, a.outputs)))[0][1], max_batch=a.max_batch)
-        short, n = gen.with_sampler(steps=2), 1
-        while n <= a.max_batch:
+        short = gen.with_sampler(steps=2)
+        for n in graph_buckets(a.max_batch):  # 1, 2, 4, ... items, and max batch itself
             short.generate(items_for("text2image", short, range(n))[0][1], max_batch=a.max_batch)
-            n = n * 2 if n * 2 <= a.max_batch or n == a.max_batch else a.max_batch
         results = {}
         for mode in a.modes.split(","):
             calls = calls_for(mode, gen)

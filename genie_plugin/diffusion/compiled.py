@@ -62,12 +62,11 @@ def compiled_denoiser(unet, *, cuda_graphs: bool = False):
     """The compiled UNet call, optionally replayed from CUDA graphs (one per padded bucket)."""
     if not cuda_graphs:
         return CompiledUNet(unet)
-    dev = next(unet.parameters()).device
-    if dev.type != "cuda" or not torch.cuda.is_available():
-        raise ConfigError(
-            "--backend torch-compile-cuda-graphs needs the model on a CUDA device (got "
-            f"{dev.type}); use --backend torch-compile or pass --device cuda"
-        )
     from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
 
-    return PaddedDenoiser(unet, forward=CompiledUNet(unet))
+    return PaddedDenoiser(
+        unet,
+        forward=CompiledUNet(unet),
+        backend="torch-compile-cuda-graphs",
+        fallback="torch-compile",
+    )

@@ -1,4 +1,4 @@
-"""Torch UNet call replayed from captured CUDA graphs (``--cuda-graphs``).
+"""Torch UNet call replayed from captured CUDA graphs (``--backend cuda-graphs``).
 
 Why: at small batches an SD UNet step is bound by kernel-launch overhead (H100, batch 2: 42 ms
 eager vs 12 ms replayed). A graph needs fixed shapes and addresses, while the GeNIe-Ada loop's
@@ -23,7 +23,16 @@ class PaddedDenoiser:
     CPU and a fallback where graphs are unavailable.
     """
 
-    def __init__(self, unet, max_rows: int = 512, *, capture: bool = True, forward=None) -> None:
+    def __init__(
+        self,
+        unet,
+        max_rows: int = 512,
+        *,
+        capture: bool = True,
+        forward=None,
+        backend: str = "cuda-graphs",
+        fallback: str = "torch",
+    ) -> None:
         self.unet = unet
         # ``forward(x, t, ehs)`` is the call captured (default: the eager UNet; or a compiled one)
         self.forward = forward or self._eager
@@ -35,8 +44,8 @@ class PaddedDenoiser:
             dev = next(unet.parameters()).device
             if dev.type != "cuda" or not torch.cuda.is_available():
                 raise ConfigError(
-                    "--cuda-graphs needs the model on a CUDA device (got "
-                    f"{dev.type}); drop --cuda-graphs or pass --device cuda"
+                    f"--backend {backend} needs the model on a CUDA device (got {dev.type}); "
+                    f"use --backend {fallback} or pass --device cuda"
                 )
             # one memory pool for every bucket's graph: each replay copies its inputs in and
             # its output out before the next, so graphs may reuse each other's intermediates

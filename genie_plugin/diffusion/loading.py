@@ -139,9 +139,7 @@ class DiffusionGenerator:
     def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
         from genie_plugin.diffusion.sampler import sample
 
-        return sample(
-            self, items, max_batch=max_batch, progress=progress, denoiser=denoiser or self.denoiser
-        )
+        return sample(self, items, max_batch=max_batch, progress=progress, denoiser=denoiser)
 
 
 def folder_fingerprint(folder: Path) -> str:
