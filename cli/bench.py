@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import ChannelsLastOpt, DeviceOpt, MaxBatchOpt, handle_errors
+from ._common import ChannelsLastOpt, ConfigOpt, DeviceOpt, MaxBatchOpt, handle_errors
 
 app = typer.Typer(help="Episodic few-shot benchmarks and leaderboards.", no_args_is_help=True)
 
@@ -27,22 +27,80 @@ ScnBackendOpt = Annotated[
     ),
 ]
 CacheOpt = Annotated[Path, typer.Option(help="Augmentation cache folder.")]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="shapes, mini-imagenet, tiered-imagenet, cub (learn2learn files) or "
+        "mini-imagenet-full / tiered-imagenet-full (an ImageNet train folder, full-resolution "
+        "sources): without a scenario file, runs that dataset's shipped scenario."
+    ),
+]
+RootOpt = Annotated[
+    str | None,
+    typer.Option(help="Dataset folder (learn2learn's layout; ImageNet root for *-full)."),
+]
+ShotsOpt = Annotated[int | None, typer.Option(help="Support images per class (1 or 5: shipped).")]
+BackboneScnOpt = Annotated[str | None, typer.Option(help="Few-shot backbone.")]
+
+
+#: Scenario fields chosen for one dataset: dropped when --dataset points a file at another.
+SETTINGS_OF_A_DATASET = (
+    "model",
+    "model_config",
+    "backbone",
+    "steps",
+    "view_size",
+    "resolution",
+    "guidance",
+    "timestep_shift",
+    "guidance_t_min",
+    "root",
+)
 
 
 def load_scenario(path: Path | None, strategy: list[str] | None, **overrides):
-    """The scenario file (or the embedded default) with the options that were given."""
-    from genie_plugin.bench.runner import Scenario
+    """The scenario to run: the file given; else, with ``--dataset``, that dataset's shipped
+    scenario (reference settings; ``--shots``/``--ways`` pick or adapt it); else the embedded
+    benchmark. Options given on the command line override it. The run is renamed when they
+    change dataset, ways or shots, so its name always says what ran."""
+    from genie_plugin.bench.runner import Scenario, scenario_name, shipped_scenario
 
-    scn = Scenario.load(path) if path else Scenario()
     over = {k: v for k, v in overrides.items() if v is not None}
+    if path:
+        scn = Scenario.load(path)
+    elif "dataset" in over:
+        scn = shipped_scenario(
+            over["dataset"], shots=over.get("shots", 1), ways=over.get("ways", 5)
+        )
+    else:
+        scn = Scenario.load("embedded-5w1s")
     if strategy:
         over["strategies"] = tuple(strategy)
-    # the embedded set calls its test split "novel"; a real dataset given on the command line
-    # without --split uses "test"
-    real = overrides.get("dataset") not in (None, "shapes")
-    if real and "split" not in over and scn.split == "novel":
-        over["split"] = "test"
-    return Scenario.from_dict({**scn.to_dict(), **over})
+    d = scn.to_dict()
+    if d["name"] == scenario_name(scn.dataset, scn.ways, scn.shots):
+        d["name"] = ""  # derived again from what runs
+    if over.get("dataset", scn.dataset) != scn.dataset:
+        # another dataset than the file's: the file's model, backbone and sampler settings were
+        # chosen for its dataset and do not carry over (only what the user names does)
+        for k in SETTINGS_OF_A_DATASET:
+            d.pop(k, None)
+        if "split" not in over and scn.split in ("novel", "test"):
+            over["split"] = "novel" if over["dataset"] == "shapes" else "test"
+    return Scenario.from_dict({**d, **over})
+
+
+def scenario_header(scn) -> str:
+    """What a run will use, printed before any work: a reader of the log knows what ran."""
+    res = f"{scn.resolution} px" if scn.resolution else "the model's native resolution"
+    where = f" from {scn.root}" if scn.root else ""
+    model = f"{scn.model} --config {scn.model_config}" if scn.model_config else scn.model
+    return (
+        f"[bold]{scn.name}[/]: {scn.dataset}/{scn.split}{where}, {scn.ways}-way {scn.shots}-shot, "
+        f"{scn.queries} queries, {scn.episodes} episodes\n"
+        f"  model {model} ({scn.steps} steps, {res}, backend {scn.backend}), backbone "
+        f"{scn.backbone} ({scn.view_size} px views)\n"
+        f"  strategies {', '.join(scn.strategies)}"
+    )
 
 
 @app.command("run")
@@ -50,18 +108,16 @@ def load_scenario(path: Path | None, strategy: list[str] | None, **overrides):
 def run(
     scenario: ScenarioArg = None,
     strategy: StrategyOpt = None,
-    dataset: Annotated[
-        str | None,
-        typer.Option(help="shapes, mini-imagenet, tiered-imagenet or cub (learn2learn files)."),
-    ] = None,
+    dataset: DatasetOpt = None,
     split: Annotated[str | None, typer.Option(help="Split to draw episodes from.")] = None,
-    root: Annotated[
-        str | None, typer.Option(help="Dataset folder in learn2learn's layout (not for shapes).")
-    ] = None,
+    root: RootOpt = None,
     episodes: EpisodesOpt = None,
     ways: Annotated[int | None, typer.Option(help="Classes per episode.")] = None,
-    shots: Annotated[int | None, typer.Option(help="Support images per class.")] = None,
+    shots: ShotsOpt = None,
     steps: Annotated[int | None, typer.Option(help="Sampler steps.")] = None,
+    resolution: Annotated[
+        int | None, typer.Option(help="Generation size in px (default: the model's native).")
+    ] = None,
     guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
     timestep_shift: Annotated[
         float | None, typer.Option(help="Sampler time shift (see `genie augment --help`).")
@@ -71,7 +127,8 @@ def run(
     ] = None,
     backend: ScnBackendOpt = None,
     model: ScnModelOpt = None,
-    backbone: Annotated[str | None, typer.Option(help="Few-shot backbone.")] = None,
+    config: ConfigOpt = None,
+    backbone: BackboneScnOpt = None,
     out: Annotated[
         Path, typer.Option(help="Results JSONL (rows replaced per scenario+strategy).")
     ] = Path("out/bench/results.jsonl"),
@@ -82,7 +139,7 @@ def run(
     from rich.console import Console
 
     from genie_plugin.bench.leaderboard import genie_unet_rows, rows_json, unet_cost
-    from genie_plugin.bench.runner import run_scenario
+    from genie_plugin.bench.runner import preflight, run_scenario
     from genie_plugin.io import atomic_write_text, read_jsonl
 
     scn = load_scenario(
@@ -95,21 +152,18 @@ def run(
         ways=ways,
         shots=shots,
         steps=steps,
+        resolution=resolution,
         guidance=guidance,
         timestep_shift=timestep_shift,
         guidance_t_min=guidance_t_min,
         backend=backend,
         model=model,
+        model_config=config,
         backbone=backbone,
     )
-    if scn.dataset != "shapes":
-        from genie_plugin.l2l.datasets import canonical_split, require_split
-
-        require_split(scn.dataset, scn.root or "~/data", canonical_split(scn.split))
-    console = Console()
-    console.print(
-        f"[bold]{scn.name}[/]: {scn.dataset}/{scn.split} {scn.ways}-way {scn.shots}-shot, {scn.episodes} episodes, strategies {', '.join(scn.strategies)}"
-    )
+    console = Console(highlight=False)
+    console.print(scenario_header(scn), soft_wrap=True)
+    preflight(scn)
     from genie_plugin.progress import make_progress
 
     with make_progress(console=console) as bar:
@@ -149,8 +203,13 @@ def run(
 def generate(
     scenario: ScenarioArg = None,
     strategy: StrategyOpt = None,
+    dataset: DatasetOpt = None,
+    root: RootOpt = None,
+    shots: ShotsOpt = None,
     episodes: EpisodesOpt = None,
     model: ScnModelOpt = None,
+    config: ConfigOpt = None,
+    backbone: BackboneScnOpt = None,
     cache: CacheOpt = Path("out/bench/cache"),
     max_batch: MaxBatchOpt = "64",
     backend: ScnBackendOpt = None,
@@ -165,10 +224,21 @@ def generate(
     """
     from rich.console import Console
 
-    from genie_plugin.bench.runner import generate_scenario
+    from genie_plugin.bench.runner import generate_scenario, preflight
     from genie_plugin.progress import make_progress
 
-    scn = load_scenario(scenario, strategy, episodes=episodes, model=model, backend=backend)
+    scn = load_scenario(
+        scenario,
+        strategy,
+        dataset=dataset,
+        root=root,
+        shots=shots,
+        episodes=episodes,
+        model=model,
+        model_config=config,
+        backbone=backbone,
+        backend=backend,
+    )
     rank, world, dev, state = 0, 1, device, None
     import os
 
@@ -181,8 +251,11 @@ def generate(
         state = PartialState(cpu=on_cpu)
         rank, world = state.process_index, state.num_processes
         dev = device or ("cpu" if on_cpu else str(state.device))
-    console = Console()
+    console = Console(highlight=False)
     tag = f"[{rank}/{world}] " if world > 1 else ""
+    if rank == 0:
+        console.print(scenario_header(scn), soft_wrap=True)
+    preflight(scn)
     with make_progress(console=console) as bar:
         task = bar.add_task(f"{tag}{scn.name} units", total=None, info="")
 
@@ -226,3 +299,22 @@ def leaderboard(
 
     for kind, path in write_leaderboard(results, out).items():
         typer.echo(f"{kind}: {path}")
+
+
+@app.command("compare")
+@handle_errors
+def compare(
+    committed: Annotated[Path, typer.Argument(help="Committed results JSONL.")],
+    rerun: Annotated[Path, typer.Argument(help="Results JSONL of a rerun (empty cache).")],
+) -> None:
+    """Check that a rerun reproduces committed result rows: means, CIs, per-episode accuracies,
+    episode-list hash and generation counts. Exit 1 listing what differs."""
+    from genie_plugin.bench.leaderboard import compare_results
+    from genie_plugin.io import read_jsonl
+
+    diffs = compare_results(read_jsonl(committed), read_jsonl(rerun))
+    for d in diffs:
+        typer.echo(d)
+    if diffs:
+        raise typer.Exit(1)
+    typer.echo(f"{rerun} reproduces {committed} ({len(read_jsonl(committed))} rows)")

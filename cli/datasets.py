@@ -73,6 +73,26 @@ def download(
         raise typer.Exit(1)
 
 
+@app.command("classes")
+@handle_errors
+def classes(
+    dataset: Annotated[str, typer.Argument(help="shapes, mini-imagenet, tiered-imagenet or cub.")],
+    root: Annotated[
+        Path | None, typer.Option(help="Dataset folder (learn2learn layout; not for shapes).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
+    template: Annotated[str, typer.Option(help="Prompt template.")] = "a photo of a {name}.",
+) -> None:
+    """Print each class of a split as the files name it, a tab, and the prompt it gets."""
+    from genie_plugin.l2l.datasets import load_split
+    from genie_plugin.strategies.base import class_prompt
+
+    with status(f"reading {dataset} ({split})"):
+        data = load_split(dataset, split, root=root)
+    for cid, name in zip(data.class_ids, data.class_names, strict=True):
+        typer.echo(f"{cid}\t{class_prompt(template, name)}")
+
+
 @app.command("export-shapes")
 @handle_errors
 def export_shapes(

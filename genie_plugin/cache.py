@@ -1,8 +1,7 @@
 """Content-addressed augmentation cache.
 
-Every sampler item's output is stored under the hash of everything that determines it: model
-fingerprint, source image content, prompt, r, seed, scheduler, steps, guidance, timestep shift,
-resolution. A killed run resumes without regenerating what exists, and because items never depend on batch
+Every sampler item's output is stored under the digest of its generation key
+(:mod:`genie_plugin.diffusion.key`): everything that changes its pixels. A killed run resumes without regenerating what exists, and because items never depend on batch
 composition, its results equal an uninterrupted run's. Files are written atomically (temp +
 rename) and the JSONL manifest is appended under an exclusive lock, so concurrent writers of the
 same cache do not corrupt it (the same key written twice holds identical bytes).
@@ -11,7 +10,6 @@ same cache do not corrupt it (the same key written twice holds identical bytes).
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,35 +19,20 @@ from PIL import Image
 from genie_plugin.io import save_png
 
 
-def image_digest(im: Image.Image) -> str:
-    h = hashlib.sha256(f"{im.mode}{im.size}".encode())
-    h.update(im.tobytes())
-    return h.hexdigest()[:20]
-
-
 class AugmentationCache:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = self.root / "manifest.jsonl"
 
-    def key(self, gen, item) -> str:
-        payload = {
-            "model": gen.fingerprint,
-            "sampler": gen.sampler.to_dict(),
-            # another UNet backend gives images a few 1e-3 away: never mix them in the cache
-            **({"backend": gen.backend} if getattr(gen, "backend", "torch") != "torch" else {}),
-            "resolution": gen.resolution,
-            "prompt": item.prompt,
-            "ratio": item.ratio,
-            "seed": item.seed,
-            "source": image_digest(item.source)
-            if item.source is not None and item.ratio < 1.0
-            else None,
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[
-            :32
-        ], payload
+    def key(self, gen, item) -> tuple[str, dict]:
+        """(file key, manifest record) of ``item`` rendered by ``gen``: the digest of its
+        :class:`~genie_plugin.diffusion.key.GenerationKey`, which lists every input that
+        changes the pixels."""
+        from genie_plugin.diffusion.key import generation_key
+
+        k = generation_key(gen, item)
+        return k.digest(), k.to_dict()
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.png"

@@ -119,3 +119,42 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise InputImageError(f"{p}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputImageError(f"{p}: corrupt or truncated image ({exc})") from None
+
+
+_FILE_HASHES: dict[tuple[str, int, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike, memo_dir: str | os.PathLike | None = None) -> str:
+    """Full streamed sha256 of a file's content, memoised on (resolved path, size, mtime, ctime).
+
+    Why memoised: multi-GB checkpoints are hashed once, not on every load. ``memo_dir`` also
+    keeps the memo on disk across processes (one small file per (path, size, mtime); a
+    rewritten file has another mtime, so it is hashed again).
+    """
+    import hashlib
+
+    p = Path(path).resolve()
+    st = p.stat()
+    # ctime too: a rewrite that restores the old mtime (cp -p, an archive) still rehashes
+    ident = (str(p), st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if ident in _FILE_HASHES:
+        return _FILE_HASHES[ident]
+    memo = None
+    if memo_dir is not None:
+        name = hashlib.blake2b(repr(ident).encode(), digest_size=16).hexdigest()
+        memo = Path(memo_dir) / name[:2] / name
+        if memo.is_file():
+            text = memo.read_text().strip()
+            if len(text) == 64:
+                _FILE_HASHES[ident] = text
+                return text
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(8 << 20), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    _FILE_HASHES[ident] = digest
+    if memo is not None:
+        with contextlib.suppress(OSError):  # a read-only cache only costs a rehash
+            atomic_write_text(memo, digest)
+    return digest

@@ -19,7 +19,7 @@ cons=(-c "$here/constraints/ci.txt")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$PY" -m pip install -q "${cons[@]}" "cython>=3.0" setuptools wheel
-"$PY" -m pip download -q --no-deps --no-binary :all: learn2learn==0.2.0 -d "$work"
+"$PY" -m pip download -q --no-deps --no-binary learn2learn learn2learn==0.2.0 -d "$work"
 tar -xzf "$work"/learn2learn-0.2.0.tar.gz -C "$work"
 src="$work/learn2learn-0.2.0"
 for f in meta_dataset task_dataset transforms; do

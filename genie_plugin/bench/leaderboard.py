@@ -181,3 +181,36 @@ def write_leaderboard(result_files, out_md: Path) -> dict[str, Path]:
 
 def rows_json(rows) -> str:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+
+
+#: Row fields a rerun from an empty cache must reproduce exactly (no times, commits, versions).
+REPRODUCED_FIELDS = (
+    "status",
+    "mean",
+    "ci95",
+    "episode_accuracies",
+    "episodes_hash",
+    "images_generated",
+    "cache_hits",
+    "unet_rows",
+)
+
+
+def compare_results(committed: list[dict], fresh: list[dict]) -> list[str]:
+    """Differences between committed result rows and a rerun's, one line each (empty: equal).
+
+    Rows are matched by (scenario, strategy); a row missing on either side is a difference.
+    """
+    key = lambda r: (r["scenario"], r["strategy"])  # noqa: E731
+    old, new = {key(r): r for r in committed}, {key(r): r for r in fresh}
+    out = [f"{s}/{t}: in the committed results only" for s, t in sorted(old.keys() - new.keys())]
+    out += [f"{s}/{t}: in the rerun only" for s, t in sorted(new.keys() - old.keys())]
+    for k in sorted(old.keys() & new.keys()):
+        for f in REPRODUCED_FIELDS:
+            a, b = old[k].get(f), new[k].get(f)
+            if a != b:
+                if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+                    n = sum(x != y for x, y in zip(a, b, strict=True))
+                    a, b = f"{n} of {len(a)} entries differ", ""
+                out.append(f"{k[0]}/{k[1]}: {f} committed {a} rerun {b}".rstrip())
+    return out

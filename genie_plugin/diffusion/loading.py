@@ -142,27 +142,52 @@ class DiffusionGenerator:
         return sample(self, items, max_batch=max_batch, progress=progress, denoiser=denoiser)
 
 
-def folder_fingerprint(folder: Path) -> str:
-    """Content fingerprint of a model folder: configs hashed whole, weights by size + head/tail.
+def _hash_memo_dir() -> Path:
+    from genie_plugin.paths import cache_root
 
-    Hashing multi-GB weights fully on every load would cost seconds; size plus the first and
-    last MiB identifies a checkpoint in practice and changes whenever weights are retrained.
+    return cache_root() / "file-hashes"
+
+
+def content_hash(path: Path) -> str:
+    """Full sha256 of one file (memoised on path + size + mtime, see :func:`io.file_sha256`)."""
+    from genie_plugin.io import file_sha256
+
+    return file_sha256(path, _hash_memo_dir())
+
+
+#: What a model folder's fingerprint covers: the components the loader reads, and the
+#: top-level JSON (model_index.json, genie_sampler.json). Other files in a hub snapshot (fp16
+#: variants, a full .ckpt, the safety checker) do not change the images and are not hashed.
+FINGERPRINT_PARTS = REQUIRED_COMPONENTS
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """Content fingerprint of a model folder: the full sha256 of every file the loader reads.
+
+    Any changed tensor (a fine-tune that touches middle layers too) changes it; each file is
+    hashed once per (path, size, mtime), so reloading a multi-GB model costs nothing.
     """
     h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(folder).parts):
-            continue
+    folder = Path(folder)
+    files = [p for p in folder.glob("*.json") if p.is_file()]
+    for part in FINGERPRINT_PARTS:
+        files += [p for p in (folder / part).rglob("*") if p.is_file()]
+    for p in sorted(files):
         rel = p.relative_to(folder).as_posix()
-        size = p.stat().st_size
-        h.update(f"{rel}\0{size}\0".encode())
-        with open(p, "rb") as fh:
-            if size <= 2 << 20:
-                h.update(fh.read())
-            else:
-                h.update(fh.read(1 << 20))
-                fh.seek(-(1 << 20), os.SEEK_END)
-                h.update(fh.read())
+        if any(s.startswith(".") for s in rel.split("/")):
+            continue
+        h.update(f"{rel}\0{content_hash(p)}\n".encode())
     return "sha256:" + h.hexdigest()[:16]
+
+
+def single_file_fingerprint(path: Path, config: str | None) -> str:
+    """A single checkpoint file, plus the architecture folder (``--config``) it is read with."""
+    h = hashlib.sha256(f"file\0{content_hash(path)}\n".encode())
+    if config is not None and Path(config).expanduser().is_dir():
+        h.update(f"config\0{folder_fingerprint(Path(config).expanduser())}\n".encode())
+    elif config is not None:
+        h.update(f"config\0{config}\n".encode())  # a hub id: its name
+    return "file:sha256:" + h.hexdigest()[:16]
 
 
 def check_model_folder(folder: Path) -> None:
@@ -245,8 +270,9 @@ def _load_hub(repo_id: str, dtype):
             "cache), or pass a local diffusers folder or a .safetensors file"
         ) from None
     cached = try_to_load_from_cache(repo_id, "model_index.json")
-    revision = Path(cached).parent.name if isinstance(cached, str) else "unknown"
-    return (*parts, f"hub:{repo_id}@{revision}")
+    if isinstance(cached, str):  # the snapshot folder the components were read from
+        return (*parts, folder_fingerprint(Path(cached).parent))
+    return (*parts, f"hub:{repo_id}@unknown")
 
 
 def _load_single_file(path: Path, dtype, config: str | None):
@@ -266,16 +292,13 @@ def _load_single_file(path: Path, dtype, config: str | None):
             "the HF cache; offline, pass --config with a local diffusers folder of the same "
             "architecture (e.g. stable-diffusion-v1-5)"
         ) from None
-    h = hashlib.sha256(f"{path.name}\0{path.stat().st_size}".encode())
-    with open(path, "rb") as fh:
-        h.update(fh.read(1 << 20))
     return (
         pipe.tokenizer,
         pipe.text_encoder,
         pipe.vae,
         pipe.unet,
         pipe.scheduler.config,
-        "file:sha256:" + h.hexdigest()[:16],
+        single_file_fingerprint(path, config),
     )
 
 
@@ -306,6 +329,29 @@ def resolve_model(model: str | os.PathLike) -> tuple[str, Path | str]:
         f"model {s!r}: no such file or folder, and not a hub id (owner/name). Built-in models: "
         f"{', '.join(sorted(BUILTIN_MODELS))}"
     )
+
+
+def check_model_available(model: str, *, option: str = "--model") -> str:
+    """Before any work: ``model`` resolves, and a hub id is in the HF cache or may download.
+
+    Returns the kind ('builtin', 'folder', 'file', 'hub'). Offline (``HF_HUB_OFFLINE``) a hub
+    id that is not cached stops here with how to get it, not after the episodes were built.
+    """
+    try:
+        kind, loc = resolve_model(model)
+    except (ModelNotFoundError, ModelFormatError) as exc:
+        raise type(exc)(f"{option} {exc}") from None
+    if kind == "hub" and _hub_offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(str(loc), "model_index.json"), str):
+            raise ModelNotFoundError(
+                f"{option} {loc}: the weights are not in the Hugging Face cache and "
+                f"HF_HUB_OFFLINE=1 forbids downloading. Fetch them with `huggingface-cli "
+                f"download {loc}` on a machine with network, or pass {option} with a local "
+                "diffusers folder or a single .safetensors file (+ --config DIR)"
+            )
+    return kind
 
 
 SAMPLER_DEFAULTS_FILE = "genie_sampler.json"

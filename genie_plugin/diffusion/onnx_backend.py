@@ -216,12 +216,27 @@ def providers_for(device) -> tuple[str, ...]:
     return ("CPUExecutionProvider",)
 
 
+def graph_variant(path: Path) -> str:
+    """Which graph runs, by content: the file name plus the sha256 of the graph and of its
+    external data files, so plain, fused, fp16 and a user's own export never share a cache key."""
+    import hashlib
+
+    from genie_plugin.diffusion.loading import content_hash
+
+    h = hashlib.sha256()
+    files = [path] + sorted(p for p in path.parent.iterdir() if p.is_file() and p.suffix != ".onnx")
+    for p in files:
+        h.update(f"{p.name}\0{content_hash(p)}\n".encode())
+    return f"{path.name}:sha256:{h.hexdigest()[:16]}"
+
+
 class OnnxDenoiser:
     """``denoiser(sample, t, ehs)`` on an onnxruntime session (IO binding on CUDA tensors)."""
 
     def __init__(self, path: str | Path, device, *, cuda_graphs: bool = False) -> None:
         self.path = str(path)
         self.device = torch.device(device)
+        self.variant = graph_variant(Path(path))
         self.providers = providers_for(self.device)
         self.session = _session(self.path, self.providers)
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}

@@ -222,6 +222,26 @@ def match_state_dict(state: dict, model_state: dict) -> dict:
     return {k[len(best) :]: v for k, v in state.items() if fits(best, k, v)}
 
 
+def check_backbone_spec(spec: str, *, option: str = "--backbone") -> None:
+    """Before any work: the spec names a timm architecture and its weights file exists."""
+    if spec == "embedded":
+        return
+    import timm
+
+    name, _, weights = spec.partition(":")
+    if not name or name not in timm.list_models():
+        raise ConfigError(
+            f"{option} {spec}: {name!r} is not a timm architecture (see timm.list_models()); "
+            "use embedded, NAME, NAME:PATH or NAME:random"
+        )
+    if weights and weights != "random" and not Path(weights).expanduser().is_file():
+        raise ModelNotFoundError(
+            f"{option} {spec}: weights file {Path(weights).expanduser()} not found; pass "
+            f"{option} {name}:PATH with your checkpoint (e.g. UniSiam's, pretrained on the "
+            "dataset's base split)"
+        )
+
+
 def load_backbone(spec: str, *, image_size: int = 224, device=None, seed: int = 0) -> Embedder:
     """Build an :class:`Embedder` from a backbone spec string (see module docstring)."""
     import timm

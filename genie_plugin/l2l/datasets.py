@@ -9,6 +9,7 @@ learn2learn dataset with ``download=False`` (unless the user asks) and build the
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -17,30 +18,46 @@ from pathlib import Path
 
 from genie_plugin.errors import GenieError, UnknownNameError
 
-# miniImageNet's test classes (Ravi & Larochelle split) by WordNet id: the prompts need words.
-# Other splits fall back to the wnid; pass ``class_names`` to override.
-MINI_IMAGENET_NAMES = {
-    "n01930112": "nematode",
-    "n01981276": "king crab",
-    "n02099601": "golden retriever",
-    "n02110063": "malamute",
-    "n02110341": "dalmatian",
-    "n02116738": "African hunting dog",
-    "n02129165": "lion",
-    "n02219486": "ant",
-    "n02443484": "black-footed ferret",
-    "n02871525": "bookshop",
-    "n03127925": "crate",
-    "n03146219": "cuirass",
-    "n03272010": "electric guitar",
-    "n03544143": "hourglass",
-    "n03775546": "mixing bowl",
-    "n04146614": "school bus",
-    "n04149813": "scoreboard",
-    "n04418357": "theater curtain",
-    "n04522168": "vase",
-    "n07613480": "trifle",
-}
+_WNID = re.compile(r"^n\d{8}$")
+
+
+def wordnet_lemma(wnid: str) -> str:
+    """The prompt word of an ImageNet class: the first lemma of its WordNet synset, from timm's
+    ImageNet metadata (``n02108089`` -> ``boxer``). Not an ImageNet-1k id: returned as given."""
+    if not _WNID.match(wnid):
+        return wnid
+    from timm.data import ImageNetInfo
+
+    descriptions = _imagenet_descriptions(ImageNetInfo)
+    if wnid not in descriptions:
+        return wnid
+    return descriptions[wnid].split(",")[0].strip()
+
+
+@functools.cache
+def _imagenet_descriptions(cls) -> dict[str, str]:
+    """WordNet id -> timm's description ("lemma, other lemmas") for ImageNet-1k's classes."""
+    info = cls()
+    return {w: info.label_name_to_description(w) for w in info.label_names()}
+
+
+def class_word(name: str) -> str:
+    """A class label as words: WordNet id -> lemma, CUB's ``017.Cardinal`` -> ``Cardinal``,
+    underscores -> spaces."""
+    name = _text(name)
+    if _WNID.match(name):
+        return wordnet_lemma(name)
+    return re.sub(r"^\d+\.", "", name).replace("_", " ")
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def is_synset_id(text: str) -> bool:
+    """True if ``text`` holds a WordNet id anywhere (a prompt no diffusion model understands)."""
+    return re.search(r"\bn\d{8}\b", text) is not None
+
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -83,6 +100,51 @@ def _cub_files(split: str) -> list[str]:
     return [f"cubirds200/CUB_200_2011/images/{c}/" for c in _cub_classes(split)]
 
 
+@functools.cache
+def split_definition(name: str) -> dict:
+    """A shipped split definition (``l2l/splits/<name>.json``; see
+    ``scripts/make_split_definitions.py`` for its source and encoding)."""
+    import json
+
+    return json.loads((Path(__file__).with_name("splits") / f"{name}.json").read_text())
+
+
+def full_classes(dataset: str, split: str) -> list[str]:
+    """WordNet ids of a split of ``mini-imagenet-full``/``tiered-imagenet-full``, sorted."""
+    key = "mini_imagenet" if dataset.startswith("mini") else "tiered_imagenet"
+    return sorted(split_definition(key)["splits"][split])
+
+
+def mini_positions(wnid: str) -> list[int]:
+    """1-based positions, among the class's ImageNet train files sorted by file number, of the
+    600 images miniImageNet (Ravi & Larochelle) takes from class ``wnid``."""
+    import base64
+
+    import numpy as np
+
+    for masks in split_definition("mini_imagenet")["splits"].values():
+        if wnid in masks:
+            bits = np.unpackbits(
+                np.frombuffer(base64.b64decode(masks[wnid]), dtype=np.uint8), bitorder="little"
+            )
+            return [int(p) + 1 for p in np.flatnonzero(bits)]
+    raise KeyError(wnid)
+
+
+IMAGENET_SOURCE = (
+    "the ImageNet (ILSVRC2012) training set from https://image-net.org "
+    "(ILSVRC2012_img_train.tar, one tar per class inside), extracted so that "
+    "ROOT/train/<wnid>/<wnid>_<number>.JPEG exist"
+)
+
+
+def _imagenet_files(dataset: str):
+    def files(split: str) -> list[str]:
+        return [f"train/{w}/" for w in full_classes(dataset, split)]
+
+    return files
+
+
 SPECS = {
     "mini-imagenet": DatasetSpec(
         "mini-imagenet",
@@ -105,6 +167,18 @@ SPECS = {
         _cub_files,
     ),
 }
+SPECS["mini-imagenet-full"] = DatasetSpec(
+    "mini-imagenet-full",
+    ("train", "validation", "test"),
+    IMAGENET_SOURCE + " (miniImageNet's classes and images by Ravi & Larochelle's split)",
+    _imagenet_files("mini-imagenet-full"),
+)
+SPECS["tiered-imagenet-full"] = DatasetSpec(
+    "tiered-imagenet-full",
+    ("train", "validation", "test"),
+    IMAGENET_SOURCE + " (tieredImageNet's classes, every image of each)",
+    _imagenet_files("tiered-imagenet-full"),
+)
 REAL_DATASETS = tuple(SPECS)
 ALL_DATASETS = ("shapes", *REAL_DATASETS)
 
@@ -199,13 +273,61 @@ def require_split(name: str, root: str | Path, split: str) -> None:
         lines.append(f"  ... and {len(rep.missing) - len(shown)} more missing")
     lines += [f"  {p} {why}" for p, why in rep.corrupt[:8]]
     lines.append(f"  expected files come from {_spec(name).source}")
-    lines.append(
-        f"  (`genie datasets check {rep.root}` lists every split; --download fetches them)"
-    )
+    fetch = "" if name.endswith("-full") else "; `genie datasets download` fetches them"
+    lines.append(f"  (`genie datasets check {rep.root}` lists every split{fetch})")
     raise DatasetError("\n".join(lines))
 
 
 # ----------------------------------------------------------------------------- loading
+def _file_number(p: Path) -> int:
+    """ImageNet's file number (``n01532829_10011.JPEG`` -> 10011): the order the split uses."""
+    tail = p.stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _load_imagenet_split(name: str, split: str, root: Path, class_names: dict | None):
+    """miniImageNet / tieredImageNet drawn from an ImageNet train folder at full resolution."""
+    require_split(name, root, split)
+    wnids = full_classes(name, split)
+    files, labels, short = [], [], []
+    for label, w in enumerate(wnids):
+        found = sorted(
+            (
+                p
+                for p in (root / "train" / w).iterdir()
+                if p.suffix.lower() in (".jpeg", ".jpg", ".png")
+            ),
+            key=lambda p: (_file_number(p), p.name),
+        )
+        chosen = found
+        if name.startswith("mini"):
+            pos = mini_positions(w)
+            if len(found) < pos[-1]:
+                short.append(f"train/{w}/ has {len(found)} images, the split needs {pos[-1]}")
+                continue
+            chosen = [found[p - 1] for p in pos]
+        files += chosen
+        labels += [label] * len(chosen)
+    if short:
+        raise DatasetError(
+            f"{name} ({split}) under {root} is not the full ImageNet train set:\n  "
+            + "\n  ".join(short[:8])
+            + f"\n  expected files come from {_spec(name).source}"
+        )
+    ds = ImageFileDataset(files, labels)
+    names = tuple((class_names or {}).get(w) or wordnet_lemma(w) for w in wnids)
+    prefix = f"{name}/{split}"
+    return SplitData(
+        name,
+        split,
+        _metadataset(ds, labels),
+        names,
+        lambda i: ds[i][0],
+        lambda i: f"{prefix}/{files[i].parent.name}/{files[i].name}",
+        tuple(wnids),
+    )
+
+
 @dataclass
 class SplitData:
     """A learn2learn ``MetaDataset`` plus what the strategies need: PIL images, ids, names."""
@@ -213,9 +335,10 @@ class SplitData:
     dataset: str
     split: str
     metadataset: object
-    class_names: tuple[str, ...]  # by dataset label
+    class_names: tuple[str, ...]  # by dataset label: words, for prompts
     _image: Callable[[int], object]
     _image_id: Callable[[int], str]
+    class_ids: tuple[str, ...] = ()  # by dataset label: as the files name them (wnid, folder)
 
     def image(self, i: int):
         return self._image(i)
@@ -251,6 +374,22 @@ class _NoBookkeeping(_torch_dataset()):
         return self.inner[i]
 
 
+class ImageFileDataset(_torch_dataset()):
+    """(PIL image, label) from a list of image files, opened lazily (full-resolution sources)."""
+
+    def __init__(self, files: list[Path], labels: list[int]) -> None:
+        self.files, self.labels = files, labels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        with Image.open(self.files[i]) as im:
+            return im.convert("RGB"), self.labels[i]
+
+
 def _metadataset(ds, labels):
     from genie_plugin.l2l import require_learn2learn
 
@@ -261,10 +400,6 @@ def _metadataset(ds, labels):
     for i, y in enumerate(labels):
         l2i.setdefault(int(y), []).append(i)
     return l2l.data.MetaDataset(ds, labels_to_indices=l2i)
-
-
-def _pretty(name: str) -> str:
-    return re.sub(r"^\d+\.", "", name).replace("_", " ")
 
 
 def load_split(
@@ -291,12 +426,19 @@ def load_split(
             tuple(ds.class_names),
             lambda i: ds[i][0],
             ds.image_id,
+            tuple(ds.class_names),
         )
     _spec(name)
     split = canonical_split(split)
     if root is None:
         raise DatasetError(f"dataset {name!r} needs a root folder (--root DIR)")
     root = Path(root).expanduser()
+    if name.endswith("-full"):
+        if download:
+            raise DatasetError(
+                f"{name}: ImageNet cannot be downloaded for you; get {IMAGENET_SOURCE}"
+            )
+        return _load_imagenet_split(name, split, root, class_names)
     if not download:
         require_split(name, root, split)
     import learn2learn.vision.datasets as l2v
@@ -305,7 +447,8 @@ def load_split(
     if name == "mini-imagenet":
         ds = l2v.MiniImagenet(str(root), mode=split, download=download)
         wnids = list(ds.data["class_dict"].keys())  # label order = insertion order (index_classes)
-        names = tuple((class_names or MINI_IMAGENET_NAMES).get(w, w) for w in wnids)
+        ids = tuple(wnids)
+        names = tuple((class_names or {}).get(w) or wordnet_lemma(w) for w in wnids)
 
         def image(i):
             return Image.fromarray(ds.x[i].permute(1, 2, 0).numpy().astype(np.uint8))
@@ -321,9 +464,10 @@ def load_split(
             meta = pickle.load(fh)
         strs = meta.get("label_specific_str") if isinstance(meta, dict) else None
         n = max(labels) + 1
+        ids = tuple(_text(strs[i]) if strs is not None else str(i) for i in range(n))
         names = tuple(
             (class_names or {}).get(i)
-            or (_pretty(str(strs[i])) if strs is not None else f"class {i}")
+            or (class_word(strs[i]) if strs is not None else f"class {i}")
             for i in range(n)
         )
 
@@ -335,7 +479,8 @@ def load_split(
         # indices (and so results) are the same on every machine.
         ds.data.sort(key=lambda t: (t[1], os.path.basename(t[0])))
         labels = [int(y) for _, y in ds.data]
-        names = tuple((class_names or {}).get(c) or _pretty(c) for c in _cub_classes(split))
+        ids = tuple(_cub_classes(split))
+        names = tuple((class_names or {}).get(c) or class_word(c) for c in ids)
 
         def image(i):
             return ds[i][0]
@@ -349,4 +494,4 @@ def load_split(
             return f"{prefix}/{p.parent.name}/{p.name}"
         return f"{prefix}/{i:06d}"
 
-    return SplitData(name, split, _metadataset(ds, labels), names, image, image_id)
+    return SplitData(name, split, _metadataset(ds, labels), names, image, image_id, ids)

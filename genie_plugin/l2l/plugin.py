@@ -170,6 +170,26 @@ def default_image_transform(dataset: str):
     )
 
 
+def _defaults_for(dataset: str, strategy, model, backbone) -> tuple[str | None, str | None]:
+    """The embedded model/backbone on the shapes set only; elsewhere the caller names them."""
+    from genie_plugin.errors import ConfigError
+
+    if dataset == "shapes":
+        model = model or "embedded"
+        backbone = backbone or ("embedded" if strategy.needs_embedder else None)
+    if strategy.generative and model is None:
+        raise ConfigError(
+            f"get_tasksets({dataset!r}, {strategy.name!r}): pass model= (a hub id, diffusers "
+            "folder or .safetensors file); the embedded shapes model is for the shapes set only"
+        )
+    if strategy.needs_embedder and backbone is None:
+        raise ConfigError(
+            f"get_tasksets({dataset!r}, {strategy.name!r}): this strategy scores images with the "
+            "few-shot backbone: pass backbone= (e.g. 'resnet18:unisiam.pth')"
+        )
+    return model, backbone
+
+
 def get_tasksets(
     name: str,
     strategy: str = "genie",
@@ -181,7 +201,7 @@ def get_tasksets(
     shots: int = 1,
     num_tasks: int = -1,
     root: str | None = None,
-    model: str = "embedded",
+    model: str | None = None,
     backbone: str | None = None,
     seed: int = 0,
     device=None,
@@ -197,6 +217,10 @@ def get_tasksets(
     there. Datasets: ``shapes`` (embedded), ``mini-imagenet``, ``tiered-imagenet``, ``cub``
     (files checked first; nothing is downloaded). Generated images are cached under
     ``cache_dir`` (content-addressed), so a second pass over the same tasks generates nothing.
+
+    ``model``/``backbone`` default to the embedded ones on ``shapes`` only; on a real dataset a
+    generative strategy needs ``model`` and one that scores images (``needs_embedder``: the
+    GeNIe-Ada variants) needs ``backbone``, named by the caller.
     """
     l2l = require_learn2learn()
     from learn2learn.data.transforms import (
@@ -212,6 +236,7 @@ def get_tasksets(
 
     strat = REGISTRY.get(strategy).create(**(strategy_options or {}))
     tf = image_transform or default_image_transform(name)
+    model, backbone = _defaults_for(name, strat, model, backbone)
     gen = embed = None
     if strat.generative:
         from genie_plugin.cache import AugmentationCache, CachedGenerator
@@ -222,10 +247,10 @@ def get_tasksets(
             load_generator(model, device=device),
             AugmentationCache(cache_dir or cache_root() / "augmentations"),
         )
-    if strat.name == "genie_ada" or backbone is not None:
+    if backbone is not None:
         from genie_plugin.fewshot.backbones import load_backbone
 
-        embed = load_backbone(backbone or "embedded", device=device)
+        embed = load_backbone(backbone, device=device)
     out = []
     for split, ways, samples in (
         ("train", train_ways, train_samples),

@@ -9,11 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytest.importorskip("accelerate")
-pytest.importorskip("learn2learn")
-
 SCENARIO = {
     "name": "tiny-shard",
     "model": "tiny-random",

@@ -5,8 +5,6 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("learn2learn")
-
 from genie_cli.main import app  # noqa: E402
 from genie_plugin.bench.runner import Scenario, run_scenario  # noqa: E402
 
@@ -95,12 +93,10 @@ def test_bad_scenario_file(tmp_path):
 
 
 def test_committed_scenarios_load_and_name_known_strategies():
-    from pathlib import Path
-
-    from genie_plugin.bench.runner import Scenario
+    from genie_plugin.bench.runner import SCENARIO_DIR, Scenario
     from genie_plugin.registry import REGISTRY
 
-    files = sorted((Path(__file__).resolve().parents[2] / "benchmarks/scenarios").glob("*.json"))
+    files = sorted(SCENARIO_DIR.glob("*.json"))
     names = {p.stem for p in files}
     assert {"embedded-5w1s", "mini-5w1s", "mini-5w5s", "tiered-5w1s", "cub-5w5s"} <= names
     for p in files:

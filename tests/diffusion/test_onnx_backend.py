@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+pytestmark = pytest.mark.onnx
 pytest.importorskip("optimum.exporters.onnx")
 pytest.importorskip("onnxruntime")
 

@@ -1,7 +1,6 @@
 """The procedural shapes dataset: deterministic, enough classes/images, nuisance varies."""
 
 import numpy as np
-import pytest
 
 from genie_plugin.embedded import shapes
 from genie_plugin.embedded.dataset import ShapesDataset, export_png_tree, load_arrays
@@ -55,7 +54,6 @@ def test_png_export(tmp_path):
 
 
 def test_learn2learn_metadataset():
-    pytest.importorskip("learn2learn")
     from genie_plugin.l2l.shapes import shapes_metadataset
 
     md = shapes_metadataset("novel")

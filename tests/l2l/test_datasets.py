@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("learn2learn")
-
 from genie_plugin.l2l.datasets import (  # noqa: E402
     DatasetError,
     check_dataset,

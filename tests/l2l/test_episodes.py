@@ -4,8 +4,6 @@ import random
 
 import pytest
 
-pytest.importorskip("learn2learn")
-
 from genie_plugin.l2l.episodes import episodes_hash, materialise_episodes  # noqa: E402
 from genie_plugin.l2l.shapes import shapes_metadataset  # noqa: E402
 

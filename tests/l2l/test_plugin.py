@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("learn2learn")
-
 from genie_plugin.l2l.plugin import get_tasksets  # noqa: E402
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -60,3 +58,26 @@ def test_readme_example_runs():
     ns: dict = {}
     exec(compile(code, "README-example", "exec"), ns)
     assert ns["task"].support_x.shape[0] == 5 + 20 and ns["task"].query_x.shape[0] == 5 * 15
+
+
+def test_every_strategy_that_scores_images_gets_the_backbone(tmp_path):
+    """Capabilities, not names: each GeNIe-Ada variant gets a backbone (the embedded one on
+    shapes); on a real dataset the caller must name model and backbone."""
+    from genie_plugin.errors import ConfigError
+    from genie_plugin.registry import REGISTRY
+    from tests.real_formats import write_mini
+
+    scorers = [n for n in REGISTRY.names() if REGISTRY.create(n).needs_embedder]
+    assert {"genie_ada", "genie_ada_lite", "genie_ada_fast"} <= set(scorers)
+    for name in scorers:
+        ts = get_tasksets("shapes", name, model="tiny-random", test_samples=3, cache_dir=tmp_path)
+        assert ts.test.embed is not None and ts.test.embed.name == "embedded", name
+    assert (
+        get_tasksets("shapes", "genie", model="tiny-random", cache_dir=tmp_path).test.embed is None
+    )
+    write_mini(tmp_path / "mini", per_class=3)
+    for name in scorers:
+        with pytest.raises(ConfigError, match="pass backbone="):
+            get_tasksets("mini-imagenet", name, model="tiny-random", root=tmp_path / "mini")
+    with pytest.raises(ConfigError, match="pass model="):
+        get_tasksets("mini-imagenet", "genie", root=tmp_path / "mini")

@@ -1,0 +1,88 @@
+"""The generation key: everything that changes an image's pixels, normalised, as one type.
+
+Two requests with equal keys must give the same image (up to batch rounding), and any input
+that changes the image must change the key — the augmentation cache is only as honest as this
+list. Equivalent requests are normalised here, in one place, so they share a key:
+
+- the resolution is resolved (the model's native size given or not is the same image);
+- guidance ≤ 1 runs the conditional prediction alone (no CFG), so every such scale, and any
+  guidance floor with it, is one setting;
+- a per-item step cap at or above the steps changes nothing;
+- the source image does not enter a pure-noise start (r = 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+#: Bumped whenever the sampler's output for the same inputs changes (a fix to the loop, the
+#: noise draw, the decode rounding): old cache entries are then never read as new ones.
+GENERATION_VERSION = 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationKey:
+    model: str  # content fingerprint of the weights (and a single file's --config)
+    scheduler: str
+    steps: int
+    guidance_scale: float
+    guidance_t_min: float
+    timestep_shift: float
+    max_item_steps: int | None
+    resolution: int
+    backend: str  # torch, cuda-graphs, torch-compile, onnx, ...
+    backend_variant: str  # e.g. the ONNX graph's own hash (plain / fused / fp16 / a user export)
+    dtype: str  # float16 on CUDA, float32 on CPU by default
+    device_type: str  # cuda / cpu / mps: kernels differ
+    memory_format: str  # contiguous / channels_last
+    prompt: str
+    ratio: float
+    seed: int
+    source: str | None  # content digest of the source image (None for r = 1)
+    version: int = GENERATION_VERSION
+
+    def to_dict(self) -> dict:
+        return dict(sorted(asdict(self).items()))
+
+    def digest(self) -> str:
+        payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def image_digest(im) -> str:
+    """Content digest of a PIL image (mode, size, pixels)."""
+    h = hashlib.sha256(f"{im.mode}{im.size}".encode())
+    h.update(im.tobytes())
+    return h.hexdigest()[:20]
+
+
+def generation_key(gen, item) -> GenerationKey:
+    """The key of ``item`` (a ``SampleItem``) rendered by ``gen`` with its sampler and backend."""
+    cfg = gen.sampler
+    guided = cfg.guidance_scale > 1.0
+    cap = cfg.max_item_steps
+    return GenerationKey(
+        model=gen.fingerprint,
+        scheduler=cfg.scheduler,
+        steps=cfg.steps,
+        guidance_scale=float(cfg.guidance_scale) if guided else 1.0,
+        guidance_t_min=float(cfg.guidance_t_min) if guided else 0.0,
+        timestep_shift=float(cfg.timestep_shift),
+        max_item_steps=cap if cap is not None and cap < cfg.steps else None,
+        resolution=int(gen.resolution),
+        backend=gen.backend,
+        backend_variant=str(getattr(gen.denoiser, "variant", "") or ""),
+        dtype=str(gen.dtype).replace("torch.", ""),
+        device_type=_device_type(gen.device),
+        memory_format="channels_last" if gen.stats.get("channels_last") else "contiguous",
+        prompt=item.prompt,
+        ratio=float(item.ratio),
+        seed=int(item.seed),
+        source=image_digest(item.source) if item.source is not None and item.ratio < 1.0 else None,
+    )
+
+
+def _device_type(device) -> str:
+    return str(getattr(device, "type", None) or str(device).split(":")[0])

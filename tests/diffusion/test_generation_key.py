@@ -1,0 +1,137 @@
+"""The generation key: every input that changes an image changes it, equivalent requests share
+it, and a cache written by an older sampler is never read as a new one."""
+
+import dataclasses
+import shutil
+
+import pytest
+import torch
+
+from genie_plugin.cache import AugmentationCache
+from genie_plugin.diffusion.key import GENERATION_VERSION, generation_key
+from genie_plugin.diffusion.loading import folder_fingerprint, single_file_fingerprint
+from genie_plugin.diffusion.sampler import SampleItem
+from genie_plugin.diffusion.tiny import tiny_model_dir
+from tests.conftest import make_image
+
+SRC = make_image(0)
+
+
+def _item(**kw):
+    return SampleItem(
+        **{"prompt": "a photo of a cat.", "ratio": 0.8, "seed": 7, "source": SRC, **kw}
+    )
+
+
+def _view(gen, **attrs):
+    """``gen`` with other attributes (dtype, device, backend...) without touching modules."""
+    stats = attrs.pop("stats", gen.stats)
+    return dataclasses.replace(gen, stats=stats, **attrs)
+
+
+class _Variant:
+    def __init__(self, variant):
+        self.variant = variant
+
+
+def _key(gen, item=None):
+    return generation_key(gen, item or _item()).digest()
+
+
+def test_every_input_that_changes_the_image_changes_the_key(tiny_gen):
+    g = tiny_gen.with_sampler(guidance_scale=5.0)
+    base = _key(g)
+    varied = {
+        "model weights": _key(_view(g, fingerprint="sha256:other")),
+        "scheduler": _key(g.with_sampler(scheduler="euler")),
+        "steps": _key(g.with_sampler(steps=g.sampler.steps + 1)),
+        "guidance": _key(g.with_sampler(guidance_scale=6.0)),
+        "guidance floor": _key(g.with_sampler(guidance_t_min=0.2)),
+        "timestep shift": _key(g.with_sampler(timestep_shift=0.5)),
+        "step cap": _key(g.with_sampler(max_item_steps=2)),
+        "resolution": _key(g.with_sampler(resolution=g.native_resolution * 2)),
+        "backend": _key(_view(g, backend="onnx")),
+        "onnx variant": _key(_view(g, backend="onnx", denoiser=_Variant("model_optimized.onnx:1"))),
+        "dtype": _key(_view(g, dtype=torch.float16)),
+        "device type": _key(_view(g, device=torch.device("cuda"))),
+        "memory format": _key(_view(g, stats={"channels_last": True})),
+        "prompt": _key(g, _item(prompt="a photo of a dog.")),
+        "ratio": _key(g, _item(ratio=0.7)),
+        "seed": _key(g, _item(seed=8)),
+        "source": _key(g, _item(source=make_image(1))),
+    }
+    table = {name: key != base for name, key in varied.items()}
+    assert all(table.values()), [n for n, changed in table.items() if not changed]
+    assert len(set(varied.values())) == len(varied)  # and no two variations collide
+    onnx_plain = _key(_view(g, backend="onnx", denoiser=_Variant("model.onnx:2")))
+    assert onnx_plain != varied["onnx variant"]
+
+
+def test_equivalent_requests_share_the_key(tiny_gen):
+    g = tiny_gen
+    pairs = {
+        "native resolution given or not": (g, g.with_sampler(resolution=g.native_resolution)),
+        "guidance <= 1 (no CFG)": (
+            g.with_sampler(guidance_scale=1.0),
+            g.with_sampler(guidance_scale=0.5, guidance_t_min=0.3),
+        ),
+        "step cap >= steps": (g, g.with_sampler(max_item_steps=g.sampler.steps + 5)),
+        "device index": (g, _view(g, device=torch.device("cpu:0"))),
+    }
+    for name, (a, b) in pairs.items():
+        assert _key(a) == _key(b), name
+    noise = _item(ratio=1.0, source=None)
+    assert _key(g, noise) == _key(g, _item(ratio=1.0, source=make_image(3)))  # r = 1: no source
+
+
+def test_old_cache_entries_are_not_read_as_new(tiny_gen, tmp_path):
+    cache = AugmentationCache(tmp_path)
+    key = generation_key(tiny_gen, _item())
+    old = dataclasses.replace(key, version=GENERATION_VERSION - 1)
+    cache.put(old.digest(), make_image(5), old.to_dict())
+    assert old.digest() != key.digest()
+    assert cache.get(key.digest()) is None and cache.get(old.digest()) is not None
+    digest, record = cache.key(tiny_gen, _item())
+    assert digest == key.digest() and record["version"] == GENERATION_VERSION
+    assert record["dtype"] == "float32" and record["device_type"] == "cpu"
+
+
+def _flip_middle_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_fingerprint_covers_every_byte_and_a_single_files_config(tmp_path):
+    copy = tmp_path / "sd"
+    shutil.copytree(tiny_model_dir(), copy)
+    before = folder_fingerprint(copy)
+    assert folder_fingerprint(copy) == before  # stable (and memoised)
+    _flip_middle_byte(next((copy / "unet").glob("*.safetensors")))
+    assert folder_fingerprint(copy) != before
+    (copy / "README.md").write_text("not read by the loader")
+    after = folder_fingerprint(copy)
+    (copy / "README.md").write_text("still not read")
+    assert folder_fingerprint(copy) == after
+    # a single file is hashed whole, together with the architecture folder it is read with
+    f = tmp_path / "model.safetensors"
+    shutil.copy(next((copy / "unet").glob("*.safetensors")), f)
+    a = single_file_fingerprint(f, str(copy))
+    assert a == single_file_fingerprint(f, str(copy))
+    assert a != single_file_fingerprint(f, None)
+    other = tmp_path / "other"
+    shutil.copytree(copy, other)
+    (other / "unet" / "config.json").write_text(
+        (other / "unet" / "config.json")
+        .read_text()
+        .replace('"norm_eps": 1e-05', '"norm_eps": 1e-06')
+    )
+    assert folder_fingerprint(other) != folder_fingerprint(copy)
+    assert single_file_fingerprint(f, str(other)) != a
+    _flip_middle_byte(f)
+    assert single_file_fingerprint(f, str(copy)) != a
+
+
+@pytest.mark.parametrize("field", ["dtype", "device_type", "memory_format", "backend_variant"])
+def test_manifest_records_the_key_fields(tiny_gen, field):
+    assert field in generation_key(tiny_gen, _item()).to_dict()
