@@ -158,3 +158,14 @@ def test_imagenet_folder_missing_and_short_classes_are_named(tmp_path):
     write_imagenet(tmp_path, {wnids[-1]: 30})
     with pytest.raises(DatasetError, match=r"has 30 images, the split needs \d+"):
         load_split("mini-imagenet-full", "test", root=tmp_path)
+
+
+def test_every_imagenet_derived_class_has_a_word():
+    """All 100 miniImageNet and 608 tieredImageNet classes, every split: a WordNet lemma."""
+    from genie_plugin.l2l.datasets import full_classes, wordnet_lemma
+
+    for dataset, total in (("mini-imagenet-full", 100), ("tiered-imagenet-full", 608)):
+        wnids = [w for s in ("train", "validation", "test") for w in full_classes(dataset, s)]
+        words = [wordnet_lemma(w) for w in wnids]
+        assert len(set(wnids)) == total
+        assert not [w for w in words if is_synset_id(w)], dataset

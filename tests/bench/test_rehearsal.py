@@ -94,3 +94,25 @@ def test_shipped_scenario_runs_end_to_end(stand_ins, scenario, tmp_path):
     header = " ".join(res.output.split())
     assert f"model {ckpt} --config {config} (4 steps, 16 px" in header and "224 px views" in header
     assert json.dumps(rows["genie"]["strategy_config"])  # config recorded
+
+
+@pytest.mark.slow
+def test_mini_scenario_with_the_real_sd15(stand_ins, tmp_path):
+    """The same path with the scenario's own model (SD 1.5 from the HF cache, 512 px, 50 steps):
+    run with ``-m slow`` on a machine that has the weights."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from genie_plugin.bench.runner import Scenario
+
+    model = Scenario.load("mini-5w1s").model
+    if not isinstance(try_to_load_from_cache(model, "model_index.json"), str):
+        pytest.skip(f"{model} not in the HF cache")
+    root, _, _ = stand_ins
+    out = tmp_path / "results.jsonl"
+    args = ["bench", "run", "mini-5w1s", "--root", str(root), "--episodes", "1", "--out", str(out)]
+    args += ["--backbone", f"{BACKBONE}:{root / 'unisiam.pth'}", "--cache", str(tmp_path / "c")]
+    res = CliRunner().invoke(app, [*args, "-s", "genie", "-s", "text2image"])
+    assert res.exit_code == 0, res.output
+    rows = {r["strategy"]: r for r in read_jsonl(out)}
+    assert all(r["status"] == "ok" and r["images_generated"] == 20 for r in rows.values())
+    assert rows["genie"]["model"]["fingerprint"].startswith("sha256:")
