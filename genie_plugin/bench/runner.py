@@ -101,8 +101,12 @@ class Scenario:
 
     def missing_options(self) -> list[str]:
         """Options this scenario needs before it can run (``--model``, ``--backbone``, ...)."""
-        need = {"model": "--model", "backbone": "--backbone", "steps": "--steps"}
-        need["view_size"] = "view_size (scenario key)"
+        need = {
+            "model": "--model",
+            "backbone": "--backbone",
+            "steps": "--steps",
+            "view_size": "view_size (scenario key)",
+        }
         return [opt for k, opt in need.items() if getattr(self, k) is None]
 
     def require_runnable(self) -> None:
@@ -242,7 +246,6 @@ def run_scenario(
     from genie_plugin.l2l.episodes import episodes_hash
     from genie_plugin.registry import REGISTRY
 
-    scn.require_runnable()
     data, episodes = scenario_episodes(scn)
     ep_hash = episodes_hash(episodes)
     embed = MemoEmbedder(load_backbone(scn.backbone, device=device), store=cache_dir / "features")
@@ -358,9 +361,10 @@ def work_units(generative: list[str], n_episodes: int):
 
 
 def scenario_episodes(scn: Scenario):
-    """The scenario's split and its materialised episode list."""
+    """The scenario's split and its materialised episode list (every run starts here)."""
     from genie_plugin.l2l.episodes import materialise_episodes
 
+    scn.require_runnable()
     data = load_split(scn)
     episodes = materialise_episodes(
         data.metadataset,
@@ -395,7 +399,6 @@ def scenario_generator(scn: Scenario, device=None, *, channels_last: bool = Fals
     """The scenario's diffusion model with its sampler settings and UNet backend."""
     from genie_plugin.diffusion import load_generator
 
-    scn.require_runnable()
     gen = load_generator(scn.model, device=device, config=scn.model_config)
     given = {
         "resolution": scn.resolution,
