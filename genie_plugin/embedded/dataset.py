@@ -18,6 +18,15 @@ from genie_plugin.paths import cache_root
 DEFAULT_PER_CLASS = 120
 
 
+#: learn2learn's split names for the shapes splits (both are accepted everywhere).
+L2L_SPLIT_NAMES = {"train": "base", "validation": "val", "test": "novel"}
+
+
+def shapes_split(split: str) -> str:
+    """base/val/novel, also given as learn2learn's train/validation/test."""
+    return L2L_SPLIT_NAMES.get(split, split)
+
+
 def _cache_file(split: str, per_class: int, seed: int, pool: str) -> Path:
     return cache_root() / "datasets" / f"shapes-v1-{pool}-{split}-{per_class}-seed{seed}.npz"
 

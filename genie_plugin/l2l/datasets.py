@@ -415,13 +415,13 @@ def load_split(
     from PIL import Image
 
     if name == "shapes":
-        from genie_plugin.embedded.dataset import ShapesDataset
+        from genie_plugin.embedded.dataset import ShapesDataset, shapes_split
 
-        shapes_split = {"train": "base", "validation": "val", "test": "novel"}.get(split, split)
-        ds = ShapesDataset(shapes_split)
+        split = shapes_split(split)
+        ds = ShapesDataset(split)
         return SplitData(
             "shapes",
-            shapes_split,
+            split,
             _metadataset(ds, ds.labels),
             tuple(ds.class_names),
             lambda i: ds[i][0],

@@ -63,6 +63,7 @@ class GenerativeTaskset:
         seed: int = 0,
         name: str = "task",
         max_batch: int = 16,
+        device=None,
     ) -> None:
         if strategy.generative and generator is None:
             from genie_plugin.errors import ConfigError
@@ -74,6 +75,7 @@ class GenerativeTaskset:
         self.image_transform = image_transform
         self.generator, self.embed = generator, embed
         self.seed, self.name, self.max_batch = seed, name, max_batch
+        self.device = torch.device(device) if device is not None else None  # task tensors
         self._next = 0
 
     def __len__(self) -> int:
@@ -131,13 +133,14 @@ class GenerativeTaskset:
             gy = torch.tensor([o.label for o in outs], dtype=sy.dtype, device=sy.device)
         else:
             gx, gy = sx[:0], sy[:0]
+        dev = self.device
         return AugmentedTask(
-            support_x=torch.cat([sx, gx]),
-            support_y=torch.cat([sy, gy]),
-            query_x=qx,
-            query_y=qy,
-            generated_x=gx,
-            generated_y=gy,
+            support_x=torch.cat([sx, gx]).to(dev),
+            support_y=torch.cat([sy, gy]).to(dev),
+            query_x=qx.to(dev),
+            query_y=qy.to(dev),
+            generated_x=gx.to(dev),
+            generated_y=gy.to(dev),
             records=[o.record for o in outs],
             class_names=names,
         )
@@ -168,6 +171,23 @@ def default_image_transform(dataset: str):
             transforms.ToTensor(),
         ]
     )
+
+
+def _check_split(name: str, data, ways: int, samples: int) -> None:
+    """Fail at construction, not at the first ``sample()``, when the split cannot give tasks."""
+    from genie_plugin.errors import ConfigError
+
+    sizes = {lab: len(idx) for lab, idx in data.metadataset.labels_to_indices.items()}
+    if ways > len(sizes):
+        raise ConfigError(
+            f"{name}/{data.split}: {ways} ways asked, the split has {len(sizes)} classes"
+        )
+    small = sorted(lab for lab, n in sizes.items() if n < samples)
+    if small:
+        raise ConfigError(
+            f"{name}/{data.split}: {samples} samples per class asked, {len(small)} classes have "
+            f"fewer (e.g. {data.class_names[small[0]]!r}: {sizes[small[0]]})"
+        )
 
 
 def _defaults_for(dataset: str, strategy, model, backbone) -> tuple[str | None, str | None]:
@@ -235,6 +255,14 @@ def get_tasksets(
     from genie_plugin.registry import REGISTRY
 
     strat = REGISTRY.get(strategy).create(**(strategy_options or {}))
+    if not strat.generative and strat.augment_real:
+        from genie_plugin.errors import ConfigError
+
+        raise ConfigError(
+            f"strategy {strategy!r} augments views inside the benchmark's feature protocol "
+            "(`genie bench run`), not learn2learn tasks: here use strategy='none' with your own "
+            "image_transform, or a generative strategy"
+        )
     tf = image_transform or default_image_transform(name)
     model, backbone = _defaults_for(name, strat, model, backbone)
     gen = embed = None
@@ -258,6 +286,7 @@ def get_tasksets(
         ("test", test_ways, test_samples),
     ):
         data = load_split(name, split, root=root)
+        _check_split(name, data, ways, samples)
         md = l2l.data.MetaDataset(
             _TensorView(data, tf), labels_to_indices=data.metadataset.labels_to_indices
         )
@@ -286,6 +315,7 @@ def get_tasksets(
                 seed=seed,
                 name=f"{name}/{data.split}",
                 max_batch=max_batch,
+                device=device,
             )
         )
     return BenchmarkTasksets(*out)

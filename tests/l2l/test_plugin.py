@@ -15,14 +15,17 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 @pytest.fixture(scope="module")
 def genie_tasks():
-    return get_tasksets("shapes", "genie", model="tiny-random", test_samples=3, shots=1, seed=0)
+    # test_ways=4: the shapes validation split has 4 classes (more fail at construction)
+    return get_tasksets(
+        "shapes", "genie", model="tiny-random", test_ways=4, test_samples=3, shots=1, seed=0
+    )
 
 
 def test_generated_images_join_support_after_split(genie_tasks):
     state = random.getstate()
     task = genie_tasks.test.sample()
     assert random.getstate() == state
-    ways, shots, queries = 5, 1, 2
+    ways, shots, queries = 4, 1, 2
     n_gen = ways * (ways - 1) * shots  # (N-1)·K hard negatives per class
     assert task.support_x.shape == (ways * shots + n_gen, 3, 32, 32)
     assert task.query_x.shape == (ways * queries, 3, 32, 32)
@@ -46,8 +49,8 @@ def test_tasks_are_reproducible_by_index(genie_tasks):
 
 
 def test_non_generative_strategy_adds_nothing():
-    t = get_tasksets("shapes", "none", test_samples=3, shots=2).test.sample()
-    assert t.support_x.shape[0] == 10 and t.generated_x.shape[0] == 0
+    t = get_tasksets("shapes", "none", test_ways=4, test_samples=3, shots=2).test.sample()
+    assert t.support_x.shape[0] == 8 and t.generated_x.shape[0] == 0
 
 
 def test_readme_example_runs():
@@ -57,7 +60,7 @@ def test_readme_example_runs():
     code = m.group(1).replace('model="embedded"', 'model="tiny-random"')
     ns: dict = {}
     exec(compile(code, "README-example", "exec"), ns)
-    assert ns["task"].support_x.shape[0] == 5 + 20 and ns["task"].query_x.shape[0] == 5 * 15
+    assert ns["task"].support_x.shape[0] == 4 + 12 and ns["task"].query_x.shape[0] == 4 * 15
 
 
 def test_every_strategy_that_scores_images_gets_the_backbone(tmp_path):
@@ -70,10 +73,15 @@ def test_every_strategy_that_scores_images_gets_the_backbone(tmp_path):
     scorers = [n for n in REGISTRY.names() if REGISTRY.create(n).needs_embedder]
     assert {"genie_ada", "genie_ada_lite", "genie_ada_fast"} <= set(scorers)
     for name in scorers:
-        ts = get_tasksets("shapes", name, model="tiny-random", test_samples=3, cache_dir=tmp_path)
+        ts = get_tasksets(
+            "shapes", name, model="tiny-random", test_ways=4, test_samples=3, cache_dir=tmp_path
+        )
         assert ts.test.embed is not None and ts.test.embed.name == "embedded", name
     assert (
-        get_tasksets("shapes", "genie", model="tiny-random", cache_dir=tmp_path).test.embed is None
+        get_tasksets(
+            "shapes", "genie", model="tiny-random", test_ways=4, cache_dir=tmp_path
+        ).test.embed
+        is None
     )
     write_mini(tmp_path / "mini", per_class=3)
     for name in scorers:
@@ -81,3 +89,33 @@ def test_every_strategy_that_scores_images_gets_the_backbone(tmp_path):
             get_tasksets("mini-imagenet", name, model="tiny-random", root=tmp_path / "mini")
     with pytest.raises(ConfigError, match="pass model="):
         get_tasksets("mini-imagenet", "genie", root=tmp_path / "mini")
+
+
+@pytest.mark.parametrize("name", ["weak", "strong", "mixup", "cutmix"])
+def test_view_baselines_refuse_instead_of_returning_none(name):
+    from genie_plugin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"feature protocol \(`genie bench run`\)"):
+        get_tasksets("shapes", name)
+
+
+def test_splits_too_small_fail_at_construction_naming_counts():
+    from genie_plugin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"shapes/val: 5 ways asked, the split has 4 classes"):
+        get_tasksets("shapes", "none", test_ways=5)
+    with pytest.raises(ConfigError, match=r"shapes/base: 500 samples per class asked, 20 classes"):
+        get_tasksets("shapes", "none", train_samples=500, test_ways=4)
+
+
+def test_shapes_metadataset_takes_learn2learn_split_names():
+    from genie_plugin.l2l.shapes import shapes_metadataset
+
+    assert sorted(shapes_metadataset("test").labels) == sorted(shapes_metadataset("novel").labels)
+    assert len(shapes_metadataset("validation").labels) == 4
+
+
+def test_task_tensors_on_the_requested_device(monkeypatch):
+    ts = get_tasksets("shapes", "none", test_ways=4, test_samples=3, device="meta")
+    task = ts.validation.sample()
+    assert {t.device.type for t in (task.support_x, task.query_x, task.generated_x)} == {"meta"}
