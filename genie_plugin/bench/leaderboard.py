@@ -208,9 +208,11 @@ def compare_results(committed: list[dict], fresh: list[dict]) -> list[str]:
     for k in sorted(old.keys() & new.keys()):
         for f in REPRODUCED_FIELDS:
             a, b = old[k].get(f), new[k].get(f)
-            if a != b:
-                if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-                    n = sum(x != y for x, y in zip(a, b, strict=True))
-                    a, b = f"{n} of {len(a)} entries differ", ""
-                out.append(f"{k[0]}/{k[1]}: {f} committed {a} rerun {b}".rstrip())
+            if a == b:
+                continue
+            if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+                n = sum(x != y for x, y in zip(a, b, strict=True))
+                out.append(f"{k[0]}/{k[1]}: {f}: {n} of {len(a)} entries differ")
+            else:
+                out.append(f"{k[0]}/{k[1]}: {f} committed {a}, rerun {b}")
     return out

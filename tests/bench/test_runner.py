@@ -142,3 +142,18 @@ def test_leaderboard_paired_delta_to_none():
     assert "genie,65" not in csv_text and f",3.0,{round(ci, 2)}," in csv_text
     with pytest.raises(ValueError, match="equal lengths"):
         paired_diff_ci95([1.0], [1.0, 2.0])
+
+
+def test_compare_results_names_every_difference():
+    from genie_plugin.bench.leaderboard import compare_results
+
+    row = {"scenario": "s", "strategy": "genie", "status": "ok", "mean": 60.0, "ci95": 2.0}
+    row["episode_accuracies"] = [50.0, 70.0]
+    assert compare_results([row], [dict(row)]) == []
+    changed = {**row, "mean": 60.5, "episode_accuracies": [50.0, 71.0]}
+    assert compare_results([row], [changed]) == [
+        "s/genie: mean committed 60.0, rerun 60.5",
+        "s/genie: episode_accuracies: 1 of 2 entries differ",
+    ]
+    extra = {**row, "strategy": "none"}
+    assert compare_results([row, extra], [row]) == ["s/none: in the committed results only"]
