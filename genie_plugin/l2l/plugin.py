@@ -12,6 +12,7 @@ untouched.
 
 from __future__ import annotations
 
+import random
 from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -77,11 +78,20 @@ class GenerativeTaskset:
         self.seed, self.name, self.max_batch = seed, name, max_batch
         self.device = torch.device(device) if device is not None else None  # task tensors
         self._next = 0
+        self._pool_rng = random.Random(stable_seed(seed, name, "pool"))
 
     def __len__(self) -> int:
         return len(self.taskset)
 
     def sample(self) -> AugmentedTask:
+        """The next task. With ``num_tasks = N > 0`` a task of a fixed pool of N, picked at
+        random as learn2learn's ``TaskDataset.sample`` does (so each pool task's images are
+        generated once, then read from the cache), but from a private seeded ``random.Random``
+        instead of the global ``random``: the caller's RNG never moves and the sequence is the
+        same on every run. With ``num_tasks = -1`` every call is a new task (0, 1, 2, ...)."""
+        pool = getattr(self.taskset, "num_tasks", -1)
+        if pool is not None and pool > 0:
+            return self.sample_task(self._pool_rng.randrange(pool))
         task = self.sample_task(self._next)
         self._next += 1
         return task

@@ -119,3 +119,28 @@ def test_task_tensors_on_the_requested_device(monkeypatch):
     ts = get_tasksets("shapes", "none", test_ways=4, test_samples=3, device="meta")
     task = ts.validation.sample()
     assert {t.device.type for t in (task.support_x, task.query_x, task.generated_x)} == {"meta"}
+
+
+def test_num_tasks_is_a_fixed_pool_generated_once(tmp_path):
+    """learn2learn's num_tasks: a fixed pool sampled from, so a second pass generates nothing;
+    the caller's global random is never moved."""
+    ts = get_tasksets(
+        "shapes",
+        "genie",
+        model="tiny-random",
+        test_ways=4,
+        test_samples=3,
+        num_tasks=2,
+        cache_dir=tmp_path,
+    )
+    state = random.getstate()
+    tasks = [ts.test.sample() for _ in range(8)]
+    assert random.getstate() == state and len(ts.test) == 2
+    episodes = {t.records[0]["episode"] for t in tasks}
+    assert episodes == {0, 1}  # only pool members, both drawn
+    per_task = 4 * 3  # (N-1)·K per class × N classes
+    assert ts.test.generator.generated == 2 * per_task and ts.test.generator.hits == 6 * per_task
+    again = [ts.test.sample_task(i) for i in (0, 1)]
+    assert ts.test.generator.generated == 2 * per_task  # nothing new
+    by_ep = {t.records[0]["episode"]: t for t in tasks}
+    assert all(torch.equal(by_ep[i].support_x, again[i].support_x) for i in (0, 1))
