@@ -39,99 +39,87 @@ def _resnet(rest: str, table: dict[str, str]) -> str:
     return f"{table.get(head, head)}.{tail}"
 
 
+def _remap(state: dict, fixed: dict, rule, what: str) -> dict:
+    """``state`` under LDM keys: ``fixed`` (diffusers' own table) first, then ``rule(k, v)`` ->
+    (LDM key, tensor) or None for a key that has no counterpart."""
+    out = {}
+    for k, v in state.items():
+        mapped = (fixed[k], v) if k in fixed else rule(k, v)
+        if mapped is None:
+            raise ValueError(f"{what} key {k!r} has no LDM counterpart (not an SD 1.x/2.x model?)")
+        out[mapped[0]] = mapped[1]
+    return out
+
+
 def unet_to_ldm(state: dict, config) -> dict:
     """diffusers ``UNet2DConditionModel`` state dict -> LDM keys (without the prefix)."""
     from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
-    fixed = DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"]
     per = config["layers_per_block"]
     up_has_attn = ["CrossAttn" in t for t in config["up_block_types"]]
-    out = {}
-    for k, v in state.items():
-        if k in fixed:
-            out[fixed[k]] = v
-            continue
-        m = re.match(
-            r"(down|up)_blocks\.(\d+)\.(resnets|attentions|downsamplers|upsamplers)\.(\d+)\.(.*)", k
-        )
-        if m:
-            kind, b, part, i, rest = (
-                m.group(1),
-                int(m.group(2)),
-                m.group(3),
-                int(m.group(4)),
-                m.group(5),
-            )
+    blocks = re.compile(
+        r"(down|up)_blocks\.(\d+)\.(resnets|attentions|downsamplers|upsamplers)\.(\d+)\.(.*)"
+    )
+
+    def rule(k, v):
+        if m := blocks.match(k):
+            kind, b, part, i, rest = m.groups()
+            b, i = int(b), int(i)
             if kind == "down":
                 n = 1 + b * (per + 1) + (per if part == "downsamplers" else i)
-                new = {
+                return {
                     "resnets": f"input_blocks.{n}.0.{_resnet(rest, _UNET_RESNET)}",
                     "attentions": f"input_blocks.{n}.1.{rest}",
                     "downsamplers": f"input_blocks.{n}.0.op.{rest.removeprefix('conv.')}",
-                }[part]
-            else:
-                n = b * (per + 1) + (per if part == "upsamplers" else i)
-                up = 2 if up_has_attn[b] else 1
-                new = {
-                    "resnets": f"output_blocks.{n}.0.{_resnet(rest, _UNET_RESNET)}",
-                    "attentions": f"output_blocks.{n}.1.{rest}",
-                    "upsamplers": f"output_blocks.{n}.{up}.{rest}",
-                }[part]
-            out[new] = v
-            continue
-        m = re.match(r"mid_block\.(resnets|attentions)\.(\d+)\.(.*)", k)
-        if m:
+                }[part], v
+            n = b * (per + 1) + (per if part == "upsamplers" else i)
+            up = 2 if up_has_attn[b] else 1
+            return {
+                "resnets": f"output_blocks.{n}.0.{_resnet(rest, _UNET_RESNET)}",
+                "attentions": f"output_blocks.{n}.1.{rest}",
+                "upsamplers": f"output_blocks.{n}.{up}.{rest}",
+            }[part], v
+        if m := re.match(r"mid_block\.(resnets|attentions)\.(\d+)\.(.*)", k):
             part, i, rest = m.group(1), int(m.group(2)), m.group(3)
             if part == "resnets":
-                out[f"middle_block.{2 * i}.{_resnet(rest, _UNET_RESNET)}"] = v
-            else:
-                out[f"middle_block.1.{rest}"] = v
-            continue
-        raise ValueError(f"UNet key {k!r} has no LDM counterpart (not an SD 1.x/2.x UNet?)")
-    return out
+                return f"middle_block.{2 * i}.{_resnet(rest, _UNET_RESNET)}", v
+            return f"middle_block.1.{rest}", v
+        return None
+
+    return _remap(state, DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"], rule, "UNet")
 
 
 def vae_to_ldm(state: dict, config) -> dict:
     """diffusers ``AutoencoderKL`` state dict -> LDM keys (1×1 convolutions in attention)."""
     from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
-    fixed = DIFFUSERS_TO_LDM_MAPPING["vae"]
     n_up = len(config["up_block_types"])
-    out = {}
-    for k, v in state.items():
-        if k in fixed:
-            out[fixed[k]] = v
-            continue
-        m = re.match(
-            r"(encoder|decoder)\.(down|up)_blocks\.(\d+)\.(resnets|downsamplers|upsamplers)\.(\d+)\.(.*)",
-            k,
-        )
-        if m:
+    blocks = re.compile(
+        r"(encoder|decoder)\.(down|up)_blocks\.(\d+)\.(resnets|downsamplers|upsamplers)\.(\d+)\.(.*)"
+    )
+
+    def rule(k, v):
+        if m := blocks.match(k):
             side, kind, b, part, i, rest = m.groups()
-            b = int(b) if kind == "down" else n_up - 1 - int(b)
+            b = int(b) if kind == "down" else n_up - 1 - int(b)  # LDM numbers up blocks upwards
             rest = rest.replace("conv_shortcut", "nin_shortcut")
             if part == "resnets":
-                out[f"{side}.{kind}.{b}.block.{i}.{rest}"] = v
-            else:
-                sample = "downsample" if kind == "down" else "upsample"
-                out[f"{side}.{kind}.{b}.{sample}.{rest}"] = v
-            continue
-        m = re.match(r"(encoder|decoder)\.mid_block\.(resnets|attentions)\.(\d+)\.(.*)", k)
-        if m:
+                return f"{side}.{kind}.{b}.block.{i}.{rest}", v
+            return f"{side}.{kind}.{b}.{'downsample' if kind == 'down' else 'upsample'}.{rest}", v
+        if m := re.match(r"(encoder|decoder)\.mid_block\.(resnets|attentions)\.(\d+)\.(.*)", k):
             side, part, i, rest = m.groups()
             if part == "resnets":
-                out[
-                    f"{side}.mid.block_{int(i) + 1}.{rest.replace('conv_shortcut', 'nin_shortcut')}"
-                ] = v
-            else:
-                head, leaf = rest.rsplit(".", 1)
-                new = f"{side}.mid.attn_1.{_VAE_ATTN.get(head, head)}.{leaf}"
-                if leaf == "weight" and v.ndim == 2:
-                    v = v[:, :, None, None]  # LDM's attention uses 1×1 convolutions
-                out[new] = v
-            continue
-        raise ValueError(f"VAE key {k!r} has no LDM counterpart")
-    return out
+                return (
+                    f"{side}.mid.block_{int(i) + 1}.{rest.replace('conv_shortcut', 'nin_shortcut')}",
+                    v,
+                )
+            head, leaf = rest.rsplit(".", 1)
+            if leaf == "weight" and v.ndim == 2:
+                v = v[:, :, None, None]  # LDM's attention uses 1×1 convolutions
+            return f"{side}.mid.attn_1.{_VAE_ATTN.get(head, head)}.{leaf}", v
+        return None
+
+    return _remap(state, DIFFUSERS_TO_LDM_MAPPING["vae"], rule, "VAE")
 
 
 def ldm_state_dict(model) -> dict:

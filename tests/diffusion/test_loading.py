@@ -128,3 +128,24 @@ def test_model_folder_recommends_its_sampler(tmp_path):
     (repo / "genie_sampler.json").write_text("{")
     with pytest.raises(ModelFormatError, match="genie_sampler.json"):
         load_generator(repo, device="cpu")
+
+
+def test_single_file_in_the_original_layout_loads_back_bit_for_bit(tiny_gen, tmp_path):
+    """save_single_file writes the LDM layout; diffusers' from_single_file (with --config) gives
+    every tensor back, and a model that is not SD-shaped is refused, naming the key."""
+    import torch
+
+    from genie_plugin.diffusion.single_file import UNET_PREFIX, save_single_file, unet_to_ldm
+
+    f = save_single_file(tiny_gen, tmp_path / "tiny.safetensors")
+    back = load_generator(str(f), device="cpu", config=str(tiny_model_dir()))
+    for part in ("unet", "vae", "text_encoder"):
+        a, b = getattr(tiny_gen, part).state_dict(), getattr(back, part).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
+    from safetensors import safe_open
+
+    with safe_open(str(f), "pt") as fh:
+        assert any(k.startswith(UNET_PREFIX + "input_blocks.") for k in fh.keys())  # noqa: SIM118
+    assert back.fingerprint.startswith("file:sha256:")
+    with pytest.raises(ValueError, match="UNet key 'extra.weight' has no LDM counterpart"):
+        unet_to_ldm({"extra.weight": torch.zeros(1)}, tiny_gen.unet.config)
