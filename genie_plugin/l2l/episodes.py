@@ -41,22 +41,32 @@ class EpisodeIndices:
     query: tuple[tuple[int, ...], ...]
 
 
+def check_split_size(
+    metadataset, *, ways: int, samples: int, where: str = "split", class_names=None
+) -> None:
+    """Raise before sampling when a split cannot give ``ways``-way tasks of ``samples`` images
+    per class (learn2learn would fail later, inside ``random.sample``), naming the counts."""
+    sizes = {lab: len(idx) for lab, idx in metadataset.labels_to_indices.items()}
+    if ways > len(sizes):
+        raise ConfigError(
+            f"{where}: {ways} ways asked, but the split has only {len(sizes)} classes"
+        )
+    small = sorted(lab for lab, n in sizes.items() if n < samples)
+    if small:
+        first = class_names[small[0]] if class_names else small[0]
+        raise ConfigError(
+            f"{where}: {samples} samples per class asked, {len(small)} classes have fewer "
+            f"(e.g. {first!r}: {sizes[small[0]]})"
+        )
+
+
 def materialise_episodes(
     metadataset, *, ways: int, shots: int, queries: int, episodes: int, seed: int
 ) -> list[EpisodeIndices]:
     l2l = require_learn2learn()
     from learn2learn.data.transforms import KShots, NWays
 
-    n_classes = len(metadataset.labels)
-    if ways > n_classes:
-        raise ConfigError(f"ways={ways} but the split has only {n_classes} classes")
-    small = [
-        lab for lab, idx in metadataset.labels_to_indices.items() if len(idx) < shots + queries
-    ]
-    if small:
-        raise ConfigError(
-            f"classes {small[:5]} have fewer than shots+queries={shots + queries} images"
-        )
+    check_split_size(metadataset, ways=ways, samples=shots + queries)
     taskset = l2l.data.TaskDataset(
         metadataset,
         task_transforms=[NWays(metadataset, ways), KShots(metadataset, shots + queries)],

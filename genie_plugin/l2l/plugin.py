@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from genie_plugin.l2l import require_learn2learn
-from genie_plugin.l2l.episodes import isolated_random
+from genie_plugin.l2l.episodes import check_split_size, isolated_random
 from genie_plugin.seeding import stable_seed
 
 BenchmarkTasksets = namedtuple("BenchmarkTasksets", ("train", "validation", "test"))
@@ -183,23 +183,6 @@ def default_image_transform(dataset: str):
     )
 
 
-def _check_split(name: str, data, ways: int, samples: int) -> None:
-    """Fail at construction, not at the first ``sample()``, when the split cannot give tasks."""
-    from genie_plugin.errors import ConfigError
-
-    sizes = {lab: len(idx) for lab, idx in data.metadataset.labels_to_indices.items()}
-    if ways > len(sizes):
-        raise ConfigError(
-            f"{name}/{data.split}: {ways} ways asked, the split has {len(sizes)} classes"
-        )
-    small = sorted(lab for lab, n in sizes.items() if n < samples)
-    if small:
-        raise ConfigError(
-            f"{name}/{data.split}: {samples} samples per class asked, {len(small)} classes have "
-            f"fewer (e.g. {data.class_names[small[0]]!r}: {sizes[small[0]]})"
-        )
-
-
 def _defaults_for(dataset: str, strategy, model, backbone) -> tuple[str | None, str | None]:
     """The embedded model/backbone on the shapes set only; elsewhere the caller names them."""
     from genie_plugin.errors import ConfigError
@@ -296,7 +279,13 @@ def get_tasksets(
         ("test", test_ways, test_samples),
     ):
         data = load_split(name, split, root=root)
-        _check_split(name, data, ways, samples)
+        check_split_size(
+            data.metadataset,
+            ways=ways,
+            samples=samples,
+            where=f"{name}/{data.split}",
+            class_names=data.class_names,
+        )
         md = l2l.data.MetaDataset(
             _TensorView(data, tf), labels_to_indices=data.metadataset.labels_to_indices
         )

@@ -102,7 +102,9 @@ def test_view_baselines_refuse_instead_of_returning_none(name):
 def test_splits_too_small_fail_at_construction_naming_counts():
     from genie_plugin.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"shapes/val: 5 ways asked, the split has 4 classes"):
+    with pytest.raises(
+        ConfigError, match=r"shapes/val: 5 ways asked, but the split has only 4 classes"
+    ):
         get_tasksets("shapes", "none", test_ways=5)
     with pytest.raises(ConfigError, match=r"shapes/base: 500 samples per class asked, 20 classes"):
         get_tasksets("shapes", "none", train_samples=500, test_ways=4)
