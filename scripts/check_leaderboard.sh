@@ -7,6 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${GENIE_BIN:-.venv/bin/genie}
+# Pin the CPU kernels so that the committed figures reproduce across x86 machines: a run on an
+# AVX2-only EPYC (CI's machine as of 2026-12) gave genie_ada 68.03 where the committed figures,
+# made on another CPU, said 68.00 — one query of 4000 flipped by a different rounding. ATen,
+# oneDNN and MKL each pick kernels by the instruction set found; these cap all three at AVX2
+# (MKL_CBWR: MKL's conditional numerical reproducibility). No effect on other architectures.
+if [ "$(uname -m)" = x86_64 ]; then
+  export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 start=$(date +%s)

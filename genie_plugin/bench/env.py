@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -23,6 +24,9 @@ def git_commit() -> str | None:
         return None
 
 
+CPU_KERNEL_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+
+
 def environment() -> dict:
     import torch
 
@@ -33,6 +37,9 @@ def environment() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_threads": torch.get_num_threads(),
+        # the kernels' instruction set decides the last bits of a CPU run (see check_leaderboard.sh)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_kernel_pins": {v: os.environ[v] for v in CPU_KERNEL_PINS if v in os.environ},
         "device": dev,
         "git_commit": git_commit(),
         "versions": {
