@@ -4,6 +4,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from genie_plugin import _quiet
+
+_quiet.install()  # before anything imports diffusers
+
 __all__ = ["__version__", "create_strategy", "list_strategies", "load_generator"]
 
 

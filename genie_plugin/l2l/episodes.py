@@ -67,7 +67,7 @@ def materialise_episodes(
     from learn2learn.data.transforms import KShots, NWays
 
     check_split_size(metadataset, ways=ways, samples=shots + queries)
-    taskset = l2l.data.TaskDataset(
+    taskset = l2l.data.Taskset(
         metadataset,
         task_transforms=[NWays(metadataset, ways), KShots(metadataset, shots + queries)],
         num_tasks=-1,

@@ -1,13 +1,14 @@
-"""Strategies as learn2learn augmentations: wrap a ``TaskDataset``, get tasks whose support set
-holds the strategy's generated images.
+"""Strategies as learn2learn augmentations: the tasksets *are* learn2learn ``Taskset``s whose
+``sample()`` returns ``(X, y)`` as learn2learn's do, and whose tasks carry the strategy's images.
 
-learn2learn splits support from query *after* a task is loaded (``partition_task``: the first
-``shots`` items of each class), so images appended inside the task transform chain would be
-split into the query. The wrapper therefore samples the task with learn2learn, partitions it
-with learn2learn's own ``partition_task``, and only then generates and appends. learn2learn
-draws tasks from Python's global ``random``: each task is drawn inside :func:`isolated_random`
-seeded from (seed, task index), so task ``i`` is the same every time and the caller's RNG is
-untouched.
+Which real images are the support set is the user's split, not ours, so it is named:
+``support="first"`` (the first ``shots`` images of each class: learn2learn's ``partition_task``
+and the ProtoNet example) or ``"alternate"`` (the even positions ``np.arange(shots * ways) * 2``
+of the MAML examples). Only support images are sources, so a generated image never carries a
+query image's content. learn2learn draws tasks from Python's global ``random``; task ``i`` is
+drawn inside :func:`isolated_random` seeded from (seed, split, i) and its data transforms run
+under a forked torch RNG seeded the same way, so task ``i`` is the same on every run (and its
+images hit the cache) and the caller's RNGs never move.
 """
 
 from __future__ import annotations
@@ -15,50 +16,96 @@ from __future__ import annotations
 import random
 from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from genie_plugin.errors import ConfigError
 from genie_plugin.l2l import require_learn2learn
 from genie_plugin.l2l.episodes import check_split_size, isolated_random
 from genie_plugin.seeding import stable_seed
 
 BenchmarkTasksets = namedtuple("BenchmarkTasksets", ("train", "validation", "test"))
 
-
-@dataclass
-class AugmentedTask:
-    """One task: the support set (real then generated), the query set, and what was generated."""
-
-    support_x: torch.Tensor
-    support_y: torch.Tensor
-    query_x: torch.Tensor
-    query_y: torch.Tensor
-    generated_x: torch.Tensor
-    generated_y: torch.Tensor
-    records: list[dict] = field(default_factory=list)  # manifest records of the generated images
-    class_names: tuple[str, ...] = ()  # by task label
+SUPPORT_RULES = ("first", "alternate")
 
 
-class GenerativeTaskset:
-    """Wrap a learn2learn ``TaskDataset``; ``sample()`` returns an :class:`AugmentedTask`.
+class AugmentedTask(tuple):
+    """``(X, y)`` exactly as learn2learn's ``sample()`` returns them (real images only; unpack
+    it the same way), plus named fields: ``generated_x``/``generated_y`` (the strategy's images,
+    labelled with their target class), ``support_x``/``support_y`` (the real support images,
+    then the generated ones), ``query_x``/``query_y``, ``support_mask`` (over X), ``records``
+    (manifest records of the generated images), ``class_names`` and ``index``.
 
-    ``source(i)`` gives the PIL image of dataset index ``i`` (what the generator starts from),
-    ``class_names[label]`` the prompt word of a dataset label and ``image_transform`` turns a
-    generated PIL image into a tensor like the task's own data.
+    Why the generated images are not in X: learn2learn's examples split X by position after
+    the fact — MAML takes the even positions, ProtoNet sorts by label with the unstable
+    ``torch.sort`` (which permutes equal labels even in sorted input) — so any image placed
+    in X could land in their query set.
+    """
+
+    def __new__(cls, x: torch.Tensor, y: torch.Tensor, **fields: Any):
+        task = super().__new__(cls, (x, y))
+        task.__dict__.update(fields)
+        return task
+
+    def __getnewargs_ex__(self):  # pickling (DataLoader workers)
+        return (self[0], self[1]), dict(self.__dict__)
+
+    @property
+    def x(self) -> torch.Tensor:
+        return self[0]
+
+    @property
+    def y(self) -> torch.Tensor:
+        return self[1]
+
+
+def support_positions(y: torch.Tensor, shots: int, rule: str) -> torch.Tensor:
+    """Bool mask over a task: which real images the user's split takes as support."""
+    mask = torch.zeros(len(y), dtype=torch.bool)
+    if rule == "first":  # learn2learn's partition_task: first `shots` of each class, in order
+        seen: dict[int, int] = {}
+        for p, lab in enumerate(y.tolist()):
+            if seen.get(lab, 0) < shots:
+                mask[p] = True
+                seen[lab] = seen.get(lab, 0) + 1
+    elif rule == "alternate":  # learn2learn's MAML examples
+        ways = len(set(y.tolist()))
+        mask[torch.arange(shots * ways) * 2] = True
+    else:
+        raise ConfigError(f"support={rule!r}: choose one of {', '.join(SUPPORT_RULES)}")
+    return mask
+
+
+_l2l = require_learn2learn()
+
+
+class GenerativeTaskset(_l2l.data.Taskset):
+    """A learn2learn ``Taskset`` whose tasks carry the strategy's generated images.
+
+    Indexing, ``sample()``, iteration and ``len()`` behave as learn2learn's; each returns an
+    :class:`AugmentedTask`. ``num_tasks = N > 0``: a fixed pool of N tasks (``sample()``
+    picks one at random from a private seeded ``random.Random``, as learn2learn does from
+    the global one), so each pool task is generated once and then read from the cache;
+    ``-1``: every draw is a new task (0, 1, 2, ... — the index is the task's identity).
+    ``source(i)`` is the PIL image of dataset index ``i`` (what the generator starts from),
+    ``class_names[label]`` the prompt word of a dataset label, ``image_transform`` turns a
+    generated PIL image into a tensor as the split's own data transform does.
     """
 
     def __init__(
         self,
-        taskset,
-        strategy,
+        dataset,
+        task_transforms,
+        num_tasks: int = -1,
         *,
+        strategy,
         shots: int,
         source: Callable[[int], Any],
         source_id: Callable[[int], str],
         class_names,
         image_transform: Callable[[Any], torch.Tensor],
+        support: str = "first",
         generator=None,
         embed=None,
         seed: int = 0,
@@ -66,89 +113,140 @@ class GenerativeTaskset:
         max_batch: int = 16,
         device=None,
     ) -> None:
+        super().__init__(dataset, task_transforms=task_transforms, num_tasks=num_tasks)
         if strategy.generative and generator is None:
-            from genie_plugin.errors import ConfigError
-
             raise ConfigError(f"strategy {strategy.name!r} generates images: pass a generator")
-        self.taskset, self.strategy, self.shots = taskset, strategy, shots
+        if support not in SUPPORT_RULES:
+            raise ConfigError(f"support={support!r}: choose one of {', '.join(SUPPORT_RULES)}")
+        self.strategy, self.shots, self.support = strategy, shots, support
         self.source, self.source_id = source, source_id
         self.class_names = tuple(class_names)
         self.image_transform = image_transform
         self.generator, self.embed = generator, embed
         self.seed, self.name, self.max_batch = seed, name, max_batch
-        self.device = torch.device(device) if device is not None else None  # task tensors
+        self.device = torch.device(device) if device is not None else None
         self._next = 0
         self._pool_rng = random.Random(stable_seed(seed, name, "pool"))
 
-    def __len__(self) -> int:
-        return len(self.taskset)
+    @classmethod
+    def wrap(cls, taskset, strategy, **options):
+        """A ``Taskset`` you built yourself (its dataset, transforms and ``num_tasks``)."""
+        return cls(
+            taskset.dataset,
+            taskset.task_transforms,
+            taskset.num_tasks,
+            strategy=strategy,
+            **options,
+        )
 
-    def sample(self) -> AugmentedTask:
-        """The next task. With ``num_tasks = N > 0`` a task of a fixed pool of N, picked at
-        random as learn2learn's ``TaskDataset.sample`` does (so each pool task's images are
-        generated once, then read from the cache), but from a private seeded ``random.Random``
-        instead of the global ``random``: the caller's RNG never moves and the sequence is the
-        same on every run. With ``num_tasks = -1`` every call is a new task (0, 1, 2, ...)."""
-        pool = getattr(self.taskset, "num_tasks", -1)
-        if pool is not None and pool > 0:
-            return self.sample_task(self._pool_rng.randrange(pool))
+    @property
+    def ways(self) -> int | None:
+        """Classes per task, from learn2learn's ``NWays`` transform."""
+        from learn2learn.data.transforms import NWays
+
+        return next((t.n for t in self.task_transforms if isinstance(t, NWays)), None)
+
+    @property
+    def generated_per_class(self) -> int:
+        """The strategy's budget: (N-1)·K images per class (reference.md), 0 if it adds none."""
+        if not self.strategy.generative:
+            return 0
+        return (self.ways - 1) * self.shots
+
+    def task_seed(self, index: int) -> int:
+        """The seed task ``index`` is drawn with: ``random.seed(ts.task_seed(i))`` before a
+        plain learn2learn taskset's ``sample_task_description()`` gives the same task."""
+        return stable_seed(self.seed, self.name, "task", index)
+
+    def sample(self):
+        if self.num_tasks > 0:
+            return self.sample_task(self._pool_rng.randrange(self.num_tasks))
+        return self._fresh()
+
+    def _fresh(self):
         task = self.sample_task(self._next)
         self._next += 1
         return task
 
-    def sample_task(self, index: int) -> AugmentedTask:
-        require_learn2learn()
-        from learn2learn.data.utils import partition_task
+    def __getitem__(self, i):
+        if self.num_tasks == -1:  # learn2learn: any index gives a new task
+            return self._fresh()
+        if not -self.num_tasks <= i < self.num_tasks:
+            raise IndexError(f"{self.name}: task {i} of a pool of {self.num_tasks}")
+        return self.sample_task(i % self.num_tasks)
 
+    def __iter__(self):
+        if self.num_tasks == -1:
+            while True:
+                yield self._fresh()
+        for i in range(self.num_tasks):
+            yield self.sample_task(i)
+
+    def description(self, index: int):
+        if index in self.sampled_descriptions:
+            return self.sampled_descriptions[index]
+        with isolated_random(self.task_seed(index)):
+            desc = self.sample_task_description()
+        if self.num_tasks > 0:
+            self.sampled_descriptions[index] = desc
+        return desc
+
+    def sample_task(self, index: int) -> AugmentedTask:
+        """Task ``index``: learn2learn's data for it, then the strategy's images."""
         from genie_plugin.strategies.base import Episode, RenderContext, SupportItem
 
-        with isolated_random(stable_seed(self.seed, self.name, "task", index)):
-            desc = self.taskset.sample_task_description()
-        x, y = self.taskset.get_task(desc)
-        y = torch.as_tensor(y)
-        pos = torch.arange(len(y))
-        (sx, sy), (qx, qy) = partition_task(x, y, shots=self.shots)
-        (s_pos, _), _ = partition_task(pos, y, shots=self.shots)
-        # task label -> dataset label, from the support items themselves
-        md = self.taskset.dataset
-        ds_label = {
-            int(y[p]): int(md.indices_to_labels[desc[int(p)].index]) for p in s_pos.tolist()
-        }
-        ways = len(ds_label)
-        names = tuple(self.class_names[ds_label[k]] for k in range(ways))
-        support, images = [], {}
-        for p in s_pos.tolist():
-            i = desc[p].index
-            sid = self.source_id(i)
-            images[sid] = self.source(i)
-            support.append(SupportItem(sid, int(y[p])))
-        episode = Episode(
-            dataset=self.name,
-            index=index,
-            class_names=names,
-            support=tuple(support),
-            shots=self.shots,
-            seed=self.seed,
-        )
-        plan_gen = torch.Generator().manual_seed(
-            stable_seed(self.seed, self.strategy.name, "plan", self.name, index)
-        )
-        specs = self.strategy.plan(episode, plan_gen)
-        outs = []
-        if specs:
-            ctx = RenderContext(self.generator, images, self.embed, self.max_batch, None)
-            outs = self.strategy.render(specs, ctx)
-        if outs:
-            gx = torch.stack([self.image_transform(o.image) for o in outs]).to(sx)
-            gy = torch.tensor([o.label for o in outs], dtype=sy.dtype, device=sy.device)
-        else:
-            gx, gy = sx[:0], sy[:0]
+        desc = self.description(index)
+        data_seed = stable_seed(self.seed, self.name, "data", index)
+        with torch.random.fork_rng(devices=[]):  # random data transforms: seeded, isolated
+            torch.manual_seed(data_seed)
+            x, y = self.get_task(desc)
+            y = torch.as_tensor(y)
+            is_support = support_positions(y, self.shots, self.support)
+            s_pos = is_support.nonzero().flatten().tolist()
+            md = self.dataset
+            ds_label = {int(y[p]): int(md.indices_to_labels[desc[p].index]) for p in s_pos}
+            ways = len(ds_label)
+            names = tuple(self.class_names[ds_label[k]] for k in range(ways))
+            support, images = [], {}
+            for p in s_pos:
+                i = desc[p].index
+                sid = self.source_id(i)
+                images[sid] = self.source(i)
+                support.append(SupportItem(sid, int(y[p])))
+            episode = Episode(
+                dataset=self.name,
+                index=index,
+                class_names=names,
+                support=tuple(support),
+                shots=self.shots,
+                seed=self.seed,
+            )
+            plan_gen = torch.Generator().manual_seed(
+                stable_seed(self.seed, self.strategy.name, "plan", self.name, index)
+            )
+            specs = self.strategy.plan(episode, plan_gen)
+            outs = []
+            if specs:
+                ctx = RenderContext(self.generator, images, self.embed, self.max_batch, None)
+                outs = self.strategy.render(specs, ctx)
+            if outs:
+                gx = torch.stack([self.image_transform(o.image) for o in outs]).to(x)
+                gy = torch.tensor([o.label for o in outs], dtype=y.dtype)
+            else:
+                gx, gy = x[:0], y[:0]
+        return self._assemble(index, x, y, is_support, gx, gy, outs, names)
+
+    def _assemble(self, index, x, y, is_support, gx, gy, outs, names) -> AugmentedTask:
         dev = self.device
         return AugmentedTask(
-            support_x=torch.cat([sx, gx]).to(dev),
-            support_y=torch.cat([sy, gy]).to(dev),
-            query_x=qx.to(dev),
-            query_y=qy.to(dev),
+            x.to(dev),
+            y.to(dev),
+            index=index,
+            support_mask=is_support.to(dev),
+            support_x=torch.cat([x[is_support], gx]).to(dev),
+            support_y=torch.cat([y[is_support], gy]).to(dev),
+            query_x=x[~is_support].to(dev),
+            query_y=y[~is_support].to(dev),
             generated_x=gx.to(dev),
             generated_y=gy.to(dev),
             records=[o.record for o in outs],
@@ -169,18 +267,79 @@ class _TensorView(torch.utils.data.Dataset):
         return self.transform(self.data.image(i)), self.data.label(i)
 
 
-def default_image_transform(dataset: str):
-    """Resize to the benchmark's native size (84 px; the embedded set: 32) + ``ToTensor``."""
-    from torchvision import transforms
+LEE2019_MEAN = (120.39586422 / 255.0, 115.59361427 / 255.0, 104.54012653 / 255.0)
+LEE2019_STD = (70.68188272 / 255.0, 68.27635443 / 255.0, 72.54505529 / 255.0)
+DATA_AUGMENTATIONS = (None, "normalize", "lee2019")
 
+
+class _Fit:
+    """Resize (bicubic, short side) + centre crop to ``size``; an image already that size is
+    left untouched, so learn2learn's 84 px pickles reach the tensor bit for bit."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, img):
+        from torchvision.transforms import functional as F
+
+        if img.size == (self.size, self.size):
+            return img
+        img = F.resize(img, self.size, interpolation=F.InterpolationMode.BICUBIC)
+        return F.center_crop(img, self.size)
+
+
+def _pixels_255(img) -> torch.Tensor:
+    from torchvision.transforms import functional as F
+
+    return F.pil_to_tensor(img).float()
+
+
+def data_transforms(dataset: str, data_augmentation: str | None = None):
+    """(train, test) PIL -> tensor transforms with learn2learn's meaning for each benchmark.
+
+    ``None``: each benchmark's own pixels — miniImageNet 0–255 floats (learn2learn's pickle
+    tensors), tieredImageNet 0–1 (``ToTensor``); CUB, the ImageNet folders and shapes, which
+    learn2learn has no benchmark for, 0–1 like tieredImageNet. Every image is brought to the
+    benchmark size first (84 px; shapes 32) by a bicubic resize + centre crop that leaves images
+    of that size alone. ``"normalize"``: 0–1 everywhere. ``"lee2019"``: learn2learn's
+    train (random crop with padding, colour jitter, flip, normalise) and test (normalise)
+    transforms. One difference, on purpose: learn2learn's miniImageNet ``lee2019`` train
+    transform feeds 0–255 floats to ``ToPILImage``, which wraps them; here it starts from the
+    image itself.
+    """
+    from torchvision import transforms as T
+
+    if data_augmentation not in DATA_AUGMENTATIONS:
+        raise ConfigError(
+            f"data_augmentation={data_augmentation!r}: choose None, 'normalize' or 'lee2019' "
+            "(learn2learn's options)"
+        )
     size = 32 if dataset == "shapes" else 84
-    return transforms.Compose(
+    fit = _Fit(size)
+    if data_augmentation is None:
+        base = _pixels_255 if dataset == "mini-imagenet" else T.ToTensor()
+        tf = T.Compose([fit, base])
+        return tf, tf
+    if data_augmentation == "normalize":
+        tf = T.Compose([fit, T.ToTensor()])
+        return tf, tf
+    norm = T.Normalize(mean=LEE2019_MEAN, std=LEE2019_STD)
+    train = T.Compose(
         [
-            transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
-            transforms.CenterCrop(size),
-            transforms.ToTensor(),
+            fit,
+            T.RandomCrop(size, padding=max(1, round(8 * size / 84))),
+            T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+            T.RandomHorizontalFlip(),
+            T.ToTensor(),
+            norm,
         ]
     )
+    return train, T.Compose([fit, T.ToTensor(), norm])
+
+
+def default_image_transform(dataset: str):
+    """The test-split transform of :func:`data_transforms` with ``data_augmentation=None``."""
+    return data_transforms(dataset)[1]
 
 
 def _defaults_for(dataset: str, strategy, model, backbone) -> tuple[str | None, str | None]:
@@ -203,39 +362,48 @@ def _defaults_for(dataset: str, strategy, model, backbone) -> tuple[str | None, 
     return model, backbone
 
 
+_LOADER_OPTIONS = ("download", "class_names")
+
+
 def get_tasksets(
     name: str,
-    strategy: str = "genie",
-    *,
     train_ways: int = 5,
     train_samples: int = 10,
     test_ways: int = 5,
     test_samples: int = 10,
-    shots: int = 1,
     num_tasks: int = -1,
-    root: str | None = None,
+    root: str = "~/data",
+    device=None,
+    data_augmentation: str | None = None,
+    *,
+    strategy: str = "genie",
+    shots: int | None = None,
+    support: str = "first",
     model: str | None = None,
     backbone: str | None = None,
     seed: int = 0,
-    device=None,
     cache_dir=None,
     image_transform=None,
     strategy_options: dict | None = None,
     max_batch: int = 16,
+    **kwargs,
 ) -> BenchmarkTasksets:
-    """``learn2learn.vision.benchmarks.get_tasksets`` with a strategy name.
+    """``learn2learn.vision.benchmarks.get_tasksets`` with a strategy: same arguments, meaning
+    and defaults, and tasksets that are learn2learn ``Taskset`` s; ``sample()`` returns ``(X, y)``
+    laid out as learn2learn lays them out (:class:`AugmentedTask`).
 
-    Same task transforms as learn2learn's benchmarks (``NWays``, ``KShots``, ``LoadData``,
-    ``RemapLabels``, ``ConsecutiveLabels``); ``*_samples`` are shots + queries per class, as
-    there. Datasets: ``shapes`` (embedded), ``mini-imagenet``, ``tiered-imagenet``, ``cub``
-    (files checked first; nothing is downloaded). Generated images are cached under
-    ``cache_dir`` (content-addressed), so a second pass over the same tasks generates nothing.
-
-    ``model``/``backbone`` default to the embedded ones on ``shapes`` only; on a real dataset a
-    generative strategy needs ``model`` and one that scores images (``needs_embedder``: the
-    GeNIe-Ada variants) needs ``backbone``, named by the caller.
+    ``*_samples`` are support + query images per class, as there. ``shots`` (default
+    ``*_samples // 2``, the split of learn2learn's examples) is how many of them per class the
+    caller's split takes as support, ``support`` which ones (``"first"``: ProtoNet /
+    ``partition_task``; ``"alternate"``: MAML's even positions): only those are sources.
+    The generated images are ``task.generated_x``/``generated_y`` (``generated_per_class`` of
+    each class); ``task.support_x``/``support_y`` hold real support + generated.
+    Datasets: ``shapes`` (embedded), ``mini-imagenet``, ``tiered-imagenet``, ``cub``,
+    ``mini-imagenet-full``, ``tiered-imagenet-full`` (files checked first; ``download=True``
+    lets learn2learn download what it can). ``model``/``backbone`` default to the embedded ones
+    on ``shapes`` only. Generated images are cached under ``cache_dir`` (content-addressed).
     """
-    l2l = require_learn2learn()
+    l2l = _l2l
     from learn2learn.data.transforms import (
         ConsecutiveLabels,
         KShots,
@@ -247,17 +415,50 @@ def get_tasksets(
     from genie_plugin.l2l.datasets import load_split
     from genie_plugin.registry import REGISTRY
 
+    for arg, value in (("train_ways", train_ways), ("test_ways", test_ways)):
+        if isinstance(value, str):
+            raise ConfigError(
+                f"get_tasksets: {arg}={value!r}: the strategy is a keyword, as the other "
+                f"arguments keep learn2learn's order: get_tasksets({name!r}, strategy={value!r})"
+            )
+    unknown = sorted(set(kwargs) - set(_LOADER_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"get_tasksets: unknown keyword {', '.join(unknown)}; passed on to the dataset "
+            f"loader are {', '.join(_LOADER_OPTIONS)}"
+        )
     strat = REGISTRY.get(strategy).create(**(strategy_options or {}))
     if not strat.generative and strat.augment_real:
-        from genie_plugin.errors import ConfigError
-
         raise ConfigError(
             f"strategy {strategy!r} augments views inside the benchmark's feature protocol "
-            "(`genie bench run`), not learn2learn tasks: here use strategy='none' with your own "
-            "image_transform, or a generative strategy"
+            "(`genie bench run`), not learn2learn tasks: here use strategy='none' with "
+            "data_augmentation= or image_transform=, or a generative strategy"
         )
-    tf = image_transform or default_image_transform(name)
+    if image_transform is not None and data_augmentation is not None:
+        raise ConfigError("get_tasksets: pass data_augmentation= or image_transform=, not both")
+    train_tf, test_tf = data_transforms(name, data_augmentation)
+    if image_transform is not None:
+        train_tf = test_tf = image_transform
     model, backbone = _defaults_for(name, strat, model, backbone)
+    plan = []
+    for split, ways, samples in (
+        ("train", train_ways, train_samples),
+        ("validation", test_ways, test_samples),
+        ("test", test_ways, test_samples),
+    ):
+        k = samples // 2 if shots is None else shots
+        if not 1 <= k < samples:
+            raise ConfigError(
+                f"get_tasksets: {split} tasks have {samples} samples per class and shots={k}: "
+                f"support and query each need at least one (pass shots between 1 and "
+                f"{samples - 1}, or more {'train' if split == 'train' else 'test'}_samples)"
+            )
+        if support == "alternate" and samples != 2 * k:
+            raise ConfigError(
+                f"get_tasksets: support='alternate' is the MAML examples' even/odd split of "
+                f"samples = 2·shots; {split} has {samples} samples and shots={k}"
+            )
+        plan.append((split, ways, samples, k))
     gen = embed = None
     if strat.generative:
         from genie_plugin.cache import AugmentationCache, CachedGenerator
@@ -272,13 +473,10 @@ def get_tasksets(
         from genie_plugin.fewshot.backbones import load_backbone
 
         embed = load_backbone(backbone, device=device)
+    loader = {k: v for k, v in kwargs.items() if k in _LOADER_OPTIONS}
     out = []
-    for split, ways, samples in (
-        ("train", train_ways, train_samples),
-        ("validation", test_ways, test_samples),
-        ("test", test_ways, test_samples),
-    ):
-        data = load_split(name, split, root=root)
+    for split, ways, samples, k in plan:
+        data = load_split(name, split, root=None if name == "shapes" else root, **loader)
         check_split_size(
             data.metadataset,
             ways=ways,
@@ -286,25 +484,22 @@ def get_tasksets(
             where=f"{name}/{data.split}",
             class_names=data.class_names,
         )
+        tf = train_tf if split == "train" else test_tf
         md = l2l.data.MetaDataset(
             _TensorView(data, tf), labels_to_indices=data.metadataset.labels_to_indices
         )
-        taskset = l2l.data.TaskDataset(
-            md,
-            task_transforms=[
-                NWays(md, ways),
-                KShots(md, samples),
-                LoadData(md),
-                RemapLabels(md),
-                ConsecutiveLabels(md),
-            ],
-            num_tasks=num_tasks,
-        )
+        # learn2learn's order of transforms, including validation's (ConsecutiveLabels first)
+        labels = [RemapLabels(md), ConsecutiveLabels(md)]
+        if split == "validation":
+            labels.reverse()
         out.append(
             GenerativeTaskset(
-                taskset,
-                strat,
-                shots=shots,
+                md,
+                [NWays(md, ways), KShots(md, samples), LoadData(md), *labels],
+                num_tasks,
+                strategy=strat,
+                shots=k,
+                support=support,
                 source=data.image,
                 source_id=data.image_id,
                 class_names=data.class_names,

@@ -17,7 +17,13 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def genie_tasks():
     # test_ways=4: the shapes validation split has 4 classes (more fail at construction)
     return get_tasksets(
-        "shapes", "genie", model="tiny-random", test_ways=4, test_samples=3, shots=1, seed=0
+        "shapes",
+        strategy="genie",
+        model="tiny-random",
+        test_ways=4,
+        test_samples=3,
+        shots=1,
+        seed=0,
     )
 
 
@@ -49,7 +55,7 @@ def test_tasks_are_reproducible_by_index(genie_tasks):
 
 
 def test_non_generative_strategy_adds_nothing():
-    t = get_tasksets("shapes", "none", test_ways=4, test_samples=3, shots=2).test.sample()
+    t = get_tasksets("shapes", strategy="none", test_ways=4, test_samples=3, shots=2).test.sample()
     assert t.support_x.shape[0] == 8 and t.generated_x.shape[0] == 0
 
 
@@ -74,21 +80,28 @@ def test_every_strategy_that_scores_images_gets_the_backbone(tmp_path):
     assert {"genie_ada", "genie_ada_lite", "genie_ada_fast"} <= set(scorers)
     for name in scorers:
         ts = get_tasksets(
-            "shapes", name, model="tiny-random", test_ways=4, test_samples=3, cache_dir=tmp_path
+            "shapes",
+            strategy=name,
+            model="tiny-random",
+            test_ways=4,
+            test_samples=3,
+            cache_dir=tmp_path,
         )
         assert ts.test.embed is not None and ts.test.embed.name == "embedded", name
     assert (
         get_tasksets(
-            "shapes", "genie", model="tiny-random", test_ways=4, cache_dir=tmp_path
+            "shapes", strategy="genie", model="tiny-random", test_ways=4, cache_dir=tmp_path
         ).test.embed
         is None
     )
     write_mini(tmp_path / "mini", per_class=3)
     for name in scorers:
         with pytest.raises(ConfigError, match="pass backbone="):
-            get_tasksets("mini-imagenet", name, model="tiny-random", root=tmp_path / "mini")
+            get_tasksets(
+                "mini-imagenet", strategy=name, model="tiny-random", root=tmp_path / "mini"
+            )
     with pytest.raises(ConfigError, match="pass model="):
-        get_tasksets("mini-imagenet", "genie", root=tmp_path / "mini")
+        get_tasksets("mini-imagenet", strategy="genie", root=tmp_path / "mini")
 
 
 @pytest.mark.parametrize("name", ["weak", "strong", "mixup", "cutmix"])
@@ -96,7 +109,7 @@ def test_view_baselines_refuse_instead_of_returning_none(name):
     from genie_plugin.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"feature protocol \(`genie bench run`\)"):
-        get_tasksets("shapes", name)
+        get_tasksets("shapes", strategy=name)
 
 
 def test_splits_too_small_fail_at_construction_naming_counts():
@@ -105,9 +118,9 @@ def test_splits_too_small_fail_at_construction_naming_counts():
     with pytest.raises(
         ConfigError, match=r"shapes/val: 5 ways asked, but the split has only 4 classes"
     ):
-        get_tasksets("shapes", "none", test_ways=5)
+        get_tasksets("shapes", strategy="none", test_ways=5)
     with pytest.raises(ConfigError, match=r"shapes/base: 500 samples per class asked, 20 classes"):
-        get_tasksets("shapes", "none", train_samples=500, test_ways=4)
+        get_tasksets("shapes", strategy="none", train_samples=500, test_ways=4)
 
 
 def test_shapes_metadataset_takes_learn2learn_split_names():
@@ -118,7 +131,7 @@ def test_shapes_metadataset_takes_learn2learn_split_names():
 
 
 def test_task_tensors_on_the_requested_device(monkeypatch):
-    ts = get_tasksets("shapes", "none", test_ways=4, test_samples=3, device="meta")
+    ts = get_tasksets("shapes", strategy="none", test_ways=4, test_samples=3, device="meta")
     task = ts.validation.sample()
     assert {t.device.type for t in (task.support_x, task.query_x, task.generated_x)} == {"meta"}
 
@@ -128,7 +141,7 @@ def test_num_tasks_is_a_fixed_pool_generated_once(tmp_path):
     the caller's global random is never moved."""
     ts = get_tasksets(
         "shapes",
-        "genie",
+        strategy="genie",
         model="tiny-random",
         test_ways=4,
         test_samples=3,
@@ -146,3 +159,98 @@ def test_num_tasks_is_a_fixed_pool_generated_once(tmp_path):
     assert ts.test.generator.generated == 2 * per_task  # nothing new
     by_ep = {t.records[0]["episode"]: t for t in tasks}
     assert all(torch.equal(by_ep[i].support_x, again[i].support_x) for i in (0, 1))
+
+
+def test_sample_unpacks_like_learn2learn_and_is_a_taskset():
+    import learn2learn as l2l
+
+    ts = get_tasksets("shapes", test_ways=4, test_samples=3, strategy="none")
+    assert all(isinstance(t, l2l.data.Taskset) for t in ts)
+    x, y = ts.test.sample()
+    assert x.shape == (12, 3, 32, 32) and y.shape == (12,)
+    again = type(ts.test).wrap(ts.test, ts.test.strategy, **_wrap_options(ts.test))
+    assert torch.equal(again.sample_task(5)[0], ts.test.sample_task(5)[0])
+
+
+def _wrap_options(t):
+    keys = ("shots", "source", "source_id", "class_names", "image_transform", "seed", "name")
+    return {k: getattr(t, k) for k in keys}
+
+
+def test_shots_default_to_half_the_samples_and_must_leave_a_query():
+    from genie_plugin.errors import ConfigError
+
+    ts = get_tasksets("shapes", test_ways=4, train_samples=10, test_samples=4, strategy="none")
+    assert (ts.train.shots, ts.test.shots) == (5, 2)
+    assert int(ts.train.sample().support_mask.sum()) == 5 * 5
+    with pytest.raises(ConfigError, match=r"train tasks have 2 samples per class and shots=2"):
+        get_tasksets("shapes", test_ways=4, train_samples=2, shots=2, strategy="none")
+    with pytest.raises(ConfigError, match=r"support='alternate' is the MAML examples"):
+        get_tasksets("shapes", test_ways=4, test_samples=3, shots=1, support="alternate")
+
+
+def test_learn2learn_arguments_keep_their_order_and_unknown_ones_are_named():
+    from genie_plugin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"the strategy is a keyword.*strategy='genie'"):
+        get_tasksets("shapes", "genie")
+    with pytest.raises(ConfigError, match=r"unknown keyword shots_per_class; passed on"):
+        get_tasksets("shapes", test_ways=4, strategy="none", shots_per_class=1)
+    with pytest.raises(ConfigError, match=r"data_augmentation='autoaugment': choose None"):
+        get_tasksets("shapes", test_ways=4, strategy="none", data_augmentation="autoaugment")
+
+
+@pytest.mark.parametrize("aug", [None, "normalize"])
+@pytest.mark.parametrize("name", ["mini-imagenet", "tiered-imagenet"])
+def test_pixels_equal_learn2learns_own_tasksets(tmp_path, name, aug):
+    """Same task, same pixels as learn2learn's get_tasksets on real-format files (0–255 floats
+    for its miniImageNet, 0–1 for tieredImageNet; 'normalize': 0–1)."""
+    import learn2learn as l2l
+
+    from tests.real_formats import write_mini, write_tiered
+
+    write = write_mini if name == "mini-imagenet" else write_tiered
+    for split in ("train", "validation", "test"):
+        write(tmp_path, per_class=4, split=split)
+    kw = dict(test_ways=5, test_samples=4, train_samples=4, root=str(tmp_path))
+    theirs = l2l.vision.benchmarks.get_tasksets(name, data_augmentation=aug, **kw)
+    ours = get_tasksets(name, data_augmentation=aug, strategy="none", **kw)
+    for split in ("train", "validation", "test"):
+        t = getattr(ours, split)
+        random.seed(t.task_seed(3))
+        x0, y0 = getattr(theirs, split)[0]
+        x, y = t.sample_task(3)
+        assert torch.equal(x, x0) and torch.equal(y, torch.as_tensor(y0)), split
+    top = 255.0 if name == "mini-imagenet" and aug is None else 1.0
+    assert float(x.min()) >= 0 and float(x.max()) <= top and float(x.max()) > top / 2
+
+
+def test_lee2019_random_transforms_are_seeded_per_task():
+    ts = get_tasksets("shapes", test_ways=4, strategy="none", data_augmentation="lee2019")
+    a, b = ts.train.sample_task(2)[0], ts.train.sample_task(2)[0]
+    assert torch.equal(a, b) and float(a.min()) < 0  # normalised, and the same every time
+    assert not torch.equal(a, ts.train.sample_task(3)[0])
+
+
+def test_no_banner_from_the_plugins_imports(tmp_path):
+    """Quiet: importing and using the plugin prints nothing (the 'Multiple distributions found
+    for package optimum' line, gym's banner, learn2learn's TaskDataset deprecation)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; warnings.simplefilter('default')\n"
+        "from genie_plugin.l2l import get_tasksets\n"
+        "ts = get_tasksets('shapes', test_ways=4, test_samples=3, strategy='genie', "
+        f"model='tiny-random', cache_dir={str(tmp_path)!r})\n"
+        "x, y = ts.test.sample()\n"
+    )
+    env = {**os.environ, "GENIE_CACHE_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    text = out.stdout + out.stderr
+    for banner in ("Multiple distributions", "Gym has been unmaintained", "TaskDataset is"):
+        assert banner not in text, text
