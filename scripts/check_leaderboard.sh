@@ -12,6 +12,8 @@ bin=${GENIE_BIN:-.venv/bin/genie}
 # made on another CPU, said 68.00 — one query of 4000 flipped by a different rounding. ATen,
 # oneDNN and MKL each pick kernels by the instruction set found; these cap all three at AVX2
 # (MKL_CBWR: MKL's conditional numerical reproducibility). No effect on other architectures.
+# One thread as well: a reduction split across threads can round differently.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 if [ "$(uname -m)" = x86_64 ]; then
   export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2
 fi
