@@ -11,7 +11,20 @@ extras=${2:-dev,onnx}
 python3 -m venv "$venv"
 py="$venv/bin/python"
 "$py" -m pip install -q --upgrade pip setuptools wheel
+# learn2learn's C extensions compile in the background (own build venv) while pip installs
+wheels=$(mktemp -d)
+trap 'rm -rf "$wheels"' EXIT
+if ! "$py" -c "import learn2learn" 2>/dev/null; then
+  L2L_BUILD_ONLY=1 bash "$here/scripts/install_learn2learn.sh" "$py" "$wheels" \
+    >"$wheels/build.log" 2>&1 &
+  build=$!
+fi
 "$py" -m pip install -q -c "$here/constraints/ci.txt" torch torchvision
 "$py" -m pip install -q -c "$here/constraints/ci.txt" -e "$here[$extras]"
-bash "$here/scripts/install_learn2learn.sh" "$py"
+if [ -n "${build:-}" ] && ! wait "$build"; then
+  cat "$wheels/build.log" >&2
+  echo "setup: building learn2learn failed (log above)" >&2
+  exit 1
+fi
+bash "$here/scripts/install_learn2learn.sh" "$py" "$wheels"
 "$py" -c "import genie_plugin, genie_cli; print('genie-fewshot', genie_plugin.__version__, 'ready in $venv')"
