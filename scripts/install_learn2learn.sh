@@ -45,4 +45,6 @@ fi
 "$PY" -m pip install -q --no-deps "$wheels"/learn2learn-0.2.0-*.whl
 # Runtime needs only (not qpth/gsutil): keep torch and numpy as they are.
 "$PY" -m pip install -q "${cons[@]}" numpy scipy requests tqdm gym pillow
-"$PY" -c "import learn2learn, torch; print('learn2learn', learn2learn.__version__, 'with torch', torch.__version__)"
+# the check itself is quiet: learn2learn imports gym, whose import prints a deprecation banner
+check="import learn2learn, torch; print('learn2learn', learn2learn.__version__, 'with torch', torch.__version__)"
+"$PY" -c "$check" 2>/dev/null || "$PY" -c "$check"

@@ -447,11 +447,18 @@ def get_tasksets(
         ("test", test_ways, test_samples),
     ):
         k = samples // 2 if shots is None else shots
+        prefix = "train" if split == "train" else "test"
+        if samples < 2:
+            raise ConfigError(
+                f"get_tasksets: {prefix}_samples={samples}: a task needs at least one support "
+                f"and one query image per class (pass {prefix}_samples of 2 or more)"
+            )
         if not 1 <= k < samples:
             raise ConfigError(
                 f"get_tasksets: {split} tasks have {samples} samples per class and shots={k}: "
-                f"support and query each need at least one (pass shots between 1 and "
-                f"{samples - 1}, or more {'train' if split == 'train' else 'test'}_samples)"
+                f"support and query each need at least one (pass "
+                f"{'shots=1' if samples == 2 else f'shots between 1 and {samples - 1}'}, or more "
+                f"{prefix}_samples)"
             )
         if support == "alternate" and samples != 2 * k:
             raise ConfigError(
