@@ -306,15 +306,26 @@ def leaderboard(
 def compare(
     committed: Annotated[Path, typer.Argument(help="Committed results JSONL.")],
     rerun: Annotated[Path, typer.Argument(help="Results JSONL of a rerun (empty cache).")],
+    prefix: Annotated[
+        bool,
+        typer.Option(
+            "--prefix",
+            help="The rerun ran only the first n episodes (--episodes n): compare its settings, "
+            "status and per-episode accuracies with the committed first n.",
+        ),
+    ] = False,
 ) -> None:
     """Check that a rerun reproduces committed result rows: means, CIs, per-episode accuracies,
-    episode-list hash and generation counts. Exit 1 listing what differs."""
+    episode-list hash and generation counts (with --prefix: the first n episodes). Exit 1
+    listing what differs."""
     from genie_plugin.bench.leaderboard import compare_results
     from genie_plugin.io import read_jsonl
 
-    diffs = compare_results(read_jsonl(committed), read_jsonl(rerun))
+    rows = read_jsonl(rerun)
+    diffs = compare_results(read_jsonl(committed), rows, prefix=prefix)
     for d in diffs:
         typer.echo(d)
     if diffs:
         raise typer.Exit(1)
-    typer.echo(f"{rerun} reproduces {committed} ({len(read_jsonl(committed))} rows)")
+    what = f"the first {rows[0]['episodes']} episodes of " if prefix and rows else ""
+    typer.echo(f"{rerun} reproduces {what}{committed} ({len(rows)} rows)")

@@ -196,15 +196,40 @@ REPRODUCED_FIELDS = (
 )
 
 
-def compare_results(committed: list[dict], fresh: list[dict]) -> list[str]:
+#: What a rerun of the first n episodes must match (``compare_results(prefix=True)``): the
+#: settings, the outcome, and each of its episodes' accuracy against the committed first n.
+PREFIX_FIELDS = ("status", "dataset", "split", "ways", "shots", "queries", "seed", "backbone")
+
+
+def compare_results(committed: list[dict], fresh: list[dict], *, prefix: bool = False) -> list[str]:
     """Differences between committed result rows and a rerun's, one line each (empty: equal).
 
     Rows are matched by (scenario, strategy); a row missing on either side is a difference.
+    ``prefix``: the rerun ran the first n episodes of the committed run (episodes are drawn,
+    generated and scored independently, from per-episode seeds, so episode i is the same in a
+    run of any length): its per-episode accuracies must equal the committed first n.
     """
     key = lambda r: (r["scenario"], r["strategy"])  # noqa: E731
     old, new = {key(r): r for r in committed}, {key(r): r for r in fresh}
     out = [f"{s}/{t}: in the committed results only" for s, t in sorted(old.keys() - new.keys())]
     out += [f"{s}/{t}: in the rerun only" for s, t in sorted(new.keys() - old.keys())]
+    if prefix:
+        for k in sorted(old.keys() & new.keys()):
+            a, b = old[k], new[k]
+            for f in (*PREFIX_FIELDS, "strategy_config"):
+                if a.get(f) != b.get(f):
+                    out.append(f"{k[0]}/{k[1]}: {f} committed {a.get(f)}, rerun {b.get(f)}")
+            acc_a, acc_b = a.get("episode_accuracies") or [], b.get("episode_accuracies") or []
+            if len(acc_b) > len(acc_a):
+                out.append(
+                    f"{k[0]}/{k[1]}: rerun has {len(acc_b)} episodes, committed {len(acc_a)}"
+                )
+            elif acc_b != acc_a[: len(acc_b)]:
+                n = sum(x != y for x, y in zip(acc_a, acc_b, strict=False))
+                out.append(
+                    f"{k[0]}/{k[1]}: episode_accuracies: {n} of the first {len(acc_b)} differ"
+                )
+        return out
     for k in sorted(old.keys() & new.keys()):
         for f in REPRODUCED_FIELDS:
             a, b = old[k].get(f), new[k].get(f)

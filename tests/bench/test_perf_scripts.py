@@ -60,11 +60,11 @@ def test_unet_throughput_reports_modes_per_batch(tmp_path):
     data = _run(
         [
             "benchmarks/perf/unet_throughput.py", "--arch", "tiny", "--device", "cpu",
-            "--batches", "2,3", "--iters", "1", "--modes", "torch_eager,torch_compile,onnx_plain",
+            "--batches", "2", "--iters", "1", "--modes", "torch_eager,torch_compile,onnx_plain",
         ],
         tmp_path / "unet.json",
     )  # fmt: skip
-    for b in ("2", "3"):
+    for b in ("2",):  # one batch size: torch.compile recompiles per shape (~20 s each here)
         assert data["results"][b]["torch_eager"]["image_steps_per_s"] > 0
         assert data["results"][b]["onnx_plain"]["speedup_vs_torch_eager"] > 0
         assert data["results"][b]["torch_compile"]["speedup_vs_torch_eager"] > 0

@@ -157,3 +157,36 @@ def test_compare_results_names_every_difference():
     ]
     extra = {**row, "strategy": "none"}
     assert compare_results([row, extra], [row]) == ["s/none: in the committed results only"]
+
+
+def test_compare_results_prefix_checks_the_first_episodes():
+    from genie_plugin.bench.leaderboard import compare_results
+
+    row = {"scenario": "s", "strategy": "genie", "status": "ok", "ways": 5, "shots": 1}
+    full = {**row, "episodes": 3, "episode_accuracies": [50.0, 70.0, 60.0]}
+    part = {**row, "episodes": 2, "episode_accuracies": [50.0, 70.0]}
+    assert compare_results([full], [part], prefix=True) == []
+    assert compare_results([full], [{**part, "episode_accuracies": [50.0, 71.0]}], prefix=True) == [
+        "s/genie: episode_accuracies: 1 of the first 2 differ"
+    ]
+    assert compare_results([full], [{**part, "shots": 5}], prefix=True) == [
+        "s/genie: shots committed 1, rerun 5"
+    ]
+    long = {**part, "episode_accuracies": [50.0, 70.0, 60.0, 1.0]}
+    assert compare_results([full], [long], prefix=True) == [
+        "s/genie: rerun has 4 episodes, committed 3"
+    ]
+
+
+def test_episode_i_is_the_same_in_a_run_of_any_length(tmp_path):
+    """What check_leaderboard.sh's prefix check rests on: the first episode of a 1-episode run
+    equals the first of a 2-episode run, for a generative and an Ada strategy."""
+    from genie_plugin.bench.leaderboard import compare_results
+
+    names = ("none", "genie", "genie_ada")
+    two = run_scenario(_scenario(strategies=names), cache_dir=tmp_path / "a", device="cpu")
+    one = run_scenario(
+        _scenario(strategies=names, episodes=1), cache_dir=tmp_path / "b", device="cpu"
+    )
+    assert [len(r["episode_accuracies"]) for r in two] == [2, 2, 2]
+    assert compare_results(two, one, prefix=True) == []
