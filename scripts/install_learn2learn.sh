@@ -42,9 +42,10 @@ if [ -n "${L2L_BUILD_ONLY:-}" ]; then
   echo "learn2learn wheel: $(ls "$wheels"/learn2learn-0.2.0-*.whl)"
   exit 0
 fi
-"$PY" -m pip install -q --no-deps "$wheels"/learn2learn-0.2.0-*.whl
-# Runtime needs only (not qpth/gsutil): keep torch and numpy as they are.
+# Runtime needs only (not qpth/gsutil): keep torch and numpy as they are. Installed first, so
+# that pip's conflict report (learn2learn declares qpth and gsutil) has nothing to say.
 "$PY" -m pip install -q "${cons[@]}" numpy scipy requests tqdm gym pillow
+"$PY" -m pip install -q --no-deps "$wheels"/learn2learn-0.2.0-*.whl
 # the check itself is quiet: learn2learn imports gym, whose import prints a deprecation banner
 check="import learn2learn, torch; print('learn2learn', learn2learn.__version__, 'with torch', torch.__version__)"
 "$PY" -c "$check" 2>/dev/null || "$PY" -c "$check"

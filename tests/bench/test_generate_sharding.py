@@ -12,7 +12,7 @@ from pathlib import Path
 SCENARIO = {
     "name": "tiny-shard",
     "model": "tiny-random",
-    "episodes": 2,
+    "episodes": 5,
     "steps": 4,
     "queries": 2,
     "strategies": ["none", "genie", "genie_ada"],
@@ -65,7 +65,7 @@ def test_two_process_accelerate_launch_equals_one_process(tmp_path):
     )
     assert "[0/2]" in out and "[1/2]" in out  # really two shards
     d1, d2 = _digest(one), _digest(two)
-    assert len(d1) == 2 * 20 * (1 + 5) - 2 * 20  # genie + 5 Ada candidates; r=0.8 shared
+    assert len(d1) == 5 * 20 * (1 + 5) - 5 * 20  # genie + 5 Ada candidates; r=0.8 shared
     assert d1 == d2
     rows = []
     for cache in (one, two):
