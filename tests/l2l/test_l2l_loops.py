@@ -1,4 +1,4 @@
-"""learn2learn's own loops take the plugin with README's diff: MAML (l2l.algorithms.MAML +
+"""learn2learn's own loops take the plugin with the diff in docs/learn2learn.md: MAML (l2l.algorithms.MAML +
 CNN4) and a ProtoNet evaluation, as learn2learn's examples write them, first on
 learn2learn-style tasksets over the shapes data, then on the plugin's."""
 
@@ -14,7 +14,7 @@ import torch
 from benchmarks import l2l_loops as loops
 from genie_plugin.l2l.plugin import get_tasksets
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "learn2learn.md"
 WAYS, SHOTS, QUERY = 4, 1, 3
 
 
@@ -126,9 +126,9 @@ def _changed(a, b) -> list[str]:
     ],
 )
 def test_readme_diff_is_the_tested_change(example, plugin):
-    text = README.read_text()
+    text = DOC.read_text()
     blocks = re.findall(r"<!-- l2l-diff -->\s*```diff\n(.*?)```", text, re.S)
-    assert blocks, "README lacks the learn2learn users' diff"
+    assert blocks, "docs/learn2learn.md lacks the learn2learn users' diff"
     readme = [
         line[0] + line[1:].strip()
         for block in blocks
