@@ -1,19 +1,19 @@
 """Content-addressed augmentation cache.
 
 Every sampler item's output is stored under the digest of its generation key
-(:mod:`genie_plugin.diffusion.key`): everything that changes its pixels. A killed run resumes without regenerating what exists, and because items never depend on batch
-composition, its results equal an uninterrupted run's. Files are written atomically (temp +
-rename) and the JSONL manifest is appended under an exclusive lock, so concurrent writers of the
-same cache do not corrupt it (the same key written twice holds identical bytes).
+(:mod:`genie_plugin.diffusion.key`): everything that changes its pixels. A killed run resumes
+without regenerating what exists. Files are written atomically (temp + rename) and the JSONL
+manifest is appended under an exclusive cross-platform lock (``filelock``), so concurrent
+writers of the same cache do not corrupt it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from pathlib import Path
 
+from filelock import FileLock
 from PIL import Image
 
 from genie_plugin.io import save_png
@@ -48,13 +48,9 @@ class AugmentationCache:
     def put(self, key: str, image: Image.Image, meta: dict) -> None:
         save_png(image, self.path(key))
         line = json.dumps({"key": key, **meta}, sort_keys=True) + "\n"
-        with open(self.manifest, "a", encoding="utf-8") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                fh.write(line)
-                fh.flush()
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with FileLock(f"{self.manifest}.lock"), open(self.manifest, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
 
 
 class CachedGenerator:
