@@ -121,7 +121,7 @@ def augment(
         source_class=source_class,
         target_ids=list(protos),
         seed=seed,
-        same_class=strategy.startswith("img2img"),
+        same_class=strat.sources == "same",
     )
     import torch
 

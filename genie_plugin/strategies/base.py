@@ -170,6 +170,9 @@ class Strategy:
     view: ClassVar[str] = "weak"  # how real support views are made: "weak" or "strong"
     mix: ClassVar[str | None] = None  # "mixup"/"cutmix": add mixed views with soft labels
     needs_embedder: ClassVar[bool] = False  # render() scores images with the few-shot backbone
+    # whose support images a generated image starts from: "other" classes' (GeNIe), the target
+    # class's own ("same": Img2Img) or none ("none": Text2Image and every non-generative one)
+    sources: ClassVar[str] = "other"
 
     def __init__(self, config: StrategyConfig | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.config_cls()

@@ -21,6 +21,7 @@ class NoneStrategy(Strategy):
     name = "none"
     config_cls = NoAugConfig
     generative = False
+    sources = "none"
     augment_real = False
 
     def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:

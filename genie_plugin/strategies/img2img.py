@@ -33,6 +33,7 @@ class Img2ImgStrategy(DiffusionStrategy):
     """(N-1)·K outputs per class, cycling over the class's K support images with new seeds."""
 
     name = "img2img"
+    sources = "same"
     config_cls = Img2ImgConfig
 
     def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:

@@ -28,6 +28,7 @@ class Text2ImageStrategy(DiffusionStrategy):
     """(N-1)·K images per class from its prompt, the same budget as GeNIe."""
 
     name = "text2image"
+    sources = "none"
     config_cls = Text2ImageConfig
 
     def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:

@@ -273,3 +273,22 @@ def test_genie_ada_planned_image_steps_match_progress(gen):
             )
             assert sum(done) == actual
             assert abs(planned - actual) <= len(specs) * gen.sampler.steps
+
+
+@pytest.mark.parametrize("name", list_strategies())
+def test_declared_sources_are_the_planned_sources(name):
+    """``sources`` (what the CLI and plugin consult instead of names) says what ``plan`` does:
+    "other" - every source is another class's image, "same" - the target class's own, "none" -
+    no source (pure noise, or nothing generated)."""
+    from genie_plugin.registry import create_strategy
+
+    strat = create_strategy(name)
+    assert strat.sources in ("other", "same", "none")
+    specs = strat.plan(_episode(), torch.Generator().manual_seed(0))
+    by_id = {it.item_id: it.label for it in _episode().support}
+    kinds = {
+        "none" if s.source_id is None else ("same" if by_id[s.source_id] == s.label else "other")
+        for s in specs
+    }
+    assert kinds <= {strat.sources}, (name, kinds)
+    assert bool(specs) == strat.generative
