@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genie_plugin.errors import ModelNotFoundError
+
+if TYPE_CHECKING:  # numpy is imported where it is used: loading the paths stays light
+    import numpy as np
 
 EMBEDDED_NAME = "embedded"
 
@@ -83,7 +87,7 @@ class Oracle:
         self._torch = torch
         self.info = classifier_info("oracle")
 
-    def probs(self, images) -> np.ndarray:  # noqa: F821
+    def probs(self, images) -> np.ndarray:
         import numpy as np
 
         from genie_plugin.fewshot.backbones import images_to_tensor
