@@ -91,6 +91,9 @@ def _tiered_files(split: str) -> list[str]:
 
 
 def _cub_classes(split: str) -> list[str]:
+    from genie_plugin.l2l import require_learn2learn
+
+    require_learn2learn()  # first import of learn2learn without gym's banner
     from learn2learn.vision.datasets.cu_birds200 import SPLITS
 
     return list(SPLITS["validation" if split == "validation" else split])
@@ -441,6 +444,9 @@ def load_split(
         return _load_imagenet_split(name, split, root, class_names)
     if not download:
         require_split(name, root, split)
+    from genie_plugin.l2l import require_learn2learn
+
+    require_learn2learn()
     import learn2learn.vision.datasets as l2v
 
     os.makedirs(root, exist_ok=True)

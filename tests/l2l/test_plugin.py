@@ -254,3 +254,17 @@ def test_no_banner_from_the_plugins_imports(tmp_path):
     text = out.stdout + out.stderr
     for banner in ("Multiple distributions", "Gym has been unmaintained", "TaskDataset is"):
         assert banner not in text, text
+
+
+def test_cli_dataset_check_prints_no_gym_banner(tmp_path):
+    """The CUB file check is the first learn2learn import of a `bench run`: quiet too."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "genie_cli.main", "bench", "run", "--dataset", "cub", "--root",
+         str(tmp_path), "--episodes", "1", "-s", "genie"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 2 and "cubirds200" in out.stdout + out.stderr
+    assert "Gym has been unmaintained" not in out.stdout + out.stderr
