@@ -93,10 +93,8 @@ def _tiered_files(split: str) -> list[str]:
 def _cub_classes(split: str) -> list[str]:
     from genie_plugin.l2l import require_learn2learn
 
-    require_learn2learn()  # first import of learn2learn without gym's banner
-    from learn2learn.vision.datasets.cu_birds200 import SPLITS
-
-    return list(SPLITS["validation" if split == "validation" else split])
+    splits = require_learn2learn().vision.datasets.cu_birds200.SPLITS  # quiet first import
+    return list(splits["validation" if split == "validation" else split])
 
 
 def _cub_files(split: str) -> list[str]:
@@ -446,8 +444,7 @@ def load_split(
         require_split(name, root, split)
     from genie_plugin.l2l import require_learn2learn
 
-    require_learn2learn()
-    import learn2learn.vision.datasets as l2v
+    l2v = require_learn2learn().vision.datasets
 
     os.makedirs(root, exist_ok=True)
     if name == "mini-imagenet":
