@@ -177,7 +177,7 @@ def l2l_tasksets(ways: int, samples: int, num_tasks: int = -1, size: int = 32):
     from learn2learn.data.transforms import ConsecutiveLabels, KShots, LoadData, NWays, RemapLabels
     from torchvision.transforms import ToTensor
 
-    from genie_plugin.l2l.datasets import load_split
+    from genie_plugin.data.datasets import load_split
 
     out = []
     for split in ("train", "validation", "test"):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -112,43 +114,93 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def load_model(
-    model,
-    config,
-    scheduler,
-    steps,
-    guidance,
-    resolution,
-    device,
-    backend="torch",
-    onnx_dir=None,
-    timestep_shift=None,
-    channels_last=False,
-    guidance_t_min=None,
-):
-    from genie_plugin.diffusion import load_generator
-    from genie_plugin.diffusion.loading import check_backend
+@dataclass(frozen=True, kw_only=True)
+class ModelOptions:
+    """The model options ``augment`` and ``sweep`` share (None: the model's recommendation)."""
 
-    check_backend(backend)
-    given = {
-        "scheduler": scheduler,
-        "steps": steps,
-        "guidance_scale": guidance,
-        "resolution": resolution,
-        "timestep_shift": timestep_shift,
-        "guidance_t_min": guidance_t_min,
+    model: str = "embedded"
+    config: str | None = None
+    scheduler: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    resolution: int | None = None
+    timestep_shift: float | None = None
+    guidance_t_min: float | None = None
+    device: str | None = None
+    backend: str = "torch"
+    onnx_dir: Path | None = None
+    channels_last: bool = False
+
+    def settings(self) -> dict:
+        """The sampler settings given on the command line (SamplerConfig field names)."""
+        return {
+            "scheduler": self.scheduler,
+            "steps": self.steps,
+            "guidance_scale": self.guidance,
+            "resolution": self.resolution,
+            "timestep_shift": self.timestep_shift,
+            "guidance_t_min": self.guidance_t_min,
+        }
+
+
+#: The options every model-loading command takes: (name, annotated type, default).
+MODEL_PARAMS = (
+    ("model", ModelOpt, "embedded"),
+    ("config", ConfigOpt, None),
+    ("scheduler", SchedulerOpt, "dpm++"),
+    ("steps", StepsOpt, 50),
+    ("guidance", GuidanceOpt, None),
+    ("resolution", ResolutionOpt, None),
+    ("timestep_shift", TimestepShiftOpt, None),
+    ("guidance_t_min", GuidanceTMinOpt, None),
+    ("device", DeviceOpt, None),
+    ("backend", BackendOpt, "torch"),
+    ("onnx_dir", OnnxDirOpt, None),
+    ("channels_last", ChannelsLastOpt, False),
+)
+
+
+def model_options(fn: Callable) -> Callable:
+    """Give a command the model options (:data:`MODEL_PARAMS`) as one ``opts: ModelOptions``
+    argument: declared once here, the same flags and help on every command."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "opts"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, ann, default in MODEL_PARAMS
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        opts = ModelOptions(**{name: kwargs.pop(name) for name, _, _ in MODEL_PARAMS})
+        return fn(*args, opts=opts, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[*own, *added])
+    wrapper.__annotations__ = {
+        **{p.name: p.annotation for p in own},
+        **{name: ann for name, ann, _ in MODEL_PARAMS},
+        "return": sig.return_annotation,
     }
-    with status(f"loading model {model}"):
-        # options left unset take the model's recommendation (genie_sampler.json) or the reference
-        gen = load_generator(model, device=device, config=config)
-        gen = gen.with_sampler(**{k: v for k, v in given.items() if v is not None})
-    if channels_last:
-        gen.use_channels_last()
-    if backend != "torch":
-        options = {"onnx_dir": onnx_dir} if backend.startswith("onnx") else {}
-        with status(f"preparing the {backend} UNet"):
-            gen = gen.with_backend(backend, **options)
-    return gen
+    return wrapper
+
+
+def load_model(opts: ModelOptions):
+    """Load the model the options name, with a status line while it loads."""
+    from genie_plugin.diffusion.loading import load_configured
+    from genie_plugin.diffusion.model import check_backend
+
+    check_backend(opts.backend)
+    where = "" if opts.backend == "torch" else f" ({opts.backend} UNet)"
+    with status(f"loading model {opts.model}{where}"):
+        return load_configured(
+            opts.model,
+            device=opts.device,
+            config=opts.config,
+            settings=opts.settings(),
+            backend=opts.backend,
+            backend_options={"onnx_dir": opts.onnx_dir} if opts.backend.startswith("onnx") else {},
+            channels_last=opts.channels_last,
+        )
 
 
 def max_batch_for(gen, value) -> int:

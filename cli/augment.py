@@ -9,29 +9,20 @@ import typer
 
 from ._common import (
     BackboneOpt,
-    BackendOpt,
-    ChannelsLastOpt,
-    ConfigOpt,
-    DeviceOpt,
-    GuidanceOpt,
-    GuidanceTMinOpt,
     MaxBatchOpt,
-    ModelOpt,
-    OnnxDirOpt,
-    ResolutionOpt,
-    SchedulerOpt,
+    ModelOptions,
     SeedOpt,
-    StepsOpt,
-    TimestepShiftOpt,
     check_out_dir,
     handle_errors,
     image_step_progress,
     load_model,
     max_batch_for,
+    model_options,
 )
 
 
 @handle_errors
+@model_options
 def augment(
     sources: Annotated[list[Path], typer.Argument(help="Source images (PNG/JPEG/...).")],
     target: Annotated[
@@ -55,28 +46,17 @@ def augment(
             "--target-image", help="Real images of the target class (GeNIe-Ada prototype)."
         ),
     ] = None,
-    model: ModelOpt = "embedded",
-    config: ConfigOpt = None,
-    scheduler: SchedulerOpt = "dpm++",
-    steps: StepsOpt = 50,
-    guidance: GuidanceOpt = None,
-    resolution: ResolutionOpt = None,
     seed: SeedOpt = 0,
     backbone: BackboneOpt = None,
-    device: DeviceOpt = None,
-    backend: BackendOpt = "torch",
-    onnx_dir: OnnxDirOpt = None,
     max_batch: MaxBatchOpt = "16",
-    timestep_shift: TimestepShiftOpt = None,
-    guidance_t_min: GuidanceTMinOpt = None,
-    channels_last: ChannelsLastOpt = False,
+    opts: ModelOptions | None = None,  # the model options, added by @model_options
 ) -> None:
     """Generate one output per source image towards --target with the chosen strategy."""
+    from genie_plugin.augment.outputs import cli_episode, write_outputs
     from genie_plugin.errors import ConfigError
     from genie_plugin.io import load_image
     from genie_plugin.registry import REGISTRY
     from genie_plugin.strategies.base import RenderContext
-    from genie_plugin.workflows import cli_episode, write_outputs
 
     if not target.strip():
         raise ConfigError("--target must not be empty")
@@ -94,26 +74,13 @@ def augment(
     protos = {f"target:{p}": load_image(p) for p in target_images or []}
     if strat.needs_embedder and backbone is None:
         raise ConfigError(f"{strategy} scores candidates with a backbone: pass --backbone NAME")
-    gen = load_model(
-        model,
-        config,
-        scheduler,
-        steps,
-        guidance,
-        resolution,
-        device,
-        backend,
-        onnx_dir,
-        timestep_shift,
-        channels_last,
-        guidance_t_min,
-    )
+    gen = load_model(opts)
     max_batch = max_batch_for(gen, max_batch)
     embed = None
     if backbone is not None:
         from genie_plugin.fewshot.backbones import load_backbone
 
-        embed = load_backbone(backbone, device=device)
+        embed = load_backbone(backbone, device=opts.device)
     episode = cli_episode(
         strategy,
         list(images),

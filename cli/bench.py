@@ -63,7 +63,7 @@ def load_scenario(path: Path | None, strategy: list[str] | None, **overrides):
     scenario (reference settings; ``--shots``/``--ways`` pick or adapt it); else the embedded
     benchmark. Options given on the command line override it. The run is renamed when they
     change dataset, ways or shots, so its name always says what ran."""
-    from genie_plugin.bench.runner import Scenario, scenario_name, shipped_scenario
+    from genie_plugin.bench.scenario import Scenario, scenario_name, shipped_scenario
 
     over = {k: v for k, v in overrides.items() if v is not None}
     if path:
@@ -139,7 +139,8 @@ def run(
     from rich.console import Console
 
     from genie_plugin.bench.leaderboard import genie_unet_rows, rows_json, unet_cost
-    from genie_plugin.bench.runner import preflight, run_scenario
+    from genie_plugin.bench.runner import run_scenario
+    from genie_plugin.bench.scenario import preflight
     from genie_plugin.io import atomic_write_text, read_jsonl
 
     scn = load_scenario(
@@ -224,7 +225,8 @@ def generate(
     """
     from rich.console import Console
 
-    from genie_plugin.bench.runner import generate_scenario, preflight
+    from genie_plugin.bench.runner import generate_scenario
+    from genie_plugin.bench.scenario import preflight
     from genie_plugin.progress import make_progress
 
     scn = load_scenario(

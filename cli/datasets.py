@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from genie_plugin.core.prompts import DEFAULT_PROMPT
+
 from ._common import handle_errors, status
 
 app = typer.Typer(
@@ -25,7 +27,7 @@ def check(
     ] = None,
 ) -> None:
     """Report, per dataset and split, which of the files learn2learn reads are present."""
-    from genie_plugin.l2l.datasets import REAL_DATASETS, SPECS, check_dataset
+    from genie_plugin.data.specs import REAL_DATASETS, SPECS, check_dataset
 
     if not root.is_dir():
         raise typer.BadParameter(f"{root} is not a folder", param_hint="ROOT")
@@ -59,7 +61,8 @@ def download(
     ] = None,
 ) -> None:
     """Download through learn2learn's own downloaders (needs network; GBs for tieredImageNet)."""
-    from genie_plugin.l2l.datasets import SPECS, canonical_split, check_dataset, load_split
+    from genie_plugin.data.datasets import load_split
+    from genie_plugin.data.specs import SPECS, canonical_split, check_dataset
 
     if dataset not in SPECS:
         raise typer.BadParameter(f"choose one of {list(SPECS)}", param_hint="DATASET")
@@ -81,11 +84,11 @@ def classes(
         Path | None, typer.Option(help="Dataset folder (learn2learn layout; not for shapes).")
     ] = None,
     split: Annotated[str, typer.Option(help="train, validation or test.")] = "test",
-    template: Annotated[str, typer.Option(help="Prompt template.")] = "a photo of a {name}.",
+    template: Annotated[str, typer.Option(help="Prompt template.")] = DEFAULT_PROMPT,
 ) -> None:
     """Print each class of a split as the files name it, a tab, and the prompt it gets."""
-    from genie_plugin.l2l.datasets import load_split
-    from genie_plugin.strategies.base import class_prompt
+    from genie_plugin.core.prompts import class_prompt
+    from genie_plugin.data.datasets import load_split
 
     with status(f"reading {dataset} ({split})"):
         data = load_split(dataset, split, root=root)

@@ -9,25 +9,15 @@ import typer
 
 from ._common import (
     BackboneOpt,
-    BackendOpt,
-    ChannelsLastOpt,
-    ConfigOpt,
-    DeviceOpt,
-    GuidanceOpt,
-    GuidanceTMinOpt,
     MaxBatchOpt,
-    ModelOpt,
-    OnnxDirOpt,
-    ResolutionOpt,
-    SchedulerOpt,
+    ModelOptions,
     SeedOpt,
-    StepsOpt,
-    TimestepShiftOpt,
     check_out_dir,
     handle_errors,
     image_step_progress,
     load_model,
     max_batch_for,
+    model_options,
 )
 
 DEFAULT_RATIOS = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
@@ -40,6 +30,7 @@ def sample_image_path() -> Path:
 
 
 @handle_errors
+@model_options
 def sweep(
     source: Annotated[
         Path | None,
@@ -54,29 +45,18 @@ def sweep(
         list[Path] | None,
         typer.Option("--target-image", help="Real target-class images for the prototype."),
     ] = None,
-    model: ModelOpt = "embedded",
-    config: ConfigOpt = None,
-    scheduler: SchedulerOpt = "dpm++",
-    steps: StepsOpt = 50,
-    guidance: GuidanceOpt = None,
-    resolution: ResolutionOpt = None,
     seed: SeedOpt = 0,
     backbone: BackboneOpt = None,
-    device: DeviceOpt = None,
-    backend: BackendOpt = "torch",
-    onnx_dir: OnnxDirOpt = None,
     max_batch: MaxBatchOpt = "16",
-    timestep_shift: TimestepShiftOpt = None,
-    guidance_t_min: GuidanceTMinOpt = None,
-    channels_last: ChannelsLastOpt = False,
+    opts: ModelOptions | None = None,  # the model options, added by @model_options
 ) -> None:
     """Write sweep_grid.png (source + output per r) and, with --backbone, ada_curve.png."""
+    from genie_plugin.augment.sweep import sweep as run_sweep
+    from genie_plugin.augment.sweep import write_sweep
     from genie_plugin.core.schedule import validate_ratio
     from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
     from genie_plugin.errors import ConfigError
     from genie_plugin.io import load_image
-    from genie_plugin.workflows import sweep as run_sweep
-    from genie_plugin.workflows import write_sweep
 
     try:
         rs = [float(x) for x in ratios.split(",") if x.strip()]
@@ -88,26 +68,13 @@ def sweep(
     src_path = source or sample_image_path()
     src = load_image(src_path)
     protos = [load_image(p) for p in target_images or []]
-    gen = load_model(
-        model,
-        config,
-        scheduler,
-        steps,
-        guidance,
-        resolution,
-        device,
-        backend,
-        onnx_dir,
-        timestep_shift,
-        channels_last,
-        guidance_t_min,
-    )
+    gen = load_model(opts)
     max_batch = max_batch_for(gen, max_batch)
     embed = None
     if backbone is not None:
         from genie_plugin.fewshot.backbones import load_backbone
 
-        embed = load_backbone(backbone, device=device)
+        embed = load_backbone(backbone, device=opts.device)
     rs = [validate_ratio(r, name="--ratios") for r in rs]
     n_proto = 4 if embed is not None and not protos else 0
     planned = [SampleItem("", r, 0, src) for r in rs] + [SampleItem("", 1.0, 0)] * n_proto

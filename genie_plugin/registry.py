@@ -5,8 +5,7 @@ list of known ones. Third-party strategies come from the entry-point group
 ``genie_plugin.strategies`` and are read on first lookup (not at import), each loaded on its own
 so a broken plugin is reported by name without breaking the others.
 ``GENIE_DISABLE_PLUGIN_AUTOLOAD=1`` gives the built-ins only. Built-ins are declared through the
-same entry points in pyproject.toml; ``BUILTIN_STRATEGIES`` mirrors them so a source checkout
-without installed metadata still works (a test keeps the two in sync).
+same entry points, in this project's pyproject.toml: the one list of them.
 """
 
 from __future__ import annotations
@@ -27,21 +26,6 @@ ENTRY_POINT_GROUP = "genie_plugin.strategies"
 DISABLE_ENV = "GENIE_DISABLE_PLUGIN_AUTOLOAD"
 DIST_NAME = "genie-fewshot"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-BUILTIN_STRATEGIES: dict[str, str] = {
-    "strong": "genie_plugin.strategies.strong:StrongStrategy",
-    "mixup": "genie_plugin.strategies.mixup:MixUpStrategy",
-    "cutmix": "genie_plugin.strategies.cutmix:CutMixStrategy",
-    "genie": "genie_plugin.strategies.genie:GenieStrategy",
-    "genie_ada": "genie_plugin.strategies.genie_ada:GenieAdaStrategy",
-    "genie_ada_fast": "genie_plugin.strategies.genie_ada:GenieAdaFastStrategy",
-    "genie_ada_lite": "genie_plugin.strategies.genie_ada:GenieAdaLiteStrategy",
-    "img2img": "genie_plugin.strategies.img2img:Img2ImgStrategy",
-    "img2img_high": "genie_plugin.strategies.img2img:Img2ImgHighStrategy",
-    "none": "genie_plugin.strategies.baselines:NoneStrategy",
-    "text2image": "genie_plugin.strategies.text2image:Text2ImageStrategy",
-    "weak": "genie_plugin.strategies.baselines:WeakStrategy",
-}
 
 
 @dataclass(frozen=True)
@@ -64,6 +48,16 @@ def _load_object(target: str):
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def _dist_name(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else "<unknown>"
+
+
+def _dist_version(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.version if dist is not None else ""
 
 
 def _own_version() -> str:
@@ -115,35 +109,38 @@ class Registry:
                 return
             self._loaded = True
             version = _own_version()
-            for name, target in BUILTIN_STRATEGIES.items():
-                if name not in self._entries:
-                    self.register(
-                        name,
-                        _load_object(target),
-                        distribution=DIST_NAME,
-                        version=version,
-                        target=target,
-                    )
-            if os.environ.get(DISABLE_ENV, "").strip() not in ("", "0"):
-                return
-            for ep in metadata.entry_points(group=self.group):
-                dist = getattr(ep, "dist", None)
-                dist_name = dist.metadata["Name"] if dist is not None else "<unknown>"
-                if dist_name == DIST_NAME and BUILTIN_STRATEGIES.get(ep.name) == ep.value:
-                    continue  # a built-in, already registered above
+            builtins_only = os.environ.get(DISABLE_ENV, "").strip() not in ("", "0")
+            eps = [(ep, _dist_name(ep)) for ep in metadata.entry_points(group=self.group)]
+            if not any(dist == DIST_NAME for _, dist in eps) and self.group == ENTRY_POINT_GROUP:
+                raise ConfigError(
+                    "no built-in strategies: genie-fewshot's entry points are missing (a source "
+                    "tree that was never installed); run `pip install -e .` in the checkout"
+                )
+            # built-ins first, so a plugin reusing a built-in name is reported, not preferred
+            for ep, dist_name in sorted(eps, key=lambda e: e[1] != DIST_NAME):
+                if builtins_only and dist_name != DIST_NAME:
+                    continue
                 try:
                     obj = ep.load()
+                except Exception as exc:  # a plugin must not break the others
+                    if dist_name == DIST_NAME:
+                        raise
+                    self._broken[ep.name] = (
+                        f"plugin {ep.name!r} from {dist_name} ({ep.value}) failed to load: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
+                    continue
+                try:
                     self.register(
                         ep.name,
                         obj,
                         distribution=dist_name,
-                        version=dist.version if dist is not None else "",
+                        version=version if dist_name == DIST_NAME else _dist_version(ep),
                         target=ep.value,
                     )
-                except Exception as exc:  # a plugin must not break the others
-                    self._broken[ep.name] = (
-                        f"plugin {ep.name!r} from {dist_name} ({ep.value}) failed to load: "
-                        f"{type(exc).__name__}: {exc}"
+                except ConfigError as exc:  # a plugin's name clashes with a registered one
+                    self._broken.setdefault(
+                        ep.name, f"plugin {ep.name!r} from {dist_name} ({ep.value}): {exc}"
                     )
 
     def reload(self) -> None:

@@ -1,4 +1,4 @@
-"""Build the shipped split definitions (genie_plugin/l2l/splits/*.json) from the public CSVs.
+"""Build the shipped split definitions (genie_plugin/data/splits/*.json) from the public CSVs.
 
     python scripts/make_split_definitions.py CSV_DIR
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
-OUT = Path(__file__).resolve().parents[1] / "genie_plugin" / "l2l" / "splits"
+OUT = Path(__file__).resolve().parents[1] / "genie_plugin" / "data" / "splits"
 
 
 def main(src: Path) -> None:

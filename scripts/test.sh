@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
-# The project's checks after setup: the test suite and the embedded-leaderboard check, run side
-# by side, one thread each. Why: one thread is the most work per core-second for these small
-# models (the 50-episode leaderboard: ~655 s on 2 threads, ~1050 s on 1: 1.6x for twice the
-# cores), so two single-threaded jobs on a 2-core CI machine finish sooner than one after the
-# other on two threads. Measured on CI's 2-core machine (2026-12-01): setup + ruff ~185 s, then
-# tests and leaderboard check side by side in 738 s: `.ci/run` 923 s. Both run to the end; the
-# script fails if either failed, after printing the leaderboard log.
+# The project's checks after setup: import-linter's layer contracts, then the test suite and the
+# embedded-leaderboard check side by side, one thread each. Why: one thread is the most work per
+# core-second for these small models, so two single-threaded jobs on a 2-core CI machine finish
+# sooner than one after the other on two threads (timings: docs/benchmarks.md). Both run to the
+# end; the script fails if either failed, after printing the leaderboard log.
 #   scripts/test.sh [PYTEST_ARGS...]      (default: -q -m "not slow and not gpu")
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +11,9 @@ py=${GENIE_PYTHON:-.venv/bin/python}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# layers and no import cycles (contracts in pyproject.toml); its report only when broken
+if ! contracts=$("$(dirname "$py")/lint-imports" --no-cache 2>&1); then echo "$contracts"; exit 1; fi
+echo "import contracts: $(echo "$contracts" | grep -c ' KEPT$') kept"
 start=$(date +%s)
 bash scripts/check_leaderboard.sh >"$log" 2>&1 &
 board=$!

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-import pytest
-from PIL import Image
+# Never touch the network from tests: set before anything imports huggingface_hub, which reads
+# it once (diffusers and transformers then never try a download).
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

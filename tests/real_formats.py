@@ -112,7 +112,7 @@ def write_imagenet_for(root: Path, dataset: str, split: str = "test", per_class:
     """An ImageNet train folder holding exactly what ``dataset``'s split reads: for
     miniImageNet every class up to its split's last position, for tieredImageNet
     ``per_class`` images of each class."""
-    from genie_plugin.l2l.datasets import full_classes, mini_positions
+    from genie_plugin.data.specs import full_classes, mini_positions
 
     wnids = full_classes(dataset, split)
     if dataset.startswith("mini"):

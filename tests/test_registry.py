@@ -8,15 +8,24 @@ from pathlib import Path
 import pytest
 
 from genie_plugin.errors import ConfigError, UnknownNameError
-from genie_plugin.registry import BUILTIN_STRATEGIES, Registry, register_strategy
+from genie_plugin.registry import Registry, register_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_builtins_match_pyproject_entry_points():
+def _pyproject_strategies() -> dict[str, str]:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    eps = data["project"]["entry-points"]["genie_plugin.strategies"]
-    assert eps == BUILTIN_STRATEGIES
+    return data["project"]["entry-points"]["genie_plugin.strategies"]
+
+
+def test_builtins_are_pyproject_entry_points(monkeypatch):
+    """pyproject's entry points are the one list of built-ins: each registers from there."""
+    monkeypatch.setenv("GENIE_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reg = Registry()
+    assert reg.names() == sorted(_pyproject_strategies())
+    for name, target in _pyproject_strategies().items():
+        entry = reg.get(name)
+        assert (entry.target, entry.distribution) == (target, "genie-fewshot")
 
 
 def test_duplicates_raise_and_unknown_lists_known(monkeypatch):
@@ -105,6 +114,6 @@ def test_third_party_plugin_is_discovered_lazily(fake_plugin_dist, monkeypatch):
 def test_disable_autoload_gives_builtins_only(fake_plugin_dist, monkeypatch):
     monkeypatch.setenv("GENIE_DISABLE_PLUGIN_AUTOLOAD", "1")
     reg = Registry()
-    assert reg.names() == sorted(BUILTIN_STRATEGIES)
+    assert reg.names() == sorted(_pyproject_strategies())
     with pytest.raises(UnknownNameError):
         reg.get("acme_flip")

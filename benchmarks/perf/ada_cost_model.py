@@ -79,7 +79,8 @@ def main() -> None:
 
     from genie_plugin.bench.env import environment
     from genie_plugin.diffusion import load_generator
-    from genie_plugin.diffusion.sampler import SampleItem, SamplerConfig, unet_rows
+    from genie_plugin.diffusion.sampler import SampleItem, unet_rows
+    from genie_plugin.diffusion.settings import SamplerConfig
     from genie_plugin.io import atomic_write_text
 
     t0 = time.time()

@@ -60,7 +60,7 @@ def sd15_generator(device: str, dtype, seed: int = 0):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    from genie_plugin.diffusion.loading import DiffusionGenerator
+    from genie_plugin.diffusion.model import DiffusionGenerator
     from genie_plugin.diffusion.tiny import write_char_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:

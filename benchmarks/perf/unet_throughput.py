@@ -109,7 +109,7 @@ def main() -> None:
     onnx_dir = a.onnx_dir
     report = {}
     if any(m.startswith("onnx") for m in modes) and onnx_dir is None:
-        from genie_plugin.diffusion.loading import DiffusionGenerator
+        from genie_plugin.diffusion.model import DiffusionGenerator
         from genie_plugin.diffusion.onnx_backend import export_unet
 
         onnx_dir = Path(tempfile.mkdtemp(prefix="unet-onnx-"))

@@ -7,168 +7,19 @@ episode-list hash, status (failed rows keep the error).
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from genie_plugin.bench.env import environment, git_commit
+from genie_plugin.bench.scenario import Scenario
 from genie_plugin.core.stats import mean_ci95
-from genie_plugin.errors import ConfigError, check_known_keys
+from genie_plugin.errors import ConfigError
 from genie_plugin.seeding import stable_seed
-
-DEFAULT_STRATEGIES = (
-    "none",
-    "weak",
-    "strong",
-    "mixup",
-    "cutmix",
-    "text2image",
-    "img2img",
-    "img2img_high",
-    "genie",
-    "genie_ada",
-    "genie_ada_lite",
-)
-
-
-SCENARIO_DIR = Path(__file__).with_name("scenarios")  # shipped scenarios (package data)
-#: Short dataset names used in scenario names (``mini-5w1s``); shapes is the embedded benchmark.
-SHORT_NAMES = {
-    "shapes": "embedded",
-    "mini-imagenet": "mini",
-    "tiered-imagenet": "tiered",
-    "mini-imagenet-full": "mini-full",
-    "tiered-imagenet-full": "tiered-full",
-    "cub": "cub",
-}
-#: What the embedded benchmark uses where a shapes scenario leaves a field unset. Only shapes
-#: gets these: the shapes model and backbone are never used on another dataset unless named.
-SHAPES_DEFAULTS = {"model": "embedded", "backbone": "embedded", "view_size": 32, "steps": 10}
-
-
-def scenario_name(dataset: str, ways: int, shots: int) -> str:
-    """``mini-5w1s``: dataset, ways and shots, as the shipped scenario files are named."""
-    return f"{SHORT_NAMES.get(dataset, dataset)}-{ways}w{shots}s"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Scenario:
-    """A benchmark's full definition. Model, backbone, steps and view size have no default
-    outside the embedded shapes benchmark: a real dataset takes them from its shipped scenario
-    (:func:`shipped_scenario`) or from the user, never from the toy."""
-
-    name: str = ""  # "": derived from dataset, ways and shots (scenario_name)
-    dataset: str = "shapes"
-    split: str = "novel"
-    root: str | None = None  # dataset folder (learn2learn's file layout); not for shapes
-    ways: int = 5
-    shots: int = 1
-    queries: int = 16
-    episodes: int = 50
-    seed: int = 0
-    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
-    model: str | None = None
-    # a local diffusers folder giving a single-file checkpoint's architecture (``--config``)
-    model_config: str | None = None
-    backbone: str | None = None
-    steps: int | None = None  # reference: 50 DPM-Solver++ steps; the embedded benchmark: 10
-    resolution: int | None = None  # generation size; None: the model's native (SD 1.5: 512)
-    # None: the model's recommendation (genie_sampler.json; embedded: 5 and 0.2), else the
-    # reference (CFG 7.5, no shift)
-    guidance: float | None = None
-    timestep_shift: float | None = None  # sampler time shift (core.schedule.shift_timesteps)
-    guidance_t_min: float | None = None  # guidance interval floor (SamplerConfig)
-    backend: str = "torch"  # UNet backend (diffusion.loading.BACKENDS)
-    real_views: int = 5
-    gen_views: int = 1
-    view_size: int | None = None  # reference: 224; the embedded benchmark: 32
-
-    def __post_init__(self) -> None:
-        from genie_plugin.diffusion.loading import check_backend
-
-        check_backend(self.backend)
-        if self.dataset == "shapes":
-            for k, v in SHAPES_DEFAULTS.items():
-                if getattr(self, k) is None:
-                    object.__setattr__(self, k, v)
-        if not self.name:
-            object.__setattr__(self, "name", scenario_name(self.dataset, self.ways, self.shots))
-
-    def missing_options(self) -> list[str]:
-        """Options this scenario needs before it can run (``--model``, ``--backbone``, ...)."""
-        need = {
-            "model": "--model",
-            "backbone": "--backbone",
-            "steps": "--steps",
-            "view_size": "view_size (scenario key)",
-        }
-        return [opt for k, opt in need.items() if getattr(self, k) is None]
-
-    def require_runnable(self) -> None:
-        """Raise naming the options a real dataset needs when nothing sensible can default."""
-        missing = self.missing_options()
-        if missing:
-            raise ConfigError(
-                f"scenario {self.name!r} ({self.dataset}) does not say which "
-                f"{' / '.join(missing)} to use, and the shapes model and backbone are only for "
-                f"the shapes dataset: pass {', '.join(m.split()[0] for m in missing)} or start "
-                f"from a shipped scenario (`genie bench run --dataset {self.dataset}`)"
-            )
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["strategies"] = list(self.strategies)
-        return dict(sorted(d.items()))
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Scenario:
-        check_known_keys(cls, d, "scenario")
-        kw = dict(d)
-        if "strategies" in kw:
-            kw["strategies"] = tuple(kw["strategies"])
-        return cls(**kw)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Scenario:
-        """A scenario file, or a shipped scenario by name (``mini-5w1s``)."""
-        p = Path(path)
-        if not p.exists() and (SCENARIO_DIR / f"{p.name}.json").is_file():
-            p = SCENARIO_DIR / f"{p.name}.json"
-        try:
-            return cls.from_dict(json.loads(p.read_text()))
-        except FileNotFoundError:
-            names = ", ".join(sorted(f.stem for f in SCENARIO_DIR.glob("*.json")))
-            raise ConfigError(
-                f"{p}: scenario file not found (shipped scenarios by name: {names})"
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{p}: not valid JSON ({exc})") from None
-
-
-def shipped_scenario(dataset: str, *, shots: int = 1, ways: int = 5) -> Scenario:
-    """The shipped scenario of ``dataset`` (reference settings), 5-way 1- or 5-shot.
-
-    Other ways/shots start from the 1-shot file with the numbers changed. Raises naming the
-    options to pass when the dataset has no shipped scenario.
-    """
-    files = sorted(SCENARIO_DIR.glob(f"{SHORT_NAMES.get(dataset, dataset)}-*.json"))
-    by_name = {f.stem: f for f in files}
-    exact = by_name.get(scenario_name(dataset, ways, shots))
-    base = exact or by_name.get(scenario_name(dataset, 5, 1))
-    if base is None:
-        raise ConfigError(
-            f"no shipped scenario for dataset {dataset!r}: pass a scenario file, or --model "
-            "and --backbone with the dataset"
-        )
-    scn = Scenario.load(base)
-    if exact is None:
-        scn = Scenario.from_dict({**scn.to_dict(), "ways": ways, "shots": shots, "name": ""})
-    return scn
 
 
 @dataclass
@@ -179,7 +30,7 @@ class EpisodeData:
 
 
 def load_split(scn: Scenario):
-    from genie_plugin.l2l.datasets import load_split as _load
+    from genie_plugin.data.datasets import load_split as _load
 
     return _load(scn.dataset, scn.split, root=scn.root)
 
@@ -236,14 +87,14 @@ UNIT_EPISODES = 4  # episodes rendered per batch (fixed: results must not depend
 def run_scenario(
     scn: Scenario, *, cache_dir: Path, progress=None, device=None, max_batch: int = 64
 ) -> list[dict]:
-    from genie_plugin.cache import AugmentationCache, CachedGenerator
+    from genie_plugin.data.episodes import episodes_hash
+    from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.fewshot.backbones import MemoEmbedder, load_backbone
     from genie_plugin.fewshot.protocol import (
         episode_features,
         logistic_regression_accuracy,
         soft_label_accuracy,
     )
-    from genie_plugin.l2l.episodes import episodes_hash
     from genie_plugin.registry import REGISTRY
 
     data, episodes = scenario_episodes(scn)
@@ -294,7 +145,7 @@ def run_scenario(
                             strategy, scn, data, episodes, unit, cached, embed, max_batch
                         )
                     generated = pending.pop(ep.index)
-                vgen = torch.Generator().manual_seed(stable_seed(scn.seed, "views", ep.index))
+                view_rng = torch.Generator().manual_seed(stable_seed(scn.seed, "views", ep.index))
                 xtr, ytr, xq, yq = episode_features(
                     embed,
                     [(im, lab) for _, im, lab in support],
@@ -303,7 +154,7 @@ def run_scenario(
                     real_views=scn.real_views,
                     gen_views=scn.gen_views,
                     size=scn.view_size,
-                    gen=vgen,
+                    rng=view_rng,
                     augment_real=getattr(strategy, "augment_real", True),
                     view=getattr(strategy, "view", "weak"),
                     mix=getattr(strategy, "mix", None),
@@ -362,7 +213,7 @@ def work_units(generative: list[str], n_episodes: int):
 
 def scenario_episodes(scn: Scenario):
     """The scenario's split and its materialised episode list (every run starts here)."""
-    from genie_plugin.l2l.episodes import materialise_episodes
+    from genie_plugin.data.episodes import materialise_episodes
 
     scn.require_runnable()
     data = load_split(scn)
@@ -377,39 +228,25 @@ def scenario_episodes(scn: Scenario):
     return data, episodes
 
 
-def preflight(scn: Scenario) -> None:
-    """Everything that can be checked before any work: options set, dataset files present,
-    model and backbone weights reachable. Raises a one-line GenieError naming the culprit."""
-    from genie_plugin.diffusion.loading import check_model_available
-    from genie_plugin.fewshot.backbones import check_backbone_spec
-    from genie_plugin.registry import REGISTRY
-
-    scn.require_runnable()
-    if scn.dataset != "shapes":
-        from genie_plugin.l2l.datasets import canonical_split, require_split
-
-        require_split(scn.dataset, scn.root or "~/data", canonical_split(scn.split))
-    known = set(REGISTRY.names())  # an unknown strategy is a failed row, not a stop
-    if any(REGISTRY.create(s).generative for s in scn.strategies if s in known):
-        check_model_available(scn.model, option="--model")
-    check_backbone_spec(scn.backbone, option="--backbone")
-
-
 def scenario_generator(scn: Scenario, device=None, *, channels_last: bool = False):
     """The scenario's diffusion model with its sampler settings and UNet backend."""
-    from genie_plugin.diffusion import load_generator
+    from genie_plugin.diffusion.loading import load_configured
 
-    gen = load_generator(scn.model, device=device, config=scn.model_config)
-    given = {
+    settings = {
+        "steps": scn.steps,
         "resolution": scn.resolution,
         "guidance_scale": scn.guidance,
         "timestep_shift": scn.timestep_shift,
         "guidance_t_min": scn.guidance_t_min,
     }
-    gen = gen.with_sampler(steps=scn.steps, **{k: v for k, v in given.items() if v is not None})
-    if channels_last:
-        gen.use_channels_last()
-    return gen if scn.backend == "torch" else gen.with_backend(scn.backend)
+    return load_configured(
+        scn.model,
+        device=device,
+        config=scn.model_config,
+        settings=settings,
+        backend=scn.backend,
+        channels_last=channels_last,
+    )
 
 
 def generate_scenario(
@@ -428,7 +265,7 @@ def generate_scenario(
     Work units are dealt round-robin to ``num_processes`` shards; each process writes into the
     same content-addressed cache (safe for concurrent writers). Returns this shard's counts.
     """
-    from genie_plugin.cache import AugmentationCache, CachedGenerator
+    from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.registry import REGISTRY
 
     if not 0 <= process_index < num_processes:

@@ -84,3 +84,17 @@ def select_ratio(
         ratio=r[i + 1],
         flat=flat,
     )
+
+
+def select_from_rows(
+    ratios: Sequence[float],
+    candidate_rows: np.ndarray,
+    source_row: np.ndarray,
+    prototype_rows: np.ndarray,
+) -> AdaSelection:
+    """:func:`select_ratio` with the prototype the mean of ``prototype_rows`` (all rows
+    unit-normalised, see :func:`unit_rows`): what GeNIe-Ada and ``genie sweep`` both score."""
+    proto_rows = np.asarray(prototype_rows, dtype=np.float64)
+    if proto_rows.ndim != 2 or len(proto_rows) == 0:
+        raise ConfigError("GeNIe-Ada needs at least one prototype embedding")
+    return select_ratio(ratios, candidate_rows, source_row, np.mean(proto_rows, axis=0))

@@ -1,13 +1,14 @@
 """Model loading and the batched GeNIe sampler over diffusers components."""
 
-from genie_plugin.diffusion.loading import BUILTIN_MODELS, DiffusionGenerator, load_generator
-from genie_plugin.diffusion.sampler import SampleItem, SamplerConfig, sample
+from genie_plugin.diffusion.loading import DiffusionGenerator, load_generator, model_aliases
+from genie_plugin.diffusion.sampler import SampleItem, sample
+from genie_plugin.diffusion.settings import SamplerConfig
 
 __all__ = [
-    "BUILTIN_MODELS",
     "DiffusionGenerator",
     "SampleItem",
     "SamplerConfig",
     "load_generator",
+    "model_aliases",
     "sample",
 ]

@@ -1,8 +1,8 @@
 """Torch UNet call through ``torch.compile`` (``--backend torch-compile[-cuda-graphs]``).
 
 Why: at the batches that fill a GPU an SD UNet step is compute-bound, and eager PyTorch leaves
-throughput in unfused normalisation/activation kernels (H100, batch 64 eager: 274 UNet rows/s,
-~28% of fp16 matmul peak); inductor fuses them. The GeNIe-Ada loop's batch grows as items join,
+throughput in unfused normalisation/activation kernels (figures: docs/backends.md, from
+``benchmarks/perf/unet_throughput.py``'s JSON); inductor fuses them. The GeNIe-Ada loop's batch grows as items join,
 so only the batch dimension is compiled dynamic: a few compiles (diffusers branches on batch
 size at 16 and 64 rows) serve every batch instead of one per size. ``torch-compile-cuda-graphs``
 replays the compiled call from CUDA graphs captured per padded batch bucket, exactly as

@@ -1,7 +1,7 @@
 """Torch UNet call replayed from captured CUDA graphs (``--backend cuda-graphs``).
 
-Why: at small batches an SD UNet step is bound by kernel-launch overhead (H100, batch 2: 42 ms
-eager vs 12 ms replayed). A graph needs fixed shapes and addresses, while the GeNIe-Ada loop's
+Why: at small batches an SD UNet step is bound by kernel-launch overhead (figures: docs/backends.md,
+from ``benchmarks/perf/unet_throughput.py``'s JSON). A graph needs fixed shapes and addresses, while the GeNIe-Ada loop's
 batch grows as items join, so rows are padded up to a power-of-two bucket
 (:func:`genie_plugin.core.batching.graph_buckets`) and one graph per (bucket, input shape) is
 captured on first use and replayed after. Padding rows copy the last real row; the UNet treats

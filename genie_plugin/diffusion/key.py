@@ -58,25 +58,25 @@ def image_digest(im) -> str:
     return h.hexdigest()[:20]
 
 
-def generation_key(gen, item) -> GenerationKey:
-    """The key of ``item`` (a ``SampleItem``) rendered by ``gen`` with its sampler and backend."""
-    cfg = gen.sampler
+def generation_key(model, item) -> GenerationKey:
+    """The key of ``item`` (a ``SampleItem``) rendered by ``model`` with its sampler and backend."""
+    cfg = model.sampler
     guided = cfg.guidance_scale > 1.0
     cap = cfg.max_item_steps
     return GenerationKey(
-        model=gen.fingerprint,
+        model=model.fingerprint,
         scheduler=cfg.scheduler,
         steps=cfg.steps,
         guidance_scale=float(cfg.guidance_scale) if guided else 1.0,
         guidance_t_min=float(cfg.guidance_t_min) if guided else 0.0,
         timestep_shift=float(cfg.timestep_shift),
         max_item_steps=cap if cap is not None and cap < cfg.steps else None,
-        resolution=int(gen.resolution),
-        backend=gen.backend,
-        backend_variant=str(getattr(gen.denoiser, "variant", "") or ""),
-        dtype=str(gen.dtype).replace("torch.", ""),
-        device_type=_device_type(gen.device),
-        memory_format="channels_last" if gen.stats.get("channels_last") else "contiguous",
+        resolution=int(model.resolution),
+        backend=model.backend,
+        backend_variant=str(getattr(model.denoiser, "variant", "") or ""),
+        dtype=str(model.dtype).replace("torch.", ""),
+        device_type=_device_type(model.device),
+        memory_format="channels_last" if model.stats.get("channels_last") else "contiguous",
         prompt=item.prompt,
         ratio=float(item.ratio),
         seed=int(item.seed),

@@ -7,216 +7,29 @@ Only diffusers' own model and scheduler classes are used; the sampler loop lives
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from genie_plugin import plugins
+from genie_plugin.diffusion.fingerprint import (
+    check_model_folder,
+    folder_fingerprint,
+    single_file_fingerprint,
+)
+from genie_plugin.diffusion.model import DiffusionGenerator
 from genie_plugin.errors import ModelFormatError, ModelNotFoundError
 
-#: Component folders a diffusers SD 1.x/2.x folder must have.
-REQUIRED_COMPONENTS: tuple[str, ...] = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def _builtin_models() -> dict[str, str]:
-    return {
-        "embedded": "small SD-architecture model trained on the shapes dataset (ships with the package)",
-        "tiny-random": "seeded random tiny SD-architecture model (tests, plumbing)",
-    }
-
-
-BUILTIN_MODELS = _builtin_models()
-
-#: UNet backends: the sampler loop is the same, only the UNet call differs.
-BACKENDS: dict[str, str] = {
-    "torch": "PyTorch eager",
-    "cuda-graphs": "PyTorch, replayed from CUDA graphs captured per padded batch size (CUDA only)",
-    "torch-compile": "PyTorch with the UNet compiled by torch.compile (inductor; dynamic batch)",
-    "torch-compile-cuda-graphs": "torch-compile replayed from CUDA graphs per padded batch size",
-    "onnx": "optimum ONNX export on onnxruntime (CUDA provider + IO binding, or CPU)",
-    "onnx-cuda-graphs": "onnx with onnxruntime's CUDA graphs, one session per padded batch size",
-}
-
-
-def check_backend(name: str) -> str:
-    if name not in BACKENDS:
-        from genie_plugin.errors import UnknownNameError
-
-        raise UnknownNameError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
-    return name
-
-
-@dataclass(eq=False)
-class DiffusionGenerator:
-    """Loaded SD components plus the sampler settings used to run them.
-
-    Runtime object (holds modules); describe it in manifests with ``fingerprint``/``describe``.
-    """
-
-    name: str
-    fingerprint: str
-    tokenizer: Any
-    text_encoder: Any
-    vae: Any
-    unet: Any
-    scheduler_config: Any
-    device: Any
-    dtype: Any
-    sampler: Any = field(default=None)
-    backend: str = "torch"  # see BACKENDS
-    denoiser: Any = field(default=None, repr=False)
-    stats: dict = field(default_factory=dict, repr=False)  # e.g. vae_fp32_reruns
-    vae_fp32: Any = field(default=None, repr=False)  # made on the first fp16 overflow
-
-    def __post_init__(self) -> None:
-        if self.sampler is None:
-            from genie_plugin.diffusion.sampler import SamplerConfig
-
-            self.sampler = SamplerConfig()
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    @property
-    def native_resolution(self) -> int:
-        return int(self.unet.config.sample_size) * self.vae_scale_factor
-
-    @property
-    def resolution(self) -> int:
-        return int(self.sampler.resolution or self.native_resolution)
-
-    def with_sampler(self, **changes: Any) -> DiffusionGenerator:
-        """A view of the same modules with other sampler settings (no reload)."""
-        return replace(self, sampler=replace(self.sampler, **changes))
-
-    def describe(self) -> dict:
-        d = {"model": self.name, "fingerprint": self.fingerprint, **self.sampler.to_dict()}
-        if self.backend != "torch":
-            d["backend"] = self.backend
-        return d
-
-    def with_backend(self, backend: str, **options: Any) -> DiffusionGenerator:
-        """The same model with its UNet call on another backend (see :data:`BACKENDS`)."""
-        check_backend(backend)
-        if backend == "torch":
-            return replace(self, backend="torch", denoiser=None)
-        if backend == "cuda-graphs":
-            from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
-
-            return replace(self, backend=backend, denoiser=PaddedDenoiser(self.unet))
-        if backend.startswith("torch-compile"):
-            from genie_plugin.diffusion.compiled import compiled_denoiser
-
-            graphs = backend == "torch-compile-cuda-graphs"
-            return replace(
-                self, backend=backend, denoiser=compiled_denoiser(self.unet, cuda_graphs=graphs)
-            )
-        from genie_plugin.diffusion.onnx_backend import onnx_denoiser
-
-        graphs = backend == "onnx-cuda-graphs"
-        return replace(
-            self, backend=backend, denoiser=onnx_denoiser(self, cuda_graphs=graphs, **options)
-        )
-
-    def use_channels_last(self) -> DiffusionGenerator:
-        """Convert UNet and VAE to channels-last in place (NHWC convolutions on tensor cores).
-
-        Why in place: every view of this generator shares the modules. Outputs agree with
-        NCHW to rounding; worth it on GPUs, neutral to slower on CPUs.
-        """
-        import torch
-
-        for m in (self.unet, self.vae):
-            m.to(memory_format=torch.channels_last)
-        self.stats["channels_last"] = True
-        return self
-
-    def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
-        from genie_plugin.diffusion.sampler import sample
-
-        return sample(self, items, max_batch=max_batch, progress=progress, denoiser=denoiser)
-
-
-def _hash_memo_dir() -> Path:
-    from genie_plugin.paths import cache_root
-
-    return cache_root() / "file-hashes"
-
-
-def content_hash(path: Path) -> str:
-    """Full sha256 of one file (memoised on path + size + mtime, see :func:`io.file_sha256`)."""
-    from genie_plugin.io import file_sha256
-
-    return file_sha256(path, _hash_memo_dir())
-
-
-#: What a model folder's fingerprint covers: the components the loader reads, and the
-#: top-level JSON (model_index.json, genie_sampler.json). Other files in a hub snapshot (fp16
-#: variants, a full .ckpt, the safety checker) do not change the images and are not hashed.
-FINGERPRINT_PARTS = REQUIRED_COMPONENTS
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """Content fingerprint of a model folder: the full sha256 of every file the loader reads.
-
-    Any changed tensor (a fine-tune that touches middle layers too) changes it; each file is
-    hashed once per (path, size, mtime), so reloading a multi-GB model costs nothing.
-    """
-    h = hashlib.sha256()
-    folder = Path(folder)
-    files = [p for p in folder.glob("*.json") if p.is_file()]
-    for part in FINGERPRINT_PARTS:
-        files += [p for p in (folder / part).rglob("*") if p.is_file()]
-    for p in sorted(files):
-        rel = p.relative_to(folder).as_posix()
-        if any(s.startswith(".") for s in rel.split("/")):
-            continue
-        h.update(f"{rel}\0{content_hash(p)}\n".encode())
-    return "sha256:" + h.hexdigest()[:16]
-
-
-def single_file_fingerprint(path: Path, config: str | None) -> str:
-    """A single checkpoint file, plus the architecture folder (``--config``) it is read with."""
-    h = hashlib.sha256(f"file\0{content_hash(path)}\n".encode())
-    if config is not None and Path(config).expanduser().is_dir():
-        h.update(f"config\0{folder_fingerprint(Path(config).expanduser())}\n".encode())
-    elif config is not None:
-        h.update(f"config\0{config}\n".encode())  # a hub id: its name
-    return "file:sha256:" + h.hexdigest()[:16]
-
-
-def check_model_folder(folder: Path) -> None:
-    """Raise ModelFormatError naming the first missing component of a diffusers folder."""
-    if not (folder / "model_index.json").is_file():
-        raise ModelFormatError(
-            f"{folder}: not a diffusers model folder (no model_index.json); save one with "
-            "pipeline.save_pretrained(folder) or pass a single .safetensors/.ckpt file"
-        )
-    for comp in REQUIRED_COMPONENTS:
-        sub = folder / comp
-        if comp == "tokenizer":
-            ok = (sub / "vocab.json").is_file() or (sub / "tokenizer.json").is_file()
-            wanted = "vocab.json + merges.txt"
-        elif comp == "scheduler":
-            ok = (sub / "scheduler_config.json").is_file()
-            wanted = "scheduler_config.json"
-        else:
-            has_cfg = (sub / "config.json").is_file()
-            has_w = sub.is_dir() and any(
-                f.suffix in (".safetensors", ".bin") for f in sub.iterdir() if f.is_file()
-            )
-            ok = has_cfg and has_w
-            wanted = "config.json + *.safetensors weights"
-        if not ok:
-            raise ModelFormatError(
-                f"{folder}: model folder is missing component '{comp}' (expected {sub}/ with "
-                f"{wanted}); re-download or re-save the full pipeline"
-            )
+def model_aliases() -> dict[str, str]:
+    """Built-in model names -> what they are. Declared by the distributions that own them in
+    the entry-point group ``genie_plugin.models`` (embedded, tiny-random), so this layer never
+    imports the embedded default."""
+    return {name: plugins.summary(plugins.MODELS, name) for name in plugins.names(plugins.MODELS)}
 
 
 def _default_device_dtype(device, dtype):
@@ -249,7 +62,12 @@ def _from_components(folder_or_id: str, dtype, **kw):
 
 
 def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """The hub's offline mode: ``huggingface_hub.constants.HF_HUB_OFFLINE`` (read when the hub
+    was imported), or the same variables set since (a notebook, a test) with the hub's values."""
+    from huggingface_hub import constants
+
+    now = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return bool(constants.HF_HUB_OFFLINE) or now.strip().upper() in constants.ENV_VARS_TRUE_VALUES
 
 
 def _load_hub(repo_id: str, dtype):
@@ -305,7 +123,7 @@ def _load_single_file(path: Path, dtype, config: str | None):
 def resolve_model(model: str | os.PathLike) -> tuple[str, Path | str]:
     """Classify ``model`` as ('builtin'|'folder'|'file'|'hub', location), or raise."""
     s = str(model)
-    if s in BUILTIN_MODELS:
+    if plugins.has(plugins.MODELS, s):
         return "builtin", s
     p = Path(s).expanduser()
     if p.is_dir():
@@ -327,7 +145,7 @@ def resolve_model(model: str | os.PathLike) -> tuple[str, Path | str]:
         return "hub", s
     raise ModelNotFoundError(
         f"model {s!r}: no such file or folder, and not a hub id (owner/name). Built-in models: "
-        f"{', '.join(sorted(BUILTIN_MODELS))}"
+        f"{', '.join(plugins.names(plugins.MODELS))}"
     )
 
 
@@ -390,19 +208,13 @@ def load_generator(
     reference settings with the folder's ``genie_sampler.json`` applied); ``config``
     is a local diffusers folder giving the architecture of a single-file checkpoint.
     """
-    from genie_plugin.diffusion.sampler import SamplerConfig
     from genie_plugin.diffusion.schedulers import check_scheduler_name
+    from genie_plugin.diffusion.settings import SamplerConfig
 
     device, dtype = _default_device_dtype(device, dtype)
     kind, loc = resolve_model(model)
-    if kind == "builtin" and loc == "embedded":
-        from genie_plugin.embedded.assets import model_dir
-
-        kind, loc = "folder", model_dir()
-    elif kind == "builtin":
-        from genie_plugin.diffusion.tiny import tiny_model_dir
-
-        kind, loc = "folder", tiny_model_dir()
+    if kind == "builtin":
+        kind, loc = "folder", plugins.load(plugins.MODELS, str(loc))()
     if sampler is None:
         rec = recommended_sampler(Path(loc)) if kind == "folder" else {}
         sampler = SamplerConfig.from_dict(rec)
@@ -434,3 +246,30 @@ def load_generator(
         dtype=dtype,
         sampler=sampler,
     )
+
+
+def load_configured(
+    model: str | os.PathLike,
+    *,
+    device=None,
+    config: str | None = None,
+    settings: dict | None = None,
+    backend: str = "torch",
+    backend_options: dict | None = None,
+    channels_last: bool = False,
+) -> DiffusionGenerator:
+    """The model as a run uses it: ``settings`` (SamplerConfig fields; None values are left to
+    the model's recommendation, then the reference) over its recommended sampler, channels-last
+    if asked, on ``backend``. The one place the CLI and the benchmark runner load through."""
+    from genie_plugin.diffusion.model import check_backend
+
+    check_backend(backend)
+    gen = load_generator(model, device=device, config=config)
+    given = {k: v for k, v in (settings or {}).items() if v is not None}
+    if given:
+        gen = gen.with_sampler(**given)
+    if channels_last:
+        gen.use_channels_last()
+    if backend != "torch":
+        gen = gen.with_backend(backend, **(backend_options or {}))
+    return gen

@@ -28,27 +28,27 @@ def parse_max_batch(value: str | int) -> int | str:
 
 
 @torch.no_grad()
-def probe_item_bytes(gen, probe: tuple[int, int] = (2, 6)) -> float:
+def probe_item_bytes(model, probe: tuple[int, int] = (2, 6)) -> float:
     """Peak CUDA memory growth per sampler item (two UNet rows with CFG, one without)."""
-    dev = torch.device(gen.device)
-    c = gen.unet.config
-    h = gen.resolution // gen.vae_scale_factor
-    rows = 2 if gen.sampler.guidance_scale > 1.0 else 1
+    dev = torch.device(model.device)
+    c = model.unet.config
+    h = model.resolution // model.vae_scale_factor
+    rows = 2 if model.sampler.guidance_scale > 1.0 else 1
     peaks = []
     for n in probe:
-        x = torch.randn(n * rows, c.in_channels, h, h, device=dev, dtype=gen.dtype)
+        x = torch.randn(n * rows, c.in_channels, h, h, device=dev, dtype=model.dtype)
         t = torch.full((n * rows,), 500.0, device=dev)
         ehs = torch.zeros(
             n * rows,
-            gen.tokenizer.model_max_length,
+            model.tokenizer.model_max_length,
             c.cross_attention_dim,
             device=dev,
-            dtype=gen.dtype,
+            dtype=model.dtype,
         )
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
-        gen.unet(x, t, encoder_hidden_states=ehs, return_dict=False)
+        model.unet(x, t, encoder_hidden_states=ehs, return_dict=False)
         torch.cuda.synchronize(dev)
         peaks.append(torch.cuda.max_memory_allocated(dev) - base)
         del x, t, ehs
@@ -56,15 +56,15 @@ def probe_item_bytes(gen, probe: tuple[int, int] = (2, 6)) -> float:
     return max(per, peaks[1] / probe[1] / 4)  # guard against allocator reuse hiding growth
 
 
-def resolve_max_batch(gen, value: str | int, *, cap: int = 256) -> int:
+def resolve_max_batch(model, value: str | int, *, cap: int = 256) -> int:
     """An integer batch: ``value`` itself, or on ``auto`` the measured fit (CPU: 16)."""
     v = parse_max_batch(value)
     if v != "auto":
         return v
-    dev = torch.device(gen.device)
+    dev = torch.device(model.device)
     if dev.type != "cuda":
         return CPU_MAX_BATCH
-    per = probe_item_bytes(gen)
+    per = probe_item_bytes(model)
     torch.cuda.empty_cache()
     free, _total = torch.cuda.mem_get_info(dev)
     # the VAE decodes in slices of the same size; its peak at 512 px is below the UNet's

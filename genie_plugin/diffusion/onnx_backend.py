@@ -221,7 +221,7 @@ def graph_variant(path: Path) -> str:
     external data files, so plain, fused, fp16 and a user's own export never share a cache key."""
     import hashlib
 
-    from genie_plugin.diffusion.loading import content_hash
+    from genie_plugin.diffusion.fingerprint import content_hash
 
     h = hashlib.sha256()
     files = [path] + sorted(p for p in path.parent.iterdir() if p.is_file() and p.suffix != ".onnx")

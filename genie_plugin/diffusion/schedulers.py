@@ -42,3 +42,34 @@ def make_scheduler(name: str, base_config: Any):
     if name == "ddim":
         return DDIMScheduler.from_config(base_config, timestep_spacing="linspace")
     return EulerDiscreteScheduler.from_config(base_config, timestep_spacing="linspace")
+
+
+def base_scheduler(model, device=None):
+    """The run's scheduler with its full (time-shifted) timestep list set."""
+    from genie_plugin.core.schedule import shift_timesteps
+
+    cfg = model.sampler
+    base = make_scheduler(cfg.scheduler, model.scheduler_config)
+    device = model.device if device is None else device
+    base.set_timesteps(cfg.steps, device=device)
+    if cfg.timestep_shift != 1.0:
+        n_train = base.config.num_train_timesteps
+        warped = shift_timesteps(base.timesteps.tolist(), cfg.timestep_shift, n_train)
+        base.set_timesteps(timesteps=warped, device=device)
+    return base
+
+
+def schedule_plan(model, base=None):
+    """The :class:`~genie_plugin.core.plan.SchedulePlan` of ``model``'s sampler settings."""
+    from genie_plugin.core.plan import SchedulePlan
+
+    cfg = model.sampler
+    base = base_scheduler(model, device="cpu") if base is None else base
+    guided = cfg.guidance_scale > 1.0
+    return SchedulePlan(
+        timesteps=tuple(base.timesteps.tolist()),
+        steps=cfg.steps,
+        order=getattr(base, "order", 1),
+        max_item_steps=cfg.max_item_steps,
+        guidance_floor=cfg.guidance_t_min * base.config.num_train_timesteps if guided else None,
+    )

@@ -164,7 +164,9 @@ def build_tiny_pipeline(seed: int = 0):
 
 
 def tiny_model_dir(seed: int = 0) -> Path:
-    """Folder of the saved tiny model in the cache; built (atomically) on first use."""
+    """Seeded random tiny SD-architecture model (tests, plumbing).
+
+    Returns its folder in the cache; built (atomically) on first use."""
     target = cache_root() / "models" / f"{TINY_NAME}-v{TINY_VERSION}-seed{seed}"
     if (target / "model_index.json").exists():
         return target

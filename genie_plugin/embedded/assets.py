@@ -19,6 +19,9 @@ def weights_dir() -> Path:
 
 
 def model_dir() -> Path:
+    """Small SD-architecture model trained on the shapes dataset (ships with the package).
+
+    Returns the diffusers folder of the shipped weights."""
     d = weights_dir() / "model"
     if not (d / "model_index.json").is_file():
         raise ModelNotFoundError(
@@ -68,7 +71,7 @@ def classifier_info(kind: str) -> dict:
 
 
 def load_embedded_backbone(*, device=None):
-    """Few-shot feature extractor: the shipped backbone without its base-class head."""
+    """The shipped shapes backbone (a timm network trained on the base classes), head removed."""
     from genie_plugin.fewshot.backbones import Embedder
 
     model, size = load_classifier("backbone")

@@ -1,5 +1,6 @@
 """The shapes dataset as a torch Dataset (cached arrays), as plain PNG files, and as a learn2learn
-``MetaDataset`` (see :mod:`genie_plugin.l2l.shapes`)."""
+``MetaDataset``; ``load_shapes_split`` is the ``shapes`` entry of the dataset group
+(``genie_plugin.datasets``) that :func:`genie_plugin.data.datasets.load_split` reads."""
 
 from __future__ import annotations
 
@@ -93,3 +94,33 @@ def export_png_tree(root: Path, *, per_class: int = DEFAULT_PER_CLASS, seed: int
             save_png(Image.fromarray(img), root / split / names[label] / f"{k:04d}.png")
             n += 1
     return n
+
+
+def shapes_metadataset(
+    split: str = "novel", *, per_class: int = DEFAULT_PER_CLASS, seed: int = 0, transform=None
+):
+    """A ``learn2learn.data.MetaDataset`` over one split (labels indexed without a full scan).
+
+    ``split``: base/val/novel, or learn2learn's train/validation/test for the same splits.
+    """
+    from genie_plugin.data.datasets import metadataset
+
+    ds = ShapesDataset(shapes_split(split), per_class=per_class, seed=seed, transform=transform)
+    return metadataset(ds, ds.labels)
+
+
+def load_shapes_split(split: str):
+    """The embedded shapes dataset (32 procedural classes, 32 px; no download)."""
+    from genie_plugin.data.datasets import SplitData, metadataset
+
+    split = shapes_split(split)
+    ds = ShapesDataset(split)
+    return SplitData(
+        "shapes",
+        split,
+        metadataset(ds, ds.labels),
+        tuple(ds.class_names),
+        lambda i: ds[i][0],
+        ds.image_id,
+        tuple(ds.class_names),
+    )

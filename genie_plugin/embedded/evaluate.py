@@ -17,11 +17,11 @@ import numpy as np
 from PIL import Image
 
 from genie_plugin.core.ada import ADA_RATIOS, select_ratio, unit_rows
+from genie_plugin.core.prompts import DEFAULT_PROMPT, class_prompt
 from genie_plugin.diffusion.sampler import SampleItem
 from genie_plugin.embedded import shapes
 from genie_plugin.seeding import stable_seed
 
-PROMPT = "a photo of a {name}."
 SWEEP = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
@@ -32,7 +32,7 @@ def corner_colour(im: Image.Image, k: int = 3) -> np.ndarray:
 
 
 def _prompt(c: int) -> str:
-    return PROMPT.format(name=shapes.CLASSES[c].replace("_", " "))
+    return class_prompt(DEFAULT_PROMPT, shapes.CLASSES[c])
 
 
 def text2image_accuracy(

@@ -1,6 +1,7 @@
 """Frozen timm backbones as embedding functions (GeNIe-Ada scoring, few-shot features).
 
-Spec strings: ``embedded`` (the shipped shapes backbone), ``NAME`` (timm pretrained weights from the HF cache), ``NAME:PATH`` (timm
+Spec strings: a named backbone (``embedded``, the shipped shapes backbone, or a plugin's from the
+entry-point group ``genie_plugin.backbones``), ``NAME`` (timm pretrained weights from the HF cache), ``NAME:PATH`` (timm
 architecture + a local state dict) or ``NAME:random`` (seeded random init: plumbing/tests).
 """
 
@@ -12,14 +13,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from genie_plugin import plugins
 from genie_plugin.errors import ConfigError, ModelNotFoundError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def images_to_tensor(images: Sequence[Image.Image], size: int):
-    """PIL images -> ImageNet-normalised N×3×size×size: center square crop, bicubic resize.
+def images_to_tensor(
+    images: Sequence[Image.Image],
+    size: int,
+    *,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    interpolation: str = "bicubic",
+):
+    """PIL images -> normalised N×3×size×size: center square crop, resize (``interpolation``).
 
     Done in torch (not PIL) so it matches the embedded classifiers' training transform exactly.
     """
@@ -43,23 +52,36 @@ def images_to_tensor(images: Sequence[Image.Image], size: int):
         x = torch.from_numpy(np.stack([crops[i] for i in idx]) / 255.0).permute(0, 3, 1, 2)
         if s != size:
             x = F.interpolate(
-                x, size=(size, size), mode="bicubic", align_corners=False, antialias=s > size
+                x, size=(size, size), mode=interpolation, align_corners=False, antialias=s > size
             )
         for j, i in enumerate(idx):
             out[i] = x[j : j + 1].clamp(0, 1)
     x = torch.cat(out)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+    m = torch.tensor(tuple(mean)).view(1, 3, 1, 1)
+    sd = torch.tensor(tuple(std)).view(1, 3, 1, 1)
+    return (x - m) / sd
 
 
 class Embedder:
     """Callable: list of PIL images -> (n, d) float32 L2-normalised features."""
 
     def __init__(
-        self, model, *, image_size: int = 224, device=None, batch_size: int = 64, name: str = ""
+        self,
+        model,
+        *,
+        image_size: int = 224,
+        device=None,
+        batch_size: int = 64,
+        name: str = "",
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        interpolation: str = "bicubic",
     ) -> None:
         import torch
+
+        if interpolation not in ("bicubic", "bilinear", "nearest"):
+            raise ConfigError(f"backbone interpolation {interpolation!r}: use bicubic or bilinear")
+        self.mean, self.std, self.interpolation = tuple(mean), tuple(std), interpolation
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # channels-last: about 20% faster convolutions on CPU (oneDNN) and on tensor cores
@@ -71,7 +93,15 @@ class Embedder:
         self.name = name
 
     def _tensor(self, images: Sequence[Image.Image]):
-        return images_to_tensor(images, self.image_size)
+        return images_to_tensor(
+            images, self.image_size, mean=self.mean, std=self.std, interpolation=self.interpolation
+        )
+
+    def preprocessing(self) -> str:
+        """What the inputs go through beyond the size ('' for the ImageNet/bicubic default)."""
+        if (self.mean, self.std, self.interpolation) == (IMAGENET_MEAN, IMAGENET_STD, "bicubic"):
+            return ""
+        return f"{self.interpolation}|{self.mean}|{self.std}"
 
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:
         import torch
@@ -117,6 +147,8 @@ class MemoEmbedder:
             h = hashlib.blake2b(digest_size=16)
             e = self.embed
             h.update(f"{PREPROCESS_VERSION}|{getattr(e, 'image_size', '')}|".encode())
+            if getattr(e, "preprocessing", None) is not None and e.preprocessing():
+                h.update(f"{e.preprocessing()}|".encode())
             h.update(str(getattr(getattr(e, "device", None), "type", "")).encode())
             model = getattr(e, "model", None)
             if model is None:
@@ -224,7 +256,7 @@ def match_state_dict(state: dict, model_state: dict) -> dict:
 
 def check_backbone_spec(spec: str, *, option: str = "--backbone") -> None:
     """Before any work: the spec names a timm architecture and its weights file exists."""
-    if spec == "embedded":
+    if plugins.has(plugins.BACKBONES, spec):
         return
     import timm
 
@@ -247,10 +279,8 @@ def load_backbone(spec: str, *, image_size: int = 224, device=None, seed: int = 
     import timm
     import torch
 
-    if spec == "embedded":
-        from genie_plugin.embedded.assets import load_embedded_backbone
-
-        return load_embedded_backbone(device=device)
+    if plugins.has(plugins.BACKBONES, spec):  # a named backbone (embedded, a plugin's)
+        return plugins.load(plugins.BACKBONES, spec)(device=device)
     name, _, weights = spec.partition(":")
     if not name or name not in timm.list_models():
         raise ConfigError(
@@ -281,4 +311,15 @@ def load_backbone(spec: str, *, image_size: int = 224, device=None, seed: int = 
                 f"they come from the HF cache. Use {name}:PATH for a local state dict or "
                 f"{name}:random for a random init"
             ) from None
-    return Embedder(model, image_size=image_size, device=device, name=spec)
+    # the architecture's own normalisation and resize filter (timm's pretrained config)
+    data = timm.data.resolve_model_data_config(model)
+    interpolation = data.get("interpolation", "bicubic")
+    return Embedder(
+        model,
+        image_size=image_size,
+        device=device,
+        name=spec,
+        mean=data.get("mean", IMAGENET_MEAN),
+        std=data.get("std", IMAGENET_STD),
+        interpolation=interpolation if interpolation in ("bicubic", "bilinear") else "bicubic",
+    )

@@ -15,25 +15,25 @@ import torch
 from PIL import Image
 
 
-def weak_view(img: Image.Image, size: int, gen: torch.Generator) -> Image.Image:
+def weak_view(img: Image.Image, size: int, rng: torch.Generator) -> Image.Image:
     """RandomResizedCrop(size, scale=(0.2, 1), ratio=(3/4, 4/3)) + horizontal flip (p = 0.5)."""
     w, h = img.size
     area = w * h
     for _ in range(10):
-        target = area * (0.2 + 0.8 * float(torch.rand(1, generator=gen)))
+        target = area * (0.2 + 0.8 * float(torch.rand(1, generator=rng)))
         log_r = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * float(
-            torch.rand(1, generator=gen)
+            torch.rand(1, generator=rng)
         )
         ar = math.exp(log_r)
         cw, ch = round(math.sqrt(target * ar)), round(math.sqrt(target / ar))
         if 0 < cw <= w and 0 < ch <= h:
-            x = int(torch.randint(0, w - cw + 1, (1,), generator=gen))
-            y = int(torch.randint(0, h - ch + 1, (1,), generator=gen))
+            x = int(torch.randint(0, w - cw + 1, (1,), generator=rng))
+            y = int(torch.randint(0, h - ch + 1, (1,), generator=rng))
             break
     else:
         cw, ch, x, y = w, h, 0, 0
     out = img.crop((x, y, x + cw, y + ch)).resize((size, size), Image.Resampling.BICUBIC)
-    if float(torch.rand(1, generator=gen)) < 0.5:
+    if float(torch.rand(1, generator=rng)) < 0.5:
         out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return out
 
@@ -55,15 +55,15 @@ def logistic_regression_accuracy(
     return float((clf.predict(x_test) == y_test).mean())
 
 
-def strong_view(img: Image.Image, size: int, gen: torch.Generator) -> Image.Image:
+def strong_view(img: Image.Image, size: int, rng: torch.Generator) -> Image.Image:
     """Weak view + colour jitter (0.4/0.4/0.4/0.1, p 0.8), grayscale (p 0.2), Gaussian blur
     (σ ∈ [0.1, 2], p 0.5) and vertical flip (p 0.5), as reference.md's strong baseline."""
     import torchvision.transforms.functional as TF
 
     def u(lo=0.0, hi=1.0):
-        return lo + (hi - lo) * float(torch.rand(1, generator=gen))
+        return lo + (hi - lo) * float(torch.rand(1, generator=rng))
 
-    out = weak_view(img, size, gen)
+    out = weak_view(img, size, rng)
     if u() < 0.8:
         out = TF.adjust_brightness(out, u(0.6, 1.4))
         out = TF.adjust_contrast(out, u(0.6, 1.4))
@@ -85,26 +85,26 @@ def mix_images(
     n_classes: int,
     mode: str,
     alpha: float,
-    gen: torch.Generator,
+    rng: torch.Generator,
 ) -> tuple[list[Image.Image], np.ndarray]:
     """One MixUp/CutMix image per input, partner drawn uniformly; λ ~ Beta(alpha, alpha).
 
     Returns the mixed images and their soft labels (λ·e_y + (1 − λ)·e_partner; for CutMix λ is
     the kept area after clipping the box, as in the CutMix paper).
     """
-    rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen)))
+    np_rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=rng)))
     arrs = [np.asarray(im.convert("RGB"), dtype=np.float32) for im in images]
     out, soft = [], np.zeros((len(images), n_classes))
     for i, a in enumerate(arrs):
-        j = int(rng.integers(len(arrs)))
-        lam = float(rng.beta(alpha, alpha))
+        j = int(np_rng.integers(len(arrs)))
+        lam = float(np_rng.beta(alpha, alpha))
         b = arrs[j]
         if mode == "mixup":
             m = lam * a + (1 - lam) * b
         elif mode == "cutmix":
             h, w = a.shape[:2]
             ch, cw = int(h * np.sqrt(1 - lam)), int(w * np.sqrt(1 - lam))
-            cy, cx = int(rng.integers(h)), int(rng.integers(w))
+            cy, cx = int(np_rng.integers(h)), int(np_rng.integers(w))
             y0, y1 = np.clip([cy - ch // 2, cy + ch // 2], 0, h)
             x0, x1 = np.clip([cx - cw // 2, cx + cw // 2], 0, w)
             m = a.copy()
@@ -164,7 +164,7 @@ def episode_features(
     real_views: int,
     gen_views: int,
     size: int,
-    gen: torch.Generator,
+    rng: torch.Generator,
     augment_real: bool = True,
     view: str = "weak",
     mix: str | None = None,
@@ -179,14 +179,14 @@ def episode_features(
     real_imgs, real_y = [], []
     for im, y in support:
         if augment_real:
-            views = [view_fn(im, size, gen) for _ in range(real_views)]
+            views = [view_fn(im, size, rng) for _ in range(real_views)]
         else:
             views = [center_view(im, size)]
         real_imgs += views
         real_y += [y] * len(views)
     gen_imgs, gen_y = [], []
     for im, y in generated:
-        gen_imgs += [weak_view(im, size, gen) for _ in range(gen_views)]
+        gen_imgs += [weak_view(im, size, rng) for _ in range(gen_views)]
         gen_y += [y] * gen_views
     q_imgs = [center_view(im, size) for im, _ in query]
     y_q = np.array([y for _, y in query])
@@ -197,7 +197,7 @@ def episode_features(
     f_q = embed(q_imgs)
     if mix is not None:
         k = n_classes or (max(train_y) + 1)
-        mixed, soft_mixed = mix_images(train_imgs, train_y, k, mix, mix_alpha, gen)
+        mixed, soft_mixed = mix_images(train_imgs, train_y, k, mix, mix_alpha, rng)
         hard = np.eye(k)[np.array(train_y)]
         x = np.concatenate([*feats, embed(mixed)])
         return x, np.concatenate([hard, soft_mixed]), f_q, y_q

@@ -20,62 +20,14 @@ from typing import Any
 
 import torch
 
+from genie_plugin.data import require_learn2learn
+from genie_plugin.data.episodes import check_split_size, isolated_random
 from genie_plugin.errors import ConfigError
-from genie_plugin.l2l import require_learn2learn
-from genie_plugin.l2l.episodes import check_split_size, isolated_random
+from genie_plugin.l2l.task import SUPPORT_RULES, AugmentedTask, support_positions
+from genie_plugin.l2l.transforms import data_transforms
 from genie_plugin.seeding import stable_seed
 
 BenchmarkTasksets = namedtuple("BenchmarkTasksets", ("train", "validation", "test"))
-
-SUPPORT_RULES = ("first", "alternate")
-
-
-class AugmentedTask(tuple):
-    """``(X, y)`` exactly as learn2learn's ``sample()`` returns them (real images only; unpack
-    it the same way), plus named fields: ``generated_x``/``generated_y`` (the strategy's images,
-    labelled with their target class), ``support_x``/``support_y`` (the real support images,
-    then the generated ones), ``query_x``/``query_y``, ``support_mask`` (over X), ``records``
-    (manifest records of the generated images), ``class_names`` and ``index``.
-
-    Why the generated images are not in X: learn2learn's examples split X by position after
-    the fact — MAML takes the even positions, ProtoNet sorts by label with the unstable
-    ``torch.sort`` (which permutes equal labels even in sorted input) — so any image placed
-    in X could land in their query set.
-    """
-
-    def __new__(cls, x: torch.Tensor, y: torch.Tensor, **fields: Any):
-        task = super().__new__(cls, (x, y))
-        task.__dict__.update(fields)
-        return task
-
-    def __getnewargs_ex__(self):  # pickling (DataLoader workers)
-        return (self[0], self[1]), dict(self.__dict__)
-
-    @property
-    def x(self) -> torch.Tensor:
-        return self[0]
-
-    @property
-    def y(self) -> torch.Tensor:
-        return self[1]
-
-
-def support_positions(y: torch.Tensor, shots: int, rule: str) -> torch.Tensor:
-    """Bool mask over a task: which real images the user's split takes as support."""
-    mask = torch.zeros(len(y), dtype=torch.bool)
-    if rule == "first":  # learn2learn's partition_task: first `shots` of each class, in order
-        seen: dict[int, int] = {}
-        for p, lab in enumerate(y.tolist()):
-            if seen.get(lab, 0) < shots:
-                mask[p] = True
-                seen[lab] = seen.get(lab, 0) + 1
-    elif rule == "alternate":  # learn2learn's MAML examples
-        ways = len(set(y.tolist()))
-        mask[torch.arange(shots * ways) * 2] = True
-    else:
-        raise ConfigError(f"support={rule!r}: choose one of {', '.join(SUPPORT_RULES)}")
-    return mask
-
 
 _l2l = require_learn2learn()
 
@@ -267,81 +219,6 @@ class _TensorView(torch.utils.data.Dataset):
         return self.transform(self.data.image(i)), self.data.label(i)
 
 
-LEE2019_MEAN = (120.39586422 / 255.0, 115.59361427 / 255.0, 104.54012653 / 255.0)
-LEE2019_STD = (70.68188272 / 255.0, 68.27635443 / 255.0, 72.54505529 / 255.0)
-DATA_AUGMENTATIONS = (None, "normalize", "lee2019")
-
-
-class _Fit:
-    """Resize (bicubic, short side) + centre crop to ``size``; an image already that size is
-    left untouched, so learn2learn's 84 px pickles reach the tensor bit for bit."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def __call__(self, img):
-        from torchvision.transforms import functional as F
-
-        if img.size == (self.size, self.size):
-            return img
-        img = F.resize(img, self.size, interpolation=F.InterpolationMode.BICUBIC)
-        return F.center_crop(img, self.size)
-
-
-def _pixels_255(img) -> torch.Tensor:
-    from torchvision.transforms import functional as F
-
-    return F.pil_to_tensor(img).float()
-
-
-def data_transforms(dataset: str, data_augmentation: str | None = None):
-    """(train, test) PIL -> tensor transforms with learn2learn's meaning for each benchmark.
-
-    ``None``: each benchmark's own pixels — miniImageNet 0–255 floats (learn2learn's pickle
-    tensors), tieredImageNet 0–1 (``ToTensor``); CUB, the ImageNet folders and shapes, which
-    learn2learn has no benchmark for, 0–1 like tieredImageNet. Every image is brought to the
-    benchmark size first (84 px; shapes 32) by a bicubic resize + centre crop that leaves images
-    of that size alone. ``"normalize"``: 0–1 everywhere. ``"lee2019"``: learn2learn's
-    train (random crop with padding, colour jitter, flip, normalise) and test (normalise)
-    transforms. One difference, on purpose: learn2learn's miniImageNet ``lee2019`` train
-    transform feeds 0–255 floats to ``ToPILImage``, which wraps them; here it starts from the
-    image itself.
-    """
-    from torchvision import transforms as T
-
-    if data_augmentation not in DATA_AUGMENTATIONS:
-        raise ConfigError(
-            f"data_augmentation={data_augmentation!r}: choose None, 'normalize' or 'lee2019' "
-            "(learn2learn's options)"
-        )
-    size = 32 if dataset == "shapes" else 84
-    fit = _Fit(size)
-    if data_augmentation is None:
-        base = _pixels_255 if dataset == "mini-imagenet" else T.ToTensor()
-        tf = T.Compose([fit, base])
-        return tf, tf
-    if data_augmentation == "normalize":
-        tf = T.Compose([fit, T.ToTensor()])
-        return tf, tf
-    norm = T.Normalize(mean=LEE2019_MEAN, std=LEE2019_STD)
-    train = T.Compose(
-        [
-            fit,
-            T.RandomCrop(size, padding=max(1, round(8 * size / 84))),
-            T.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
-            T.RandomHorizontalFlip(),
-            T.ToTensor(),
-            norm,
-        ]
-    )
-    return train, T.Compose([fit, T.ToTensor(), norm])
-
-
-def default_image_transform(dataset: str):
-    """The test-split transform of :func:`data_transforms` with ``data_augmentation=None``."""
-    return data_transforms(dataset)[1]
-
-
 def _defaults_for(dataset: str, strategy, model, backbone) -> tuple[str | None, str | None]:
     """The embedded model/backbone on the shapes set only; elsewhere the caller names them."""
     from genie_plugin.errors import ConfigError
@@ -412,7 +289,7 @@ def get_tasksets(
         RemapLabels,
     )
 
-    from genie_plugin.l2l.datasets import load_split
+    from genie_plugin.data.datasets import load_split
     from genie_plugin.registry import REGISTRY
 
     for arg, value in (("train_ways", train_ways), ("test_ways", test_ways)):
@@ -468,8 +345,8 @@ def get_tasksets(
         plan.append((split, ways, samples, k))
     gen = embed = None
     if strat.generative:
-        from genie_plugin.cache import AugmentationCache, CachedGenerator
         from genie_plugin.diffusion import load_generator
+        from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
         from genie_plugin.paths import cache_root
 
         gen = CachedGenerator(

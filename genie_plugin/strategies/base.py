@@ -1,6 +1,6 @@
 """Strategy contract: a cheap random *plan* and a deterministic *render*.
 
-``plan(episode, generator)`` decides every output (source -> target, r, seed, prompt) as frozen
+``plan(episode, rng)`` decides every output (source -> target, r, seed, prompt) as frozen
 :class:`GenerationSpec` records; ``render(specs, ctx)`` turns specs into images, deterministic
 given the specs. Specs are written to a JSONL manifest, so every generated image can be audited
 or regenerated (the reference code kept no record of which source made which image).
@@ -16,15 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from genie_plugin.core.prompts import class_prompt
 from genie_plugin.errors import ConfigError, check_known_keys
 from genie_plugin.seeding import stable_seed
-
-DEFAULT_PROMPT = "a photo of a {name}."  # reference.md
-
-
-def class_prompt(template: str, name: str) -> str:
-    """Fill the prompt template with a human-readable class name (underscores -> spaces)."""
-    return template.format(name=name.replace("_", " ").strip())
 
 
 @dataclass(frozen=True)
@@ -135,7 +129,7 @@ Embedder = Callable[[Sequence[Image.Image]], np.ndarray]
 class RenderContext:
     """Runtime inputs to ``render``: never part of a config or a spec."""
 
-    generator: Any  # DiffusionGenerator
+    model: Any  # DiffusionGenerator (or the cache in front of it)
     images: Mapping[str, Image.Image] = field(default_factory=dict)
     embed: Embedder | None = None
     max_batch: int = 16
@@ -183,18 +177,39 @@ class Strategy:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
 
-    def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:
+    def plan(self, episode: Episode, rng: torch.Generator) -> list[GenerationSpec]:
         raise NotImplementedError
 
     def render(self, specs: Sequence[GenerationSpec], ctx: RenderContext) -> list[GeneratedImage]:
         raise NotImplementedError
 
-    def planned_image_steps(self, gen, specs: Sequence[GenerationSpec]) -> int:
+    def planned_image_steps(self, model, specs: Sequence[GenerationSpec]) -> int:
         """UNet image-steps ``render`` will run for ``specs`` (progress-bar totals)."""
-        from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
+        from genie_plugin.diffusion.schedulers import schedule_plan
 
-        items = [SampleItem(s.prompt, r, s.seed) for s in specs for r in s.ratios or (s.ratio,)]
-        return total_image_steps(gen, items)
+        if not specs:
+            return 0
+        return schedule_plan(model).image_steps([r for s in specs for r in s.ratios or (s.ratio,)])
+
+    def spec(
+        self, episode: Episode, label: int, source: SupportItem | None = None, copy: int = 0, **more
+    ) -> GenerationSpec:
+        """One planned output of class ``label``, from support image ``source`` (None: noise):
+        the config's prompt for the class, the stable per-item seed, the source's class."""
+        target = episode.class_names[label]
+        return GenerationSpec(
+            strategy=self.name,
+            dataset=episode.dataset,
+            episode=episode.index,
+            label=label,
+            target_class=target,
+            prompt=class_prompt(self.config.prompt, target),
+            seed=episode.item_seed(label, source.item_id if source else None, copy),
+            source_id=source.item_id if source else None,
+            source_class=episode.class_names[source.label] if source else None,
+            copy=copy,
+            **more,
+        )
 
     def record(self, spec: GenerationSpec, ctx: RenderContext, **extra: Any) -> dict:
         """Manifest record: the spec, strategy + config, model fingerprint and sampler."""
@@ -202,7 +217,7 @@ class Strategy:
         rec.update(
             strategy=self.name,
             strategy_config=self.config.to_dict(),
-            model=ctx.generator.describe(),
+            model=ctx.model.describe(),
             **extra,
         )
         return dict(sorted(rec.items()))
@@ -223,7 +238,7 @@ class DiffusionStrategy(Strategy):
             )
             for s in specs
         ]
-        images = ctx.generator.generate(items, max_batch=ctx.max_batch, progress=ctx.progress)
+        images = ctx.model.generate(items, max_batch=ctx.max_batch, progress=ctx.progress)
         return [
             GeneratedImage(image=im, label=s.label, record=self.record(s, ctx))
             for s, im in zip(specs, images, strict=True)

@@ -24,7 +24,7 @@ class NoneStrategy(Strategy):
     sources = "none"
     augment_real = False
 
-    def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:
+    def plan(self, episode: Episode, rng: torch.Generator) -> list[GenerationSpec]:
         return []
 
     def render(self, specs, ctx):

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 
 import torch
 
+from genie_plugin.core.prompts import DEFAULT_PROMPT
 from genie_plugin.core.schedule import validate_ratio
 from genie_plugin.strategies.base import (
-    DEFAULT_PROMPT,
     DiffusionStrategy,
     Episode,
     GenerationSpec,
     StrategyConfig,
-    class_prompt,
 )
 
 
@@ -35,23 +34,9 @@ class GenieStrategy(DiffusionStrategy):
     name = "genie"
     config_cls = GenieConfig
 
-    def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:
-        specs = []
-        for c in episode.target_classes():
-            target = episode.class_names[c]
-            for src in episode.items_not_of(c):
-                specs.append(
-                    GenerationSpec(
-                        strategy=self.name,
-                        dataset=episode.dataset,
-                        episode=episode.index,
-                        label=c,
-                        target_class=target,
-                        prompt=class_prompt(self.config.prompt, target),
-                        seed=episode.item_seed(c, src.item_id),
-                        ratio=self.config.ratio,
-                        source_id=src.item_id,
-                        source_class=episode.class_names[src.label],
-                    )
-                )
-        return specs
+    def plan(self, episode: Episode, rng: torch.Generator) -> list[GenerationSpec]:
+        return [
+            self.spec(episode, c, src, ratio=self.config.ratio)
+            for c in episode.target_classes()
+            for src in episode.items_not_of(c)
+        ]

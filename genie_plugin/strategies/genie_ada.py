@@ -2,7 +2,7 @@
 
 All grid ratios of a pair share one ε (the same seed) and are generated in one batched sampler
 pass; the caller's embedding function (the few-shot backbone) scores them and
-:func:`genie_plugin.core.ada.select_ratio` picks r*. The whole curve goes into the manifest.
+:func:`genie_plugin.core.ada.select_from_rows` picks r*. The whole curve goes into the manifest.
 
 The paper's GeNIe-Ada costs the sum of the grid's ratios in denoising steps per output (3.5×
 the steps at the reference grid, 4.4× GeNIe at r = 0.8): once GeNIe itself fills the GPU,
@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genie_plugin.core.ada import ADA_RATIOS, select_ratio, unit_rows
+from genie_plugin.core.ada import ADA_RATIOS, select_from_rows, unit_rows
+from genie_plugin.core.prompts import DEFAULT_PROMPT
 from genie_plugin.core.schedule import validate_ratio
 from genie_plugin.errors import ConfigError, check_optional_int
 from genie_plugin.seeding import stable_seed
 from genie_plugin.strategies.base import (
-    DEFAULT_PROMPT,
     Episode,
     GeneratedImage,
     GenerationSpec,
@@ -34,7 +34,6 @@ from genie_plugin.strategies.base import (
     Strategy,
     StrategyConfig,
     _source,
-    class_prompt,
 )
 
 
@@ -72,15 +71,15 @@ class GenieAdaStrategy(Strategy):
     config_cls = GenieAdaConfig
     needs_embedder = True
 
-    def _probe(self, gen) -> dict | None:
+    def _probe(self, model) -> dict | None:
         """The probe's sampler changes, or None: a probe at least as fine as the output is the
         paper's method."""
         change = {}
         steps = self.config.probe_steps
-        if steps is not None and steps < gen.sampler.steps:
+        if steps is not None and steps < model.sampler.steps:
             change["steps"] = steps
         cap = self.config.probe_item_steps
-        if cap is not None and cap < change.get("steps", gen.sampler.steps):
+        if cap is not None and cap < change.get("steps", model.sampler.steps):
             change["max_item_steps"] = cap
         return change or None
 
@@ -92,39 +91,37 @@ class GenieAdaStrategy(Strategy):
             out["probe_item_steps"] = probe["max_item_steps"]
         return out
 
-    def planned_image_steps(self, gen, specs: Sequence[GenerationSpec]) -> int:
+    def planned_image_steps(self, model, specs: Sequence[GenerationSpec]) -> int:
         """UNet image-steps ``render`` will run (progress bars); r* unknown: its grid mean."""
-        from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
+        from genie_plugin.diffusion.schedulers import schedule_plan
 
-        probe = self._probe(gen)
+        if not specs:
+            return 0
+        full = schedule_plan(model)
+        # Text2Image prototypes for targets without real images, as ``render`` makes them
+        fallback = {(s.dataset, s.episode, s.target_class, s.prompt) for s in specs}
+        fallback -= {
+            (s.dataset, s.episode, s.target_class, s.prompt) for s in specs if s.prototype_ids
+        }
+        prototypes = [1.0] * (len(fallback) * self.config.fallback_prototype_samples)
+        probe = self._probe(model)
         if probe is None:
-            return super().planned_image_steps(gen, specs)
-        cand = [SampleItem(s.prompt, r, s.seed) for s in specs for r in s.ratios]
-        finals = [SampleItem(s.prompt, r, s.seed) for s in specs for r in s.ratios[1:]]
-        n = max(1, len(specs[0].ratios) - 1) if specs else 1
-        return total_image_steps(gen.with_sampler(**probe), cand) + round(
-            total_image_steps(gen, finals) / n
-        )
+            candidates = [r for s in specs for r in s.ratios]
+            return full.image_steps([*candidates, *prototypes])
+        candidates = [r for s in specs for r in s.ratios] + prototypes
+        finals = [r for s in specs for r in s.ratios[1:]]
+        n = max(1, len(specs[0].ratios) - 1)
+        probe_plan = schedule_plan(model.with_sampler(**probe))
+        return probe_plan.image_steps(candidates) + round(full.image_steps(finals) / n)
 
-    def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:
+    def plan(self, episode: Episode, rng: torch.Generator) -> list[GenerationSpec]:
         specs = []
         for c in episode.target_classes():
-            target = episode.class_names[c]
             protos = tuple(it.item_id for it in episode.items_of(c))
             for src in episode.items_not_of(c):
                 specs.append(
-                    GenerationSpec(
-                        strategy=self.name,
-                        dataset=episode.dataset,
-                        episode=episode.index,
-                        label=c,
-                        target_class=target,
-                        prompt=class_prompt(self.config.prompt, target),
-                        seed=episode.item_seed(c, src.item_id),
-                        ratios=tuple(self.config.ratios),
-                        source_id=src.item_id,
-                        source_class=episode.class_names[src.label],
-                        prototype_ids=protos,
+                    self.spec(
+                        episode, c, src, ratios=tuple(self.config.ratios), prototype_ids=protos
                     )
                 )
         return specs
@@ -153,10 +150,10 @@ class GenieAdaStrategy(Strategy):
                     fallback[key].append(len(items))
                     seed = stable_seed("genie_ada-prototype", *key, k)
                     items.append(SampleItem(s.prompt, 1.0, seed))
-        gen = ctx.generator
-        probe = self._probe(gen)
-        candidate_gen = gen if probe is None else gen.with_sampler(**probe)
-        images = candidate_gen.generate(items, max_batch=ctx.max_batch, progress=ctx.progress)
+        model = ctx.model
+        probe = self._probe(model)
+        candidate_model = model if probe is None else model.with_sampler(**probe)
+        images = candidate_model.generate(items, max_batch=ctx.max_batch, progress=ctx.progress)
 
         n = len(specs[0].ratios)
         sources = [_source(ctx, s.source_id) for s in specs]
@@ -169,14 +166,14 @@ class GenieAdaStrategy(Strategy):
         selections = []
         for j, s in enumerate(specs):
             if s.prototype_ids:
-                proto = np.mean([proto_row[p] for p in s.prototype_ids], axis=0)
+                protos = np.stack([proto_row[p] for p in s.prototype_ids])
                 proto_kind = "support"
             else:
                 key = (s.dataset, s.episode, s.target_class, s.prompt)
-                proto = np.mean(f_img[fallback[key]], axis=0)
+                protos = f_img[fallback[key]]
                 proto_kind = "text2image"
             cand = f_img[j * n : (j + 1) * n]
-            selections.append((select_ratio(s.ratios, cand, f_src[j], proto), proto_kind))
+            selections.append((select_from_rows(s.ratios, cand, f_src[j], protos), proto_kind))
         if probe is None:
             chosen = [images[j * n + sel.index] for j, (sel, _) in enumerate(selections)]
         else:  # the output at r* with the full step count: same seed, so the same ε
@@ -184,7 +181,7 @@ class GenieAdaStrategy(Strategy):
                 SampleItem(s.prompt, sel.ratio, s.seed, sources[j])
                 for j, (s, (sel, _)) in enumerate(zip(specs, selections, strict=True))
             ]
-            chosen = gen.generate(finals, max_batch=ctx.max_batch, progress=ctx.progress)
+            chosen = model.generate(finals, max_batch=ctx.max_batch, progress=ctx.progress)
         out = []
         for j, (s, (sel, proto_kind)) in enumerate(zip(specs, selections, strict=True)):
             ada = {**sel.to_dict(), "prototype": proto_kind}
@@ -214,7 +211,8 @@ class GenieAdaFastStrategy(GenieAdaStrategy):
 
 class GenieAdaLiteStrategy(GenieAdaStrategy):
     """GeNIe-Ada with r* chosen on candidates of 5 solver steps each (from their exact start
-    noise); the output is sampled at full steps. About 1.5× GeNIe's UNet image-steps."""
+    noise); the output is sampled at full steps (its cost against GeNIe's:
+    ``benchmarks/perf/ada_cost_model.py``)."""
 
     name = "genie_ada_lite"
 

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 
 import torch
 
+from genie_plugin.core.prompts import DEFAULT_PROMPT
 from genie_plugin.core.schedule import validate_ratio
 from genie_plugin.strategies.base import (
-    DEFAULT_PROMPT,
     DiffusionStrategy,
     Episode,
     GenerationSpec,
     StrategyConfig,
-    class_prompt,
 )
 
 
@@ -36,30 +35,15 @@ class Img2ImgStrategy(DiffusionStrategy):
     sources = "same"
     config_cls = Img2ImgConfig
 
-    def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:
+    def plan(self, episode: Episode, rng: torch.Generator) -> list[GenerationSpec]:
         specs = []
         for c in episode.target_classes():
-            target = episode.class_names[c]
             own = episode.items_of(c)
             if not own:
                 continue
             for j in range(episode.budget_per_class):
                 src, copy = own[j % len(own)], j // len(own)
-                specs.append(
-                    GenerationSpec(
-                        strategy=self.name,
-                        dataset=episode.dataset,
-                        episode=episode.index,
-                        label=c,
-                        target_class=target,
-                        prompt=class_prompt(self.config.prompt, target),
-                        seed=episode.item_seed(c, src.item_id, copy),
-                        ratio=self.config.ratio,
-                        source_id=src.item_id,
-                        source_class=target,
-                        copy=copy,
-                    )
-                )
+                specs.append(self.spec(episode, c, src, copy, ratio=self.config.ratio))
         return specs
 
 

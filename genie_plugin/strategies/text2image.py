@@ -9,13 +9,12 @@ from dataclasses import dataclass
 
 import torch
 
+from genie_plugin.core.prompts import DEFAULT_PROMPT
 from genie_plugin.strategies.base import (
-    DEFAULT_PROMPT,
     DiffusionStrategy,
     Episode,
     GenerationSpec,
     StrategyConfig,
-    class_prompt,
 )
 
 
@@ -31,22 +30,9 @@ class Text2ImageStrategy(DiffusionStrategy):
     sources = "none"
     config_cls = Text2ImageConfig
 
-    def plan(self, episode: Episode, generator: torch.Generator) -> list[GenerationSpec]:
-        specs = []
-        for c in episode.target_classes():
-            target = episode.class_names[c]
-            for copy in range(episode.budget_per_class):
-                specs.append(
-                    GenerationSpec(
-                        strategy=self.name,
-                        dataset=episode.dataset,
-                        episode=episode.index,
-                        label=c,
-                        target_class=target,
-                        prompt=class_prompt(self.config.prompt, target),
-                        seed=episode.item_seed(c, None, copy),
-                        ratio=1.0,
-                        copy=copy,
-                    )
-                )
-        return specs
+    def plan(self, episode: Episode, rng: torch.Generator) -> list[GenerationSpec]:
+        return [
+            self.spec(episode, c, None, copy, ratio=1.0)
+            for c in episode.target_classes()
+            for copy in range(episode.budget_per_class)
+        ]

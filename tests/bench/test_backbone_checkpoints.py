@@ -54,3 +54,18 @@ def test_wrong_architecture_names_missing_keys(reference, tmp_path):
     torch.save(reference, path)
     with pytest.raises(ConfigError, match="missing keys for resnet50"):
         load_backbone(f"resnet50:{path}")
+
+
+def test_timm_backbones_take_their_own_normalisation():
+    """timm's data config decides mean/std (a ViT with 0.5/0.5 is not fed ImageNet-normalised
+    pixels); the embedded backbone keeps the ImageNet normalisation it was trained with."""
+    from genie_plugin.fewshot.backbones import IMAGENET_MEAN, images_to_tensor
+
+    vit = load_backbone("vit_tiny_patch16_224:random", image_size=32, device="cpu")
+    assert vit.mean == vit.std == (0.5, 0.5, 0.5)
+    assert vit.preprocessing() != ""
+    x = vit._tensor(_images())
+    raw = images_to_tensor(_images(), 32, mean=(0, 0, 0), std=(1, 1, 1))
+    assert torch.allclose(x, (raw - 0.5) / 0.5, atol=1e-6)
+    emb = load_backbone("embedded", device="cpu")
+    assert emb.mean == IMAGENET_MEAN and emb.preprocessing() == ""

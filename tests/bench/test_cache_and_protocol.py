@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from genie_plugin.cache import AugmentationCache, CachedGenerator
 from genie_plugin.core.stats import mean_ci95
+from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
 from genie_plugin.diffusion.sampler import SampleItem
 from tests.conftest import make_image
 

@@ -8,9 +8,10 @@ from typer.testing import CliRunner
 
 from genie_cli.bench import load_scenario
 from genie_cli.main import app
-from genie_plugin.bench.runner import Scenario, shipped_scenario
+from genie_plugin.bench.scenario import Scenario, shipped_scenario
+from genie_plugin.data.datasets import load_split
+from genie_plugin.data.names import is_synset_id
 from genie_plugin.errors import ConfigError
-from genie_plugin.l2l.datasets import is_synset_id, load_split
 from tests.real_formats import write_cub, write_mini, write_tiered
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -72,7 +73,7 @@ def test_cub_command_stops_on_sd15_offline_never_runs_shapes(cub_root, tmp_path,
 
 
 def _prompts(data):
-    from genie_plugin.strategies.base import class_prompt
+    from genie_plugin.core.prompts import class_prompt
 
     return [class_prompt("a photo of a {name}.", n) for n in data.class_names]
 
@@ -107,7 +108,7 @@ def test_datasets_classes_command(tmp_path):
 
 
 def test_shipped_scenarios_are_package_data():
-    from genie_plugin.bench.runner import SCENARIO_DIR
+    from genie_plugin.bench.scenario import SCENARIO_DIR
 
     names = {p.stem for p in SCENARIO_DIR.glob("*.json")}
     real = ("mini", "mini-full", "tiered", "tiered-full", "cub")
@@ -124,7 +125,7 @@ def test_split_definitions_rebuild_the_published_csvs_byte_for_byte():
     have the published sizes."""
     import hashlib
 
-    from genie_plugin.l2l.datasets import full_classes, mini_positions, split_definition
+    from genie_plugin.data.specs import full_classes, mini_positions, split_definition
 
     mini = split_definition("mini_imagenet")
     for split, n_classes in (("train", 64), ("validation", 16), ("test", 20)):
@@ -148,7 +149,7 @@ def test_split_definitions_rebuild_the_published_csvs_byte_for_byte():
 
 
 def test_imagenet_folder_missing_and_short_classes_are_named(tmp_path):
-    from genie_plugin.l2l.datasets import DatasetError, full_classes
+    from genie_plugin.data.specs import DatasetError, full_classes
     from tests.real_formats import write_imagenet
 
     wnids = full_classes("mini-imagenet-full", "test")
@@ -162,7 +163,8 @@ def test_imagenet_folder_missing_and_short_classes_are_named(tmp_path):
 
 def test_every_imagenet_derived_class_has_a_word():
     """All 100 miniImageNet and 608 tieredImageNet classes, every split: a WordNet lemma."""
-    from genie_plugin.l2l.datasets import full_classes, wordnet_lemma
+    from genie_plugin.data.names import wordnet_lemma
+    from genie_plugin.data.specs import full_classes
 
     for dataset, total in (("mini-imagenet-full", 100), ("tiered-imagenet-full", 608)):
         wnids = [w for s in ("train", "validation", "test") for w in full_classes(dataset, s)]

@@ -12,11 +12,11 @@ import torch
 from typer.testing import CliRunner
 
 from genie_cli.main import app
-from genie_plugin.bench.runner import DEFAULT_STRATEGIES
-from genie_plugin.cache import AugmentationCache
-from genie_plugin.diffusion.loading import single_file_fingerprint
+from genie_plugin.bench.scenario import DEFAULT_STRATEGIES
+from genie_plugin.data.names import is_synset_id
+from genie_plugin.diffusion.cache import AugmentationCache
+from genie_plugin.diffusion.fingerprint import single_file_fingerprint
 from genie_plugin.io import read_jsonl
-from genie_plugin.l2l.datasets import is_synset_id
 from tests.real_formats import write_cub, write_imagenet_for, write_mini, write_tiered
 
 PER_CLASS = 5 + 16  # 5 shots + 16 queries, the shipped scenarios' numbers
@@ -102,7 +102,7 @@ def test_mini_scenario_with_the_real_sd15(stand_ins, tmp_path):
     run with ``-m slow`` on a machine that has the weights."""
     from huggingface_hub import try_to_load_from_cache
 
-    from genie_plugin.bench.runner import Scenario
+    from genie_plugin.bench.scenario import Scenario
 
     model = Scenario.load("mini-5w1s").model
     if not isinstance(try_to_load_from_cache(model, "model_index.json"), str):

@@ -6,7 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from genie_cli.main import app  # noqa: E402
-from genie_plugin.bench.runner import Scenario, run_scenario  # noqa: E402
+from genie_plugin.bench.runner import run_scenario  # noqa: E402
+from genie_plugin.bench.scenario import Scenario  # noqa: E402
 
 
 def _scenario(**kw):
@@ -93,7 +94,7 @@ def test_bad_scenario_file(tmp_path):
 
 
 def test_committed_scenarios_load_and_name_known_strategies():
-    from genie_plugin.bench.runner import SCENARIO_DIR, Scenario
+    from genie_plugin.bench.scenario import SCENARIO_DIR, Scenario
     from genie_plugin.registry import REGISTRY
 
     files = sorted(SCENARIO_DIR.glob("*.json"))

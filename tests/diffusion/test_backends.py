@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from genie_plugin.diffusion.sampler import SampleItem, encode_images, sample, total_image_steps
+from genie_plugin.diffusion.codecs import encode_images
+from genie_plugin.diffusion.sampler import SampleItem, sample, total_image_steps
 from genie_plugin.errors import ConfigError, UnknownNameError
 from tests.conftest import assert_same_pixels
 
@@ -15,7 +16,7 @@ def _arr(images):
 
 
 def test_timestep_shift_keeps_more_of_the_source(tiny_gen, images):
-    from genie_plugin.diffusion.sampler import decode_latents
+    from genie_plugin.diffusion.codecs import decode_latents
 
     recon = _arr(decode_latents(tiny_gen, encode_images(tiny_gen, images[:2])))
     items = [SampleItem("a photo of a dog.", 0.6, 5 + i, im) for i, im in enumerate(images[:2])]
@@ -100,7 +101,7 @@ def test_torch_compile_backend_gives_the_same_images_with_one_compile(tiny_gen, 
 def test_sample_runs_the_generators_backend(tiny_gen, images):
     from dataclasses import replace
 
-    from genie_plugin.diffusion.sampler import torch_denoiser
+    from genie_plugin.diffusion.loop import torch_denoiser
 
     rows = []
     eager = torch_denoiser(tiny_gen.unet)
@@ -236,7 +237,7 @@ def test_guidance_interval_drops_cfg_below_its_floor_only(tiny_gen, images):
     calls = []
 
     def counting(unet):
-        from genie_plugin.diffusion.sampler import torch_denoiser
+        from genie_plugin.diffusion.loop import torch_denoiser
 
         inner = torch_denoiser(unet)
 

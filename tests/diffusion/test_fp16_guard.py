@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from genie_plugin.diffusion.model import ModelHelpers
 from genie_plugin.diffusion.sampler import SampleItem
 
 
@@ -37,7 +38,7 @@ class OverflowingVAE(torch.nn.Module):
 
 
 def test_nan_outputs_are_redecoded_in_fp32_and_counted(tiny_gen):
-    gen = dataclasses.replace(tiny_gen, vae=OverflowingVAE(tiny_gen.vae), stats={})
+    gen = dataclasses.replace(tiny_gen, vae=OverflowingVAE(tiny_gen.vae), helpers=ModelHelpers())
     items = [SampleItem("a photo of a star.", 1.0, s) for s in (1, 2, 3)]
     guarded = gen.generate(items, max_batch=8)
     plain = tiny_gen.generate(items, max_batch=8)
@@ -45,3 +46,14 @@ def test_nan_outputs_are_redecoded_in_fp32_and_counted(tiny_gen):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     assert gen.stats["vae_fp32_reruns"] == 1
     assert "vae_fp32_reruns" not in tiny_gen.stats
+
+
+def test_the_fp32_vae_is_made_once_per_model_not_per_view(tiny_gen):
+    """GeNIe-Ada makes a view per render (``with_sampler``): every view shares the one copy."""
+    gen = dataclasses.replace(tiny_gen, vae=OverflowingVAE(tiny_gen.vae), helpers=ModelHelpers())
+    items = [SampleItem("a photo of a star.", 1.0, s) for s in (1, 2)]
+    gen.with_sampler(steps=3).generate(items, max_batch=8)
+    first = gen.helpers.fp32_vae(gen.vae)
+    gen.with_sampler(steps=4).generate(items, max_batch=8)
+    assert gen.helpers.fp32_vae(gen.vae) is first
+    assert gen.stats["vae_fp32_reruns"] == 2

@@ -7,9 +7,10 @@ import shutil
 import pytest
 import torch
 
-from genie_plugin.cache import AugmentationCache
+from genie_plugin.diffusion.cache import AugmentationCache
+from genie_plugin.diffusion.fingerprint import folder_fingerprint, single_file_fingerprint
 from genie_plugin.diffusion.key import GENERATION_VERSION, generation_key
-from genie_plugin.diffusion.loading import folder_fingerprint, single_file_fingerprint
+from genie_plugin.diffusion.model import ModelHelpers
 from genie_plugin.diffusion.sampler import SampleItem
 from genie_plugin.diffusion.tiny import tiny_model_dir
 from tests.conftest import make_image
@@ -25,8 +26,8 @@ def _item(**kw):
 
 def _view(gen, **attrs):
     """``gen`` with other attributes (dtype, device, backend...) without touching modules."""
-    stats = attrs.pop("stats", gen.stats)
-    return dataclasses.replace(gen, stats=stats, **attrs)
+    helpers = ModelHelpers(stats=attrs.pop("stats")) if "stats" in attrs else gen.helpers
+    return dataclasses.replace(gen, helpers=helpers, **attrs)
 
 
 class _Variant:

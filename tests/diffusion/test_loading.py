@@ -34,7 +34,7 @@ def test_folder_missing_a_component_names_it(tmp_path):
 
 
 def test_retrained_weights_change_the_fingerprint(tmp_path):
-    from genie_plugin.diffusion.loading import folder_fingerprint
+    from genie_plugin.diffusion.fingerprint import folder_fingerprint
 
     copy = tmp_path / "sd"
     shutil.copytree(tiny_model_dir(), copy)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from genie_plugin.diffusion.sampler import SampleItem, encode_images, sample, total_image_steps
+from genie_plugin.diffusion.codecs import encode_images
+from genie_plugin.diffusion.sampler import SampleItem, sample, total_image_steps
 from genie_plugin.errors import ConfigError
 from genie_plugin.seeding import cpu_generator
 from tests.conftest import assert_same_pixels
@@ -98,7 +99,7 @@ def test_same_seed_identical_bytes_different_seed_differs(tiny_gen, images):
 
 
 def test_low_ratio_stays_closer_to_source_than_high(tiny_gen, images):
-    from genie_plugin.diffusion.sampler import decode_latents
+    from genie_plugin.diffusion.codecs import decode_latents
 
     recon = _arr(decode_latents(tiny_gen, encode_images(tiny_gen, images[:1])))[0]
     lo, hi = _arr(sample(tiny_gen, [SampleItem("x", r, 3, images[0]) for r in (0.2, 1.0)]))
@@ -128,7 +129,7 @@ def test_bad_items(tiny_gen, images):
 
 def test_noise_is_drawn_on_cpu_per_item(tiny_gen):
     # noise for an item depends only on its seed: same as a direct CPU draw
-    from genie_plugin.diffusion.sampler import _noise
+    from genie_plugin.diffusion.loop import _noise
 
     n = _noise(3, (1, 4, 16, 16), torch.device("cpu"), torch.float32)
     assert torch.equal(n, torch.randn((1, 4, 16, 16), generator=cpu_generator(3)))
@@ -138,7 +139,7 @@ def test_max_item_steps_one_step_lands_on_x0_predicted_from_the_full_schedules_s
     """A capped item starts at exactly the noise level (and ε) of the uncapped run: with one
     solver step, DPM-Solver++ returns the x0 prediction made at that start."""
     from genie_plugin.core.schedule import start_index
-    from genie_plugin.diffusion.sampler import _noise, denoise
+    from genie_plugin.diffusion.loop import _noise, denoise
     from genie_plugin.diffusion.schedulers import make_scheduler
 
     gen = tiny_gen.with_sampler(max_item_steps=1, guidance_scale=3.0)
@@ -194,7 +195,8 @@ def test_max_item_steps_mixed_ratios_in_one_batch_equal_each_item_alone(
 
 
 def test_total_image_steps_counts_unet_rows_with_caps_and_guidance_interval(tiny_gen, images):
-    from genie_plugin.diffusion.sampler import torch_denoiser, unet_rows
+    from genie_plugin.diffusion.loop import torch_denoiser
+    from genie_plugin.diffusion.sampler import unet_rows
 
     items = [SampleItem("x", r, 1, images[0]) for r in (0.3, 0.6, 0.9)] + [SampleItem("x", 1.0, 2)]
     for change in ({}, {"max_item_steps": 2}, {"max_item_steps": 4, "guidance_t_min": 0.4}):
@@ -225,7 +227,7 @@ def test_chunks_group_items_of_similar_length_so_unet_calls_stay_full(tiny_gen, 
     """GeNIe-Ada's grid in chunks of 8: sorted by steps to run, the chunks are {0.9, 0.8},
     {0.7, 0.6}, {0.5} × 4 pairs -> 9 + 7 + 5 UNet calls (pair by pair it would be 3 × 9, the
     early calls holding only the late starters); same images either way."""
-    from genie_plugin.diffusion.sampler import torch_denoiser
+    from genie_plugin.diffusion.loop import torch_denoiser
 
     items = [SampleItem("x", r, p, images[p]) for p in range(4) for r in (0.5, 0.6, 0.7, 0.8, 0.9)]
     inner, calls = torch_denoiser(tiny_gen.unet), []

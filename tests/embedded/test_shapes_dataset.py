@@ -54,7 +54,7 @@ def test_png_export(tmp_path):
 
 
 def test_learn2learn_metadataset():
-    from genie_plugin.l2l.shapes import shapes_metadataset
+    from genie_plugin.embedded.dataset import shapes_metadataset
 
     md = shapes_metadataset("novel")
     assert sorted(md.labels) == list(range(len(shapes.SPLITS["novel"])))

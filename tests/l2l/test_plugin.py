@@ -124,7 +124,7 @@ def test_splits_too_small_fail_at_construction_naming_counts():
 
 
 def test_shapes_metadataset_takes_learn2learn_split_names():
-    from genie_plugin.l2l.shapes import shapes_metadataset
+    from genie_plugin.embedded.dataset import shapes_metadataset
 
     assert sorted(shapes_metadataset("test").labels) == sorted(shapes_metadataset("novel").labels)
     assert len(shapes_metadataset("validation").labels) == 4

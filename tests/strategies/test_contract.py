@@ -292,3 +292,27 @@ def test_declared_sources_are_the_planned_sources(name):
     }
     assert kinds <= {strat.sources}, (name, kinds)
     assert bool(specs) == strat.generative
+
+
+@pytest.mark.parametrize("name", ["genie", "genie_ada", "text2image", "img2img", "img2img_high"])
+def test_planned_image_steps_are_the_progress_totals(gen, name):
+    """The progress bar's total (planned from the schedule plan) is what render then counts,
+    also for a CLI episode whose target has no real images (GeNIe-Ada's Text2Image prototypes)."""
+    from genie_plugin.augment.outputs import cli_episode
+    from genie_plugin.registry import create_strategy
+
+    s = create_strategy(name)
+    cli = cli_episode(
+        name, ["a.png", "b.png"], "star", source_class="heart", same_class=s.sources == "same"
+    )
+    for episode, images in (
+        (_episode(), _ctx(gen).images),
+        (cli, {"a.png": make_image(1), "b.png": make_image(2)}),
+    ):
+        ctx = _ctx(gen)
+        ctx.images = images
+        done = []
+        ctx.progress = done.append
+        specs = s.plan(episode, _gen(0))[:4]
+        s.render(specs, ctx)
+        assert sum(done) == s.planned_image_steps(gen, specs) > 0

@@ -7,12 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genie_plugin.l2l.datasets import (  # noqa: E402
-    DatasetError,
-    check_dataset,
-    load_split,
-)
-from genie_plugin.l2l.episodes import materialise_episodes  # noqa: E402
+from genie_plugin.data.datasets import load_split  # noqa: E402
+from genie_plugin.data.episodes import materialise_episodes  # noqa: E402
+from genie_plugin.data.specs import DatasetError, check_dataset  # noqa: E402
 
 MINI_WNIDS = ["n02099601", "n02129165", "n04146614", "n03272010", "n02110341", "n01930112"]
 

@@ -16,8 +16,8 @@ import json
 import random
 from dataclasses import asdict, dataclass
 
+from genie_plugin.data import require_learn2learn
 from genie_plugin.errors import ConfigError
-from genie_plugin.l2l import require_learn2learn
 from genie_plugin.seeding import stable_seed
 
 

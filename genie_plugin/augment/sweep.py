@@ -1,4 +1,4 @@
-"""What the CLI's ``augment`` and ``sweep`` do, as library functions (the CLI stays thin)."""
+"""What ``genie sweep`` does, as library functions: one source at many r, scored as GeNIe-Ada."""
 
 from __future__ import annotations
 
@@ -7,98 +7,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
-from genie_plugin.core.ada import AdaSelection, select_ratio
+from genie_plugin.core.ada import AdaSelection, select_from_rows, unit_rows
+from genie_plugin.core.prompts import DEFAULT_PROMPT, class_prompt
 from genie_plugin.core.schedule import validate_ratio
 from genie_plugin.errors import ConfigError
-from genie_plugin.io import atomic_write_text, read_jsonl, save_png, write_jsonl
+from genie_plugin.io import atomic_write_text, save_png
 from genie_plugin.seeding import stable_seed
-from genie_plugin.strategies.base import (
-    Episode,
-    GeneratedImage,
-    RenderContext,
-    SupportItem,
-    class_prompt,
-)
-
-MANIFEST = "manifest.jsonl"
-
-
-def cli_episode(
-    strategy_name: str,
-    source_ids: Sequence[str],
-    target: str,
-    *,
-    source_class: str,
-    target_ids: Sequence[str] = (),
-    seed: int = 0,
-    same_class: bool = False,
-) -> Episode:
-    """A two-class episode for ad-hoc use: class 0 is the target, class 1 the sources.
-
-    With ``same_class`` (Img2Img) the sources *are* the target class. The budget (N-1)·K with
-    K = number of sources gives one output per source for every strategy.
-    """
-    if not target.strip():
-        raise ConfigError("--target must not be empty")
-    if same_class:
-        support = tuple(SupportItem(s, 0) for s in source_ids)
-    else:
-        support = tuple(SupportItem(s, 1) for s in source_ids)
-        support += tuple(SupportItem(t, 0) for t in target_ids)
-    return Episode(
-        dataset="cli",
-        index=0,
-        class_names=(target, source_class),
-        support=support,
-        shots=max(1, len(source_ids)),
-        seed=seed,
-        targets=(0,),
-    )
-
-
-def run_strategy(
-    strategy,
-    episode: Episode,
-    ctx: RenderContext,
-    *,
-    plan_seed: int = 0,
-) -> list[GeneratedImage]:
-    specs = strategy.plan(episode, torch.Generator("cpu").manual_seed(plan_seed))
-    return strategy.render(specs, ctx) if specs else []
-
-
-def output_name(i: int, rec: dict) -> str:
-    def slug(text: str) -> str:
-        keep = "".join(ch if ch.isalnum() else "-" for ch in str(text).lower())
-        return "-".join(p for p in keep.split("-") if p)[:40] or "x"
-
-    src = Path(rec["source_id"]).stem if rec.get("source_id") else "noise"
-    r = rec.get("ratio")
-    rtxt = f"_r{r:.2f}" if isinstance(r, float) else ""
-    return f"{i:04d}_{rec['strategy']}_{slug(src)}_to_{slug(rec['target_class'])}{rtxt}_c{rec['copy']}.png"
-
-
-def write_outputs(out_dir: Path, results: Sequence[GeneratedImage]) -> list[Path]:
-    """Write PNGs atomically, then append their records to ``manifest.jsonl`` (rewritten atomically).
-
-    Existing outputs and manifest rows are kept; new files never overwrite old ones.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = out_dir / MANIFEST
-    old = read_jsonl(manifest) if manifest.exists() else []
-    start = len(old)
-    paths, records = [], []
-    for k, res in enumerate(results):
-        name = output_name(start + k, res.record)
-        path = save_png(res.image, out_dir / name)
-        paths.append(path)
-        records.append({**res.record, "image": name})
-    write_jsonl(manifest, [*old, *records])
-    return paths
 
 
 @dataclass
@@ -118,7 +34,7 @@ class SweepResult:
 
 
 def sweep(
-    gen,
+    model,
     source: Image.Image,
     target: str,
     ratios: Sequence[float],
@@ -126,7 +42,7 @@ def sweep(
     seed: int = 0,
     embed: Callable | None = None,
     target_images: Sequence[Image.Image] = (),
-    prompt_template: str = "a photo of a {name}.",
+    prompt_template: str = DEFAULT_PROMPT,
     max_batch: int = 16,
     progress: Callable[[int], None] | None = None,
     prototype_samples: int = 4,
@@ -151,14 +67,12 @@ def sweep(
         SampleItem(prompt, 1.0, stable_seed(seed, "sweep-prototype", target, k))
         for k in range(n_fallback)
     ]
-    images = gen.generate(items, max_batch=max_batch, progress=progress)
+    images = model.generate(items, max_batch=max_batch, progress=progress)
     result = SweepResult(rs, images[: len(rs)], item_seed, prompt)
     if embed is not None:
         protos = list(target_images) or images[len(rs) :]
-        f = embed([*result.images, source, *protos])
-        f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
-        proto = f[len(rs) + 1 :].mean(axis=0)
-        result.selection = select_ratio(rs, f[: len(rs)], f[len(rs)], proto)
+        f = unit_rows(embed([*result.images, source, *protos]))
+        result.selection = select_from_rows(rs, f[: len(rs)], f[len(rs)], f[len(rs) + 1 :])
         result.prototype = "support" if target_images else "text2image"
     return result
 

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from genie_plugin.l2l.episodes import episodes_hash, materialise_episodes  # noqa: E402
-from genie_plugin.l2l.shapes import shapes_metadataset  # noqa: E402
+from genie_plugin.data.episodes import episodes_hash, materialise_episodes  # noqa: E402
+from genie_plugin.embedded.dataset import shapes_metadataset  # noqa: E402
 
 
 @pytest.fixture(scope="module")

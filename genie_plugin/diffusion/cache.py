@@ -25,13 +25,13 @@ class AugmentationCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = self.root / "manifest.jsonl"
 
-    def key(self, gen, item) -> tuple[str, dict]:
-        """(file key, manifest record) of ``item`` rendered by ``gen``: the digest of its
+    def key(self, model, item) -> tuple[str, dict]:
+        """(file key, manifest record) of ``item`` rendered by ``model``: the digest of its
         :class:`~genie_plugin.diffusion.key.GenerationKey`, which lists every input that
         changes the pixels."""
         from genie_plugin.diffusion.key import generation_key
 
-        k = generation_key(gen, item)
+        k = generation_key(model, item)
         return k.digest(), k.to_dict()
 
     def path(self, key: str) -> Path:
@@ -54,10 +54,10 @@ class AugmentationCache:
 
 
 class CachedGenerator:
-    """Wraps a DiffusionGenerator: same ``generate``/``describe``, cache hits are not regenerated."""
+    """A DiffusionGenerator's ``generate`` through the cache: hits are not regenerated."""
 
-    def __init__(self, gen, cache: AugmentationCache, _counts: dict | None = None) -> None:
-        self.gen = gen
+    def __init__(self, model, cache: AugmentationCache, _counts: dict | None = None) -> None:
+        self.model = model
         self.cache = cache
         self._counts = (
             _counts if _counts is not None else {"hits": 0, "generated": 0, "unet_rows": 0}
@@ -77,25 +77,43 @@ class CachedGenerator:
         that does not depend on what an earlier run left in the cache."""
         return self._counts["unet_rows"]
 
-    def __getattr__(self, name):
-        return getattr(self.gen, name)
+    # What strategies and cost counts read of the model they render with (nothing else is
+    # forwarded: a strategy that needs more asks for it here, by name).
+    @property
+    def sampler(self):
+        return self.model.sampler
+
+    @property
+    def scheduler_config(self):
+        return self.model.scheduler_config
+
+    @property
+    def device(self):
+        return self.model.device
+
+    @property
+    def fingerprint(self) -> str:
+        return self.model.fingerprint
+
+    def describe(self) -> dict:
+        return self.model.describe()
 
     def with_sampler(self, **changes):
         """Other sampler settings, same cache and counters (GeNIe-Ada's probe pass)."""
-        return CachedGenerator(self.gen.with_sampler(**changes), self.cache, self._counts)
+        return CachedGenerator(self.model.with_sampler(**changes), self.cache, self._counts)
 
     def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
         from genie_plugin.diffusion.sampler import unet_rows
 
-        keys = [self.cache.key(self.gen, it) for it in items]
+        keys = [self.cache.key(self.model, it) for it in items]
         out: list[Image.Image | None] = [self.cache.get(k) for k, _ in keys]
         missing = [i for i, im in enumerate(out) if im is None]
         self._counts["hits"] += len(items) - len(missing)
-        self._counts["unet_rows"] += unet_rows(self.gen, items)
+        self._counts["unet_rows"] += unet_rows(self.model, items)
         # generate in chunks and store each chunk at once: a kill loses at most one chunk
         for c in range(0, len(missing), max_batch):
             idx = missing[c : c + max_batch]
-            ims = self.gen.generate(
+            ims = self.model.generate(
                 [items[i] for i in idx], max_batch=max_batch, progress=progress, denoiser=denoiser
             )
             for i, im in zip(idx, ims, strict=True):

@@ -1,0 +1,178 @@
+"""Scenarios: a benchmark's full definition (dataset, split, ways, shots, model, backbone,
+settings), the shipped ones, and the checks that run before any work."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from genie_plugin import plugins
+from genie_plugin.errors import ConfigError, check_known_keys
+
+DEFAULT_STRATEGIES = (
+    "none",
+    "weak",
+    "strong",
+    "mixup",
+    "cutmix",
+    "text2image",
+    "img2img",
+    "img2img_high",
+    "genie",
+    "genie_ada",
+    "genie_ada_lite",
+)
+
+
+SCENARIO_DIR = Path(__file__).with_name("scenarios")  # shipped scenarios (package data)
+#: Short dataset names used in scenario names (``mini-5w1s``); shapes is the embedded benchmark.
+SHORT_NAMES = {
+    "shapes": "embedded",
+    "mini-imagenet": "mini",
+    "tiered-imagenet": "tiered",
+    "mini-imagenet-full": "mini-full",
+    "tiered-imagenet-full": "tiered-full",
+    "cub": "cub",
+}
+#: What the embedded benchmark uses where a shapes scenario leaves a field unset. Only shapes
+#: gets these: the shapes model and backbone are never used on another dataset unless named.
+SHAPES_DEFAULTS = {"model": "embedded", "backbone": "embedded", "view_size": 32, "steps": 10}
+
+
+def scenario_name(dataset: str, ways: int, shots: int) -> str:
+    """``mini-5w1s``: dataset, ways and shots, as the shipped scenario files are named."""
+    return f"{SHORT_NAMES.get(dataset, dataset)}-{ways}w{shots}s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """A benchmark's full definition. Model, backbone, steps and view size have no default
+    outside the embedded shapes benchmark: a real dataset takes them from its shipped scenario
+    (:func:`shipped_scenario`) or from the user, never from the toy."""
+
+    name: str = ""  # "": derived from dataset, ways and shots (scenario_name)
+    dataset: str = "shapes"
+    split: str = "novel"
+    root: str | None = None  # dataset folder (learn2learn's file layout); not for shapes
+    ways: int = 5
+    shots: int = 1
+    queries: int = 16
+    episodes: int = 50
+    seed: int = 0
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    model: str | None = None
+    # a local diffusers folder giving a single-file checkpoint's architecture (``--config``)
+    model_config: str | None = None
+    backbone: str | None = None
+    steps: int | None = None  # reference: 50 DPM-Solver++ steps; the embedded benchmark: 10
+    resolution: int | None = None  # generation size; None: the model's native (SD 1.5: 512)
+    # None: the model's recommendation (genie_sampler.json; embedded: 5 and 0.2), else the
+    # reference (CFG 7.5, no shift)
+    guidance: float | None = None
+    timestep_shift: float | None = None  # sampler time shift (core.schedule.shift_timesteps)
+    guidance_t_min: float | None = None  # guidance interval floor (SamplerConfig)
+    backend: str = "torch"  # UNet backend (diffusion.loading.BACKENDS)
+    real_views: int = 5
+    gen_views: int = 1
+    view_size: int | None = None  # reference: 224; the embedded benchmark: 32
+
+    def __post_init__(self) -> None:
+        from genie_plugin.diffusion.model import check_backend
+
+        check_backend(self.backend)
+        if self.dataset == "shapes":
+            for k, v in SHAPES_DEFAULTS.items():
+                if getattr(self, k) is None:
+                    object.__setattr__(self, k, v)
+        if not self.name:
+            object.__setattr__(self, "name", scenario_name(self.dataset, self.ways, self.shots))
+
+    def missing_options(self) -> list[str]:
+        """Options this scenario needs before it can run (``--model``, ``--backbone``, ...)."""
+        need = {
+            "model": "--model",
+            "backbone": "--backbone",
+            "steps": "--steps",
+            "view_size": "view_size (scenario key)",
+        }
+        return [opt for k, opt in need.items() if getattr(self, k) is None]
+
+    def require_runnable(self) -> None:
+        """Raise naming the options a real dataset needs when nothing sensible can default."""
+        missing = self.missing_options()
+        if missing:
+            raise ConfigError(
+                f"scenario {self.name!r} ({self.dataset}) does not say which "
+                f"{' / '.join(missing)} to use, and the shapes model and backbone are only for "
+                f"the shapes dataset: pass {', '.join(m.split()[0] for m in missing)} or start "
+                f"from a shipped scenario (`genie bench run --dataset {self.dataset}`)"
+            )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["strategies"] = list(self.strategies)
+        return dict(sorted(d.items()))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Scenario:
+        check_known_keys(cls, d, "scenario")
+        kw = dict(d)
+        if "strategies" in kw:
+            kw["strategies"] = tuple(kw["strategies"])
+        return cls(**kw)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scenario:
+        """A scenario file, or a shipped scenario by name (``mini-5w1s``)."""
+        p = Path(path)
+        if not p.exists() and (SCENARIO_DIR / f"{p.name}.json").is_file():
+            p = SCENARIO_DIR / f"{p.name}.json"
+        try:
+            return cls.from_dict(json.loads(p.read_text()))
+        except FileNotFoundError:
+            names = ", ".join(sorted(f.stem for f in SCENARIO_DIR.glob("*.json")))
+            raise ConfigError(
+                f"{p}: scenario file not found (shipped scenarios by name: {names})"
+            ) from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{p}: not valid JSON ({exc})") from None
+
+
+def shipped_scenario(dataset: str, *, shots: int = 1, ways: int = 5) -> Scenario:
+    """The shipped scenario of ``dataset`` (reference settings), 5-way 1- or 5-shot.
+
+    Other ways/shots start from the 1-shot file with the numbers changed. Raises naming the
+    options to pass when the dataset has no shipped scenario.
+    """
+    files = sorted(SCENARIO_DIR.glob(f"{SHORT_NAMES.get(dataset, dataset)}-*.json"))
+    by_name = {f.stem: f for f in files}
+    exact = by_name.get(scenario_name(dataset, ways, shots))
+    base = exact or by_name.get(scenario_name(dataset, 5, 1))
+    if base is None:
+        raise ConfigError(
+            f"no shipped scenario for dataset {dataset!r}: pass a scenario file, or --model "
+            "and --backbone with the dataset"
+        )
+    scn = Scenario.load(base)
+    if exact is None:
+        scn = Scenario.from_dict({**scn.to_dict(), "ways": ways, "shots": shots, "name": ""})
+    return scn
+
+
+def preflight(scn: Scenario) -> None:
+    """Everything that can be checked before any work: options set, dataset files present,
+    model and backbone weights reachable. Raises a one-line GenieError naming the culprit."""
+    from genie_plugin.diffusion.loading import check_model_available
+    from genie_plugin.fewshot.backbones import check_backbone_spec
+    from genie_plugin.registry import REGISTRY
+
+    scn.require_runnable()
+    if not plugins.has(plugins.DATASETS, scn.dataset):  # a named dataset has no files to check
+        from genie_plugin.data.specs import canonical_split, require_split
+
+        require_split(scn.dataset, scn.root or "~/data", canonical_split(scn.split))
+    known = set(REGISTRY.names())  # an unknown strategy is a failed row, not a stop
+    if any(REGISTRY.create(s).generative for s in scn.strategies if s in known):
+        check_model_available(scn.model, option="--model")
+    check_backbone_spec(scn.backbone, option="--backbone")

@@ -1,0 +1,235 @@
+"""Benchmark datasets through learn2learn's own classes, with file checks in front of them.
+
+The files are checked first (:mod:`genie_plugin.data.specs`), then the learn2learn dataset is
+constructed with ``download=False`` (unless the user asks) and the ``MetaDataset`` built from
+labels we compute, so its never-refreshed bookkeeping pickle is not used. Named datasets of
+other distributions (the embedded ``shapes``) come from the entry-point group
+``genie_plugin.datasets``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from genie_plugin import plugins
+from genie_plugin.data import require_learn2learn
+from genie_plugin.data.names import _text, class_word, wordnet_lemma
+from genie_plugin.data.specs import (
+    IMAGENET_SOURCE,
+    DatasetError,
+    _cub_classes,
+    _spec,
+    canonical_split,
+    full_classes,
+    mini_positions,
+    require_split,
+)
+
+
+# ----------------------------------------------------------------------------- loading
+def _file_number(p: Path) -> int:
+    """ImageNet's file number (``n01532829_10011.JPEG`` -> 10011): the order the split uses."""
+    tail = p.stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _load_imagenet_split(name: str, split: str, root: Path, class_names: dict | None):
+    """miniImageNet / tieredImageNet drawn from an ImageNet train folder at full resolution."""
+    require_split(name, root, split)
+    wnids = full_classes(name, split)
+    files, labels, short = [], [], []
+    for label, w in enumerate(wnids):
+        found = sorted(
+            (
+                p
+                for p in (root / "train" / w).iterdir()
+                if p.suffix.lower() in (".jpeg", ".jpg", ".png")
+            ),
+            key=lambda p: (_file_number(p), p.name),
+        )
+        chosen = found
+        if name.startswith("mini"):
+            pos = mini_positions(w)
+            if len(found) < pos[-1]:
+                short.append(f"train/{w}/ has {len(found)} images, the split needs {pos[-1]}")
+                continue
+            chosen = [found[p - 1] for p in pos]
+        files += chosen
+        labels += [label] * len(chosen)
+    if short:
+        raise DatasetError(
+            f"{name} ({split}) under {root} is not the full ImageNet train set:\n  "
+            + "\n  ".join(short[:8])
+            + f"\n  expected files come from {_spec(name).source}"
+        )
+    ds = ImageFileDataset(files, labels)
+    names = tuple((class_names or {}).get(w) or wordnet_lemma(w) for w in wnids)
+    prefix = f"{name}/{split}"
+    return SplitData(
+        name,
+        split,
+        metadataset(ds, labels),
+        names,
+        lambda i: ds[i][0],
+        lambda i: f"{prefix}/{files[i].parent.name}/{files[i].name}",
+        tuple(wnids),
+    )
+
+
+@dataclass
+class SplitData:
+    """A learn2learn ``MetaDataset`` plus what the strategies need: PIL images, ids, names."""
+
+    dataset: str
+    split: str
+    metadataset: object
+    class_names: tuple[str, ...]  # by dataset label: words, for prompts
+    _image: Callable[[int], object]
+    _image_id: Callable[[int], str]
+    class_ids: tuple[str, ...] = ()  # by dataset label: as the files name them (wnid, folder)
+
+    def image(self, i: int):
+        return self._image(i)
+
+    def image_id(self, i: int) -> str:
+        return self._image_id(i)
+
+    def label(self, i: int) -> int:
+        return int(self.metadataset.indices_to_labels[i])
+
+
+def _torch_dataset():
+    from torch.utils.data import Dataset
+
+    return Dataset
+
+
+class _NoBookkeeping(_torch_dataset()):
+    """Delegating view of a learn2learn dataset without ``_bookkeeping_path``.
+
+    ``MetaDataset`` prefers a bookkeeping pickle next to the data over the labels it is given,
+    and never refreshes it (a stale one silently pairs images with the wrong labels); without
+    the attribute it uses our labels and writes nothing.
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i):
+        return self.inner[i]
+
+
+class ImageFileDataset(_torch_dataset()):
+    """(PIL image, label) from a list of image files, opened lazily (full-resolution sources)."""
+
+    def __init__(self, files: list[Path], labels: list[int]) -> None:
+        self.files, self.labels = files, labels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        with Image.open(self.files[i]) as im:
+            return im.convert("RGB"), self.labels[i]
+
+
+def metadataset(ds, labels):
+    """A learn2learn ``MetaDataset`` over ``ds`` with ``labels`` (no bookkeeping pickle)."""
+    l2l = require_learn2learn()
+    if hasattr(ds, "_bookkeeping_path"):
+        ds = _NoBookkeeping(ds)
+    l2i: dict[int, list[int]] = {}
+    for i, y in enumerate(labels):
+        l2i.setdefault(int(y), []).append(i)
+    return l2l.data.MetaDataset(ds, labels_to_indices=l2i)
+
+
+def load_split(
+    name: str,
+    split: str,
+    *,
+    root: str | Path | None = None,
+    download: bool = False,
+    class_names: dict | None = None,
+) -> SplitData:
+    """Load one split through learn2learn's dataset class, or a named dataset's loader."""
+    import numpy as np
+    from PIL import Image
+
+    if plugins.has(plugins.DATASETS, name):  # a named dataset: the embedded shapes, a plugin's
+        return plugins.load(plugins.DATASETS, name)(split)
+    _spec(name)
+    split = canonical_split(split)
+    if root is None:
+        raise DatasetError(f"dataset {name!r} needs a root folder (--root DIR)")
+    root = Path(root).expanduser()
+    if name.endswith("-full"):
+        if download:
+            raise DatasetError(
+                f"{name}: ImageNet cannot be downloaded for you; get {IMAGENET_SOURCE}"
+            )
+        return _load_imagenet_split(name, split, root, class_names)
+    if not download:
+        require_split(name, root, split)
+    l2v = require_learn2learn().vision.datasets
+
+    os.makedirs(root, exist_ok=True)
+    if name == "mini-imagenet":
+        ds = l2v.MiniImagenet(str(root), mode=split, download=download)
+        wnids = list(ds.data["class_dict"].keys())  # label order = insertion order (index_classes)
+        ids = tuple(wnids)
+        names = tuple((class_names or {}).get(w) or wordnet_lemma(w) for w in wnids)
+
+        def image(i):
+            return Image.fromarray(ds.x[i].permute(1, 2, 0).numpy().astype(np.uint8))
+
+        labels = [int(v) for v in ds.y]
+    elif name == "tiered-imagenet":
+        import pickle
+
+        ds = l2v.TieredImagenet(str(root), mode=split, download=download)
+        labels = [int(v) for v in ds.labels]
+        short = "val" if split == "validation" else split
+        with open(root / "tiered-imagenet" / f"{short}_labels.pkl", "rb") as fh:
+            meta = pickle.load(fh)
+        strs = meta.get("label_specific_str") if isinstance(meta, dict) else None
+        n = max(labels) + 1
+        ids = tuple(_text(strs[i]) if strs is not None else str(i) for i in range(n))
+        names = tuple(
+            (class_names or {}).get(i)
+            or (class_word(strs[i]) if strs is not None else f"class {i}")
+            for i in range(n)
+        )
+
+        def image(i):
+            return ds[i][0].convert("RGB")
+    elif name == "cub":
+        ds = l2v.CUBirds200(str(root), mode=split, download=download)
+        # os.listdir order differs between file systems: sort this instance's list so episode
+        # indices (and so results) are the same on every machine.
+        ds.data.sort(key=lambda t: (t[1], os.path.basename(t[0])))
+        labels = [int(y) for _, y in ds.data]
+        ids = tuple(_cub_classes(split))
+        names = tuple((class_names or {}).get(c) or class_word(c) for c in ids)
+
+        def image(i):
+            return ds[i][0]
+    else:  # pragma: no cover - _spec raised already
+        raise AssertionError(name)
+    prefix = f"{name}/{split}"
+
+    def image_id(i):
+        if name == "cub":
+            p = Path(ds.data[i][0])
+            return f"{prefix}/{p.parent.name}/{p.name}"
+        return f"{prefix}/{i:06d}"
+
+    return SplitData(name, split, metadataset(ds, labels), names, image, image_id, ids)

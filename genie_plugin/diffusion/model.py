@@ -1,0 +1,136 @@
+"""The loaded model: SD components, the sampler settings they run with, and the UNet backend.
+
+A ``DiffusionGenerator`` is frozen: ``with_sampler``/``with_backend`` return new views that
+share the same modules and the same per-model helpers (:class:`ModelHelpers`: the fp32 VAE copy
+made on the first fp16 overflow, counters), so a view made per render costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from genie_plugin.diffusion.settings import SamplerConfig
+
+#: UNet backends: the sampler loop is the same, only the UNet call differs.
+BACKENDS: dict[str, str] = {
+    "torch": "PyTorch eager",
+    "cuda-graphs": "PyTorch, replayed from CUDA graphs captured per padded batch size (CUDA only)",
+    "torch-compile": "PyTorch with the UNet compiled by torch.compile (inductor; dynamic batch)",
+    "torch-compile-cuda-graphs": "torch-compile replayed from CUDA graphs per padded batch size",
+    "onnx": "optimum ONNX export on onnxruntime (CUDA provider + IO binding, or CPU)",
+    "onnx-cuda-graphs": "onnx with onnxruntime's CUDA graphs, one session per padded batch size",
+}
+
+
+def check_backend(name: str) -> str:
+    if name not in BACKENDS:
+        from genie_plugin.errors import UnknownNameError
+
+        raise UnknownNameError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    return name
+
+
+@dataclass(eq=False)
+class ModelHelpers:
+    """Per-model state that every view of a loaded model shares (made once per model)."""
+
+    stats: dict = field(default_factory=dict)  # vae_fp32_reruns, channels_last
+    _fp32: tuple[Any, Any] | None = field(default=None, repr=False)
+
+    def fp32_vae(self, vae):
+        """An fp32 copy of ``vae``, made on the first call (an fp16 overflow) and kept."""
+        import copy
+
+        if self._fp32 is None or self._fp32[0] is not vae:
+            self._fp32 = (vae, copy.deepcopy(vae).float())
+        return self._fp32[1]
+
+
+@dataclass(frozen=True, eq=False)
+class DiffusionGenerator:
+    """Loaded SD components plus the sampler settings and the backend used to run them.
+
+    Runtime object (holds modules); describe it in manifests with ``fingerprint``/``describe``.
+    """
+
+    name: str
+    fingerprint: str
+    tokenizer: Any
+    text_encoder: Any
+    vae: Any
+    unet: Any
+    scheduler_config: Any
+    device: Any
+    dtype: Any
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    backend: str = "torch"  # see BACKENDS
+    denoiser: Any = field(default=None, repr=False)
+    helpers: ModelHelpers = field(default_factory=ModelHelpers, repr=False)
+
+    @property
+    def stats(self) -> dict:
+        return self.helpers.stats
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def native_resolution(self) -> int:
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def resolution(self) -> int:
+        return int(self.sampler.resolution or self.native_resolution)
+
+    def with_sampler(self, **changes: Any) -> DiffusionGenerator:
+        """A view of the same modules with other sampler settings (no reload)."""
+        return replace(self, sampler=replace(self.sampler, **changes))
+
+    def describe(self) -> dict:
+        d = {"model": self.name, "fingerprint": self.fingerprint, **self.sampler.to_dict()}
+        if self.backend != "torch":
+            d["backend"] = self.backend
+        return d
+
+    def with_backend(self, backend: str, **options: Any) -> DiffusionGenerator:
+        """The same model with its UNet call on another backend (see :data:`BACKENDS`)."""
+        check_backend(backend)
+        if backend == "torch":
+            return replace(self, backend="torch", denoiser=None)
+        if backend == "cuda-graphs":
+            from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
+
+            return replace(self, backend=backend, denoiser=PaddedDenoiser(self.unet))
+        if backend.startswith("torch-compile"):
+            from genie_plugin.diffusion.compiled import compiled_denoiser
+
+            graphs = backend == "torch-compile-cuda-graphs"
+            return replace(
+                self, backend=backend, denoiser=compiled_denoiser(self.unet, cuda_graphs=graphs)
+            )
+        from genie_plugin.diffusion.onnx_backend import onnx_denoiser
+
+        graphs = backend == "onnx-cuda-graphs"
+        return replace(
+            self, backend=backend, denoiser=onnx_denoiser(self, cuda_graphs=graphs, **options)
+        )
+
+    def use_channels_last(self) -> DiffusionGenerator:
+        """Convert UNet and VAE to channels-last in place (NHWC convolutions on tensor cores).
+
+        Why in place: every view of this generator shares the modules. Outputs agree with
+        NCHW to rounding; worth it on GPUs, neutral to slower on CPUs.
+        """
+        import torch
+
+        for m in (self.unet, self.vae):
+            m.to(memory_format=torch.channels_last)
+        self.stats["channels_last"] = True
+        return self
+
+    def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
+        from genie_plugin.diffusion.sampler import sample
+
+        return sample(self, items, max_batch=max_batch, progress=progress, denoiser=denoiser)
