@@ -4,14 +4,18 @@
 # Usage: scripts/setup.sh [VENV_DIR] [EXTRAS]    (default: .venv, "dev,onnx")
 # CPU machines get the pinned torch from constraints/ci.txt; on a GPU machine, install the
 # torch build you want first and use EXTRAS=gpu,dev (onnxruntime-gpu instead of onnxruntime).
+#
+# Installs go through uv (pip's job with the same constraints and the machine's pip indexes,
+# downloading and unpacking in parallel) when it can be had, else through pip; one resolve for
+# torch, the project and learn2learn's runtime needs. learn2learn's C extensions compile in the
+# background meanwhile (scripts/install_learn2learn.sh, its own build venv).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=${1:-"$here/.venv"}
 extras=${2:-dev,onnx}
+cons=(-c "$here/constraints/ci.txt")
 python3 -m venv "$venv"
 py="$venv/bin/python"
-"$py" -m pip install -q --upgrade pip setuptools wheel
-# learn2learn's C extensions compile in the background (own build venv) while pip installs
 wheels=$(mktemp -d)
 trap 'rm -rf "$wheels"' EXIT
 if ! "$py" -c "import learn2learn" 2>/dev/null; then
@@ -19,12 +23,43 @@ if ! "$py" -c "import learn2learn" 2>/dev/null; then
     >"$wheels/build.log" 2>&1 &
   build=$!
 fi
-"$py" -m pip install -q -c "$here/constraints/ci.txt" torch torchvision
-"$py" -m pip install -q -c "$here/constraints/ci.txt" -e "$here[$extras]"
-if [ -n "${build:-}" ] && ! wait "$build"; then
-  cat "$wheels/build.log" >&2
-  echo "setup: building learn2learn failed (log above)" >&2
-  exit 1
+if [ -z "${GENIE_NO_UV:-}" ] && "$py" -m pip install -q "${cons[@]}" uv >/dev/null 2>&1; then
+  # the machine's pip configuration (indexes, find-links, constraints) as uv options
+  mapfile -t pipconf < <("$py" - <<'EOF'
+import re, subprocess, sys
+out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+flags = {"index-url": "--index-url", "extra-index-url": "--extra-index-url",
+         "find-links": "--find-links", "constraint": "--constraint"}
+seen = set()
+for line in out.splitlines():
+    m = re.match(r"^[^.]*\.([a-z-]+)='(.*)'$", line)
+    if m and m.group(1) in flags:
+        for value in m.group(2).split():
+            if (m.group(1), value) not in seen:
+                seen.add((m.group(1), value))
+                print(flags[m.group(1)]); print(value)
+EOF
+)
+  install() {
+    "$venv/bin/uv" pip install -q --python "$py" --index-strategy unsafe-best-match \
+      "${pipconf[@]}" "$@"
+  }
+else
+  "$py" -m pip install -q --upgrade pip setuptools wheel
+  install() { "$py" -m pip install -q "$@"; }
 fi
-bash "$here/scripts/install_learn2learn.sh" "$py" "$wheels"
-"$py" -c "import genie_plugin, genie_cli; print('genie-fewshot', genie_plugin.__version__, 'ready in $venv')"
+# learn2learn's runtime needs only (not qpth/gsutil, which would replace numpy): see
+# scripts/install_learn2learn.sh
+install "${cons[@]}" torch torchvision -e "$here[$extras]" numpy scipy requests tqdm gym pillow
+if [ -n "${build:-}" ]; then
+  if ! wait "$build"; then
+    cat "$wheels/build.log" >&2
+    echo "setup: building learn2learn failed (log above)" >&2
+    exit 1
+  fi
+  install --no-deps "$wheels"/learn2learn-0.2.0-*.whl
+fi
+# learn2learn imports gym, whose import prints a deprecation banner: check quietly
+"$py" -c "import learn2learn, genie_plugin, genie_cli" 2>/dev/null \
+  || "$py" -c "import learn2learn, genie_plugin, genie_cli"
+"$py" -c "import genie_plugin; print('genie-fewshot', genie_plugin.__version__, 'ready in $venv')"
