@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import sys
@@ -64,8 +65,9 @@ TimestepShiftOpt = Annotated[
 GuidanceTMinOpt = Annotated[
     float | None,
     typer.Option(
-        help="Guidance interval: classifier-free guidance only at timesteps >= this fraction of "
-        "the training steps, the conditional prediction alone below (Kynkäänniemi et al. 2024). "
+        help="Guidance floor: classifier-free guidance only at timesteps >= this fraction of "
+        "the training steps, the conditional prediction alone below (the lower end of "
+        "Kynkäänniemi et al.'s 2024 guidance interval; the upper end is the start). "
         "Default: the model's recommendation, else 0 = guidance at every step."
     ),
 ]
@@ -98,8 +100,17 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+_FILE_SYSTEM_ERRORS = {
+    errno.ENOSPC: "free some space and rerun",
+    errno.EDQUOT: "free some of your quota and rerun",
+    errno.EROFS: "a read-only file system: choose another folder",
+    errno.EACCES: "no permission: choose another folder or fix its permissions",
+}
+
+
 def handle_errors(fn: Callable) -> Callable:
-    """Turn GenieError into a one-line message and exit code 2 (no traceback)."""
+    """Turn GenieError, a full disk or an unwritable folder into a one-line message and exit
+    code 2, an interrupt into exit code 130 (no traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -108,8 +119,19 @@ def handle_errors(fn: Callable) -> Callable:
         except GenieError as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+            print(
+                "interrupted: finished results and cached images are kept; rerun to resume",
+                file=sys.stderr,
+            )
             raise typer.Exit(code=130) from None
+        except OSError as exc:
+            if exc.errno not in _FILE_SYSTEM_ERRORS:
+                raise
+            where = exc.filename or "a file"
+            raise fail(
+                f"{where}: {exc.strerror or exc} ({_FILE_SYSTEM_ERRORS[exc.errno]}); "
+                "nothing half-written was left, finished results and cached images are kept"
+            ) from None
 
     return wrapper
 
@@ -231,7 +253,33 @@ def image_step_progress(total: int, description: str):
         yield lambda n: bar.advance(task, n)
 
 
-def check_out_dir(out: Path) -> Path:
+def echo_note(message: str) -> None:
+    """A remark on stderr that is not an error (e.g. "animated; using the first frame")."""
+    typer.echo(message, err=True)
+
+
+def check_out_dir(out: Path, option: str = "--out") -> Path:
+    """Before any work: ``out`` is (or can become) a folder this process can write into."""
     if out.exists() and not out.is_dir():
-        raise GenieError(f"--out {out}: exists and is not a folder")
+        raise GenieError(f"{option} {out}: exists and is not a folder")
+    check_writable(out, option)
     return out
+
+
+def check_writable(folder: Path, option: str) -> None:
+    """``folder`` exists and is writable, or its nearest existing parent is (it can be made);
+    else one line naming it. Writes nothing."""
+    import os
+
+    probe = Path(folder).expanduser().absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise GenieError(f"{option} {folder}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        why = (
+            "is read-only"
+            if probe == Path(folder).expanduser().absolute()
+            else f"cannot be made in {probe}"
+        )
+        raise GenieError(f"{option} {folder}: {why} (no write permission); choose another folder")

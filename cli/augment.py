@@ -13,6 +13,7 @@ from ._common import (
     ModelOptions,
     SeedOpt,
     check_out_dir,
+    echo_note,
     handle_errors,
     image_step_progress,
     load_model,
@@ -70,8 +71,8 @@ def augment(
     strat = entry.create(None, **overrides)
     check_out_dir(out)
     # Read every input before generating anything: a bad file fails fast, nothing is written.
-    images = {str(p): load_image(p) for p in sources}
-    protos = {f"target:{p}": load_image(p) for p in target_images or []}
+    images = {str(p): load_image(p, on_note=echo_note) for p in sources}
+    protos = {f"target:{p}": load_image(p, on_note=echo_note) for p in target_images or []}
     if strat.needs_embedder and backbone is None:
         raise ConfigError(f"{strategy} scores candidates with a backbone: pass --backbone NAME")
     gen = load_model(opts)

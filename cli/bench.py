@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from ._common import ChannelsLastOpt, ConfigOpt, DeviceOpt, MaxBatchOpt, handle_errors
+from ._common import (
+    ChannelsLastOpt,
+    ConfigOpt,
+    DeviceOpt,
+    MaxBatchOpt,
+    check_writable,
+    handle_errors,
+)
 
 app = typer.Typer(help="Episodic few-shot benchmarks and leaderboards.", no_args_is_help=True)
 
@@ -123,7 +130,7 @@ def run(
         float | None, typer.Option(help="Sampler time shift (see `genie augment --help`).")
     ] = None,
     guidance_t_min: Annotated[
-        float | None, typer.Option(help="Guidance interval floor (see `genie augment --help`).")
+        float | None, typer.Option(help="Guidance floor (see `genie augment --help`).")
     ] = None,
     backend: ScnBackendOpt = None,
     model: ScnModelOpt = None,
@@ -138,10 +145,9 @@ def run(
     """Evaluate strategies on one scenario; every strategy sees the same episodes."""
     from rich.console import Console
 
-    from genie_plugin.bench.leaderboard import genie_unet_rows, rows_json, unet_cost
+    from genie_plugin.bench.leaderboard import genie_unet_rows, merge_rows, unet_cost
     from genie_plugin.bench.runner import run_scenario
     from genie_plugin.bench.scenario import preflight
-    from genie_plugin.io import atomic_write_text, read_jsonl
 
     scn = load_scenario(
         scenario,
@@ -165,23 +171,24 @@ def run(
     console = Console(highlight=False)
     console.print(scenario_header(scn), soft_wrap=True)
     preflight(scn)
+    check_writable(out.parent, "--out")
+    check_writable(cache, "--cache")
     from genie_plugin.progress import make_progress
 
     with make_progress(console=console) as bar:
         tasks = {s: bar.add_task(s, total=scn.episodes, info="") for s in scn.strategies}
 
         def advance(sname, done, total, cached):
-            info = f"generated {cached.generated}, cached {cached.hits}" if cached else ""
+            info = _cache_info(cached) if cached else ""
             bar.update(tasks[sname], completed=done, info=info)
 
-        rows = run_scenario(scn, cache_dir=cache, progress=advance, device=device)
-    old = read_jsonl(out) if out.exists() else []
-    keep = [
-        r
-        for r in old
-        if (r["scenario"], r["strategy"]) not in {(x["scenario"], x["strategy"]) for x in rows}
-    ]
-    atomic_write_text(out, rows_json(keep + rows))
+        rows = run_scenario(
+            scn,
+            cache_dir=cache,
+            progress=advance,
+            device=device,
+            on_row=lambda row: merge_rows(out, [row]),  # kept as soon as scored
+        )
     genie_rows = genie_unet_rows(rows)
     for r in rows:
         if r["status"] == "ok":
@@ -191,6 +198,8 @@ def run(
                 cost = f", {per_ep:.0f} UNet rows/episode"
                 if ratio is not None:
                     cost += f" = {ratio:.2f}× genie"
+            if r.get("cache_repaired"):
+                cost += f", {r['cache_repaired']} bad cache entries regenerated"
             console.print(
                 f"{r['strategy']:>14}: {r['mean']:.2f} ± {r['ci95']:.2f}  ({r['wall_s']} s{cost})"
             )
@@ -258,6 +267,7 @@ def generate(
     if rank == 0:
         console.print(scenario_header(scn), soft_wrap=True)
     preflight(scn)
+    check_writable(cache, "--cache")
     with make_progress(console=console) as bar:
         task = bar.add_task(f"{tag}{scn.name} units", total=None, info="")
 
@@ -266,7 +276,7 @@ def generate(
                 task,
                 completed=done,
                 total=total,
-                info=f"generated {cached.generated}, cached {cached.hits}",
+                info=_cache_info(cached),
             )
 
         stats = generate_scenario(
@@ -281,11 +291,17 @@ def generate(
         )
     console.print(
         f"{tag}{stats['units']} of {stats['of_units']} units: {stats['images']} images "
-        f"({stats['generated']} generated, {stats['hits']} from the cache; "
+        f"({stats['generated']} generated, {stats['hits']} from the cache, "
+        f"{stats.get('repaired', 0)} bad cache entries regenerated; "
         f"{stats.get('unet_rows', 0)} UNet rows from scratch) in {cache}"
     )
     if state is not None:
         state.wait_for_everyone()
+
+
+def _cache_info(cached) -> str:
+    info = f"generated {cached.generated}, cached {cached.hits}"
+    return info + (f", repaired {cached.repaired}" if cached.repaired else "")
 
 
 @app.command("leaderboard")

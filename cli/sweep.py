@@ -13,6 +13,7 @@ from ._common import (
     ModelOptions,
     SeedOpt,
     check_out_dir,
+    echo_note,
     handle_errors,
     image_step_progress,
     load_model,
@@ -66,8 +67,8 @@ def sweep(
         raise ConfigError("--target must not be empty")
     check_out_dir(out)
     src_path = source or sample_image_path()
-    src = load_image(src_path)
-    protos = [load_image(p) for p in target_images or []]
+    src = load_image(src_path, on_note=echo_note)
+    protos = [load_image(p, on_note=echo_note) for p in target_images or []]
     gen = load_model(opts)
     max_batch = max_batch_for(gen, max_batch)
     embed = None

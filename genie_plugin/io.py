@@ -11,7 +11,8 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -95,11 +96,20 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
+#: The largest input image accepted, in pixels (8192 × 8192). Larger ones are refused with a
+#: one-line error before decoding (a decompression bomb would take the machine's memory).
+MAX_INPUT_PIXELS = 8192 * 8192
+
+
+def load_image(
+    path: str | os.PathLike, *, on_note: Callable[[str], None] | None = None
+) -> Image.Image:
     """Open an image file as 8-bit RGB; raise InputImageError naming the file on any problem.
 
-    Grayscale, palette, RGBA, CMYK and 16-bit images are converted, not rejected. EXIF
-    orientation is applied so the pixels match what image viewers show.
+    Grayscale, palette, RGBA/LA (composited on white), CMYK and 16-bit images are converted,
+    not rejected. EXIF orientation is applied so the pixels match what image viewers show. An
+    animated image gives its first frame (``on_note`` is told). Images over
+    :data:`MAX_INPUT_PIXELS` are refused before they are decoded.
     """
     p = Path(path)
     if not p.exists():
@@ -107,17 +117,36 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     if p.is_dir():
         raise InputImageError(f"{p}: is a folder, expected an image file")
     try:
-        with Image.open(p) as img:
+        with warnings.catch_warnings():  # PIL's bomb warning: our own limit below says more
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+        with img:
+            w, h = img.size
+            if w * h > MAX_INPUT_PIXELS:
+                raise InputImageError(
+                    f"{p}: {w}×{h} pixels is over the {MAX_INPUT_PIXELS // 2**20} MP limit; "
+                    "downscale it first (generation works at 512 px)"
+                )
+            frames = getattr(img, "n_frames", 1)
             img.load()
+            if frames > 1 and on_note is not None:
+                on_note(f"{p}: animated ({frames} frames); using the first frame")
             img = ImageOps.exif_transpose(img) or img
             return _to_rgb(img).copy()
+    except InputImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise InputImageError(
+            f"{p}: too many pixels to decode safely (a decompression bomb?); the limit is "
+            f"{MAX_INPUT_PIXELS // 2**20} MP"
+        ) from None
     except UnidentifiedImageError:
         raise InputImageError(
             f"{p}: not a readable image (PIL cannot identify the format); pass a PNG/JPEG/WebP file"
         ) from None
     except PermissionError:
         raise InputImageError(f"{p}: permission denied") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputImageError(f"{p}: corrupt or truncated image ({exc})") from None
 
 

@@ -1,10 +1,18 @@
-"""One rich progress-bar layout for the CLI and the training script."""
+"""One progress display for the CLI and the training script: a rich bar on a terminal, plain
+lines in a log (CI, ``nohup``, a cluster job), where a live bar would print nothing until the
+end. ``GENIE_PROGRESS_INTERVAL`` sets the seconds between plain lines (default 30)."""
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+
 
 def make_progress(middle: str = "{task.fields[info]}", **kwargs):
-    """Description, bar, done/total, ``middle`` text, elapsed, remaining."""
+    """Description, bar, done/total, ``middle`` text, elapsed, remaining (a terminal), else a
+    :class:`PlainProgress` with the same methods."""
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -14,6 +22,9 @@ def make_progress(middle: str = "{task.fields[info]}", **kwargs):
         TimeRemainingColumn,
     )
 
+    console = kwargs.get("console") or Console(stderr=True)
+    if not console.is_terminal:
+        return PlainProgress(middle, stream=console.file)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -23,3 +34,69 @@ def make_progress(middle: str = "{task.fields[info]}", **kwargs):
         TimeRemainingColumn(),
         **kwargs,
     )
+
+
+class PlainProgress:
+    """rich's ``Progress`` API (add_task, update, advance, context manager) as plain lines: one
+    per task when it starts, at most every ``interval`` seconds while it runs, and when it ends."""
+
+    def __init__(
+        self, middle: str = "{task.fields[info]}", *, stream=None, interval: float | None = None
+    ) -> None:
+        self.stream = stream or sys.stderr
+        if interval is None:
+            interval = float(os.environ.get("GENIE_PROGRESS_INTERVAL", "30") or 30)
+        self.interval = interval
+        self.middle = middle
+        self.tasks: dict[int, dict] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for tid, t in self.tasks.items():
+            if t["printed"] != (t["completed"], t["info"]) and t["completed"]:
+                self._line(tid)
+
+    def add_task(self, description: str, total: float | None = None, **fields) -> int:
+        tid = len(self.tasks)
+        self.tasks[tid] = {
+            "description": description,
+            "total": total,
+            "completed": fields.pop("completed", 0),
+            "info": fields.get("info", ""),
+            "start": time.monotonic(),
+            "last": 0.0,
+            "printed": None,
+        }
+        return tid
+
+    def advance(self, task_id: int, advance: float = 1) -> None:
+        self.update(task_id, advance=advance)
+
+    def update(self, task_id: int, *, completed=None, advance=None, info=None, **_) -> None:
+        t = self.tasks[task_id]
+        if completed is not None:
+            t["completed"] = completed
+        if advance is not None:
+            t["completed"] += advance
+        if info is not None:
+            t["info"] = info
+        now = time.monotonic()
+        done = t["total"] is not None and t["completed"] >= t["total"]
+        if done or now - t["last"] >= self.interval:
+            self._line(task_id)
+
+    def _line(self, task_id: int) -> None:
+        t = self.tasks[task_id]
+        t["last"] = time.monotonic()
+        t["printed"] = (t["completed"], t["info"])
+        total = "?" if t["total"] is None else f"{t['total']:g}"
+        elapsed = time.monotonic() - t["start"]
+        info = f" {t['info']}" if t["info"] and "info" in self.middle else ""
+        unit = "" if "info" in self.middle else f" {self.middle}".rstrip()
+        print(
+            f"{t['description']}: {t['completed']:g}/{total}{unit}{info} ({elapsed:.0f} s)",
+            file=self.stream,
+            flush=True,
+        )

@@ -80,9 +80,13 @@ def _fail_on_skip() -> bool:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if rep.skipped and not ({m.name for m in item.iter_markers()} & _ALLOWED_SKIP_MARKERS):
+    markers = {m.name for m in item.iter_markers()}
+    if rep.skipped and not (markers & _ALLOWED_SKIP_MARKERS):
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
         _bad_skips.append(f"{item.nodeid}: {reason}")
+    elif rep.skipped and any(_selects(item.config, m) for m in markers & _ALLOWED_SKIP_MARKERS):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        _selected_skips.append(f"{item.nodeid}: {reason}")
 
 
 def pytest_collectreport(report):
@@ -91,12 +95,32 @@ def pytest_collectreport(report):
         _bad_skips.append(f"{report.nodeid}: {reason}")
 
 
+# --- and no green on nothing: `-m gpu` (or `-m slow`) on a machine that cannot run those tests
+# fails instead of passing on skips (scripts/gpu_benchmarks.sh relies on it).
+_selected_skips: list[str] = []
+
+
+def _selects(config, marker: str) -> bool:
+    import re
+
+    expr = config.option.markexpr or ""
+    return re.search(rf"(?<!not )\b{marker}\b", expr) is not None
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _fail_on_skip() and _bad_skips and exitstatus == 0:
+        session.exitstatus = 1
+    if _selected_skips and session.exitstatus == 0:
         session.exitstatus = 1
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _selected_skips:
+        terminalreporter.write_line(
+            f"FAILED: {len(_selected_skips)} explicitly selected slow/gpu test(s) skipped: "
+            f"nothing was checked ({_selected_skips[0].split(': ', 1)[-1]})",
+            red=True,
+        )
     if _fail_on_skip() and _bad_skips:
         terminalreporter.section("skipped outside the slow/gpu markers (GENIE_FAIL_ON_SKIP=1)")
         for line in _bad_skips:

@@ -183,6 +183,23 @@ def rows_json(rows) -> str:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
 
 
+def merge_rows(path: Path, rows: list[dict]) -> Path:
+    """Put ``rows`` into the results file ``path``, replacing rows of the same (scenario,
+    strategy): read, merge and atomic rewrite under a lock, so concurrent runs writing one
+    file lose, duplicate and interleave nothing."""
+    from filelock import FileLock
+
+    from genie_plugin.io import atomic_write_text, read_jsonl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        old = read_jsonl(path) if path.exists() else []
+        new = {(r["scenario"], r["strategy"]) for r in rows}
+        keep = [r for r in old if (r.get("scenario"), r.get("strategy")) not in new]
+        return atomic_write_text(path, rows_json(keep + rows))
+
+
 #: Row fields a rerun from an empty cache must reproduce exactly (no times, commits, versions).
 REPRODUCED_FIELDS = (
     "status",

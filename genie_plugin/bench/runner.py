@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,8 +86,16 @@ UNIT_EPISODES = 4  # episodes rendered per batch (fixed: results must not depend
 
 
 def run_scenario(
-    scn: Scenario, *, cache_dir: Path, progress=None, device=None, max_batch: int = 64
+    scn: Scenario,
+    *,
+    cache_dir: Path,
+    progress=None,
+    device=None,
+    max_batch: int = 64,
+    on_row: Callable[[dict], None] | None = None,
 ) -> list[dict]:
+    """Score every strategy of ``scn``; ``on_row`` gets each row as soon as it is scored (the
+    CLI merges it into the results file then, so a crash later keeps the finished rows)."""
     from genie_plugin.data.episodes import episodes_hash
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.fewshot.backbones import MemoEmbedder, load_backbone
@@ -176,6 +185,8 @@ def run_scenario(
                 episode_accuracies=[round(100 * a, 4) for a in accs],
                 images_generated=cached.generated if cached else 0,
                 cache_hits=cached.hits if cached else 0,
+                # bad cache entries (truncated, corrupt, mismatching) found and regenerated
+                cache_repaired=cached.repaired if cached else 0,
                 # generation cost from scratch (cache hits included): comparable across rows
                 unet_rows=cached.unet_rows if cached else 0,
             )
@@ -189,6 +200,8 @@ def run_scenario(
             )
         row["wall_s"] = round(time.time() - t0, 1)
         rows.append(dict(sorted(row.items())))
+        if on_row is not None:
+            on_row(rows[-1])
     return rows
 
 
@@ -293,5 +306,10 @@ def generate_scenario(
         stats["images"] += sum(len(v) for v in outs.values())
         if progress is not None:
             progress(done, len(mine), cached)
-    stats.update(generated=cached.generated, hits=cached.hits, unet_rows=cached.unet_rows)
+    stats.update(
+        generated=cached.generated,
+        hits=cached.hits,
+        repaired=cached.repaired,
+        unet_rows=cached.unet_rows,
+    )
     return stats

@@ -3,12 +3,18 @@ settings), the shipped ones, and the checks that run before any work."""
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import asdict, dataclass
+import typing
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter, ValidationError
 
 from genie_plugin import plugins
-from genie_plugin.errors import ConfigError, check_known_keys
+from genie_plugin.data.specs import all_datasets
+from genie_plugin.errors import ConfigError, GenieError, UnknownNameError, check_known_keys
 
 DEFAULT_STRATEGIES = (
     "none",
@@ -40,6 +46,32 @@ SHORT_NAMES = {
 SHAPES_DEFAULTS = {"model": "embedded", "backbone": "embedded", "view_size": 32, "steps": 10}
 
 
+Text = Annotated[str, Field(strict=True)]
+Count = Annotated[int, Field(ge=1, strict=True)]  # strict: "many", 2.5 and true are refused
+
+
+@functools.cache
+def _adapters() -> dict:
+    hints = typing.get_type_hints(Scenario, include_extras=True)
+    return {f.name: TypeAdapter(hints[f.name]) for f in fields(Scenario)}
+
+
+def _validate(scn) -> None:
+    """Every field against its annotation (pydantic): one line naming the key, the value and
+    what is expected."""
+    for name, adapter in _adapters().items():
+        value = getattr(scn, name)
+        if name == "strategies" and isinstance(value, list):
+            value = tuple(value)
+        try:
+            adapter.validate_python(value)
+        except ValidationError as exc:
+            why = exc.errors()[0]["msg"]
+            raise ConfigError(
+                f"scenario key {name} = {value!r}: {why[0].lower()}{why[1:]}"
+            ) from None
+
+
 def scenario_name(dataset: str, ways: int, shots: int) -> str:
     """``mini-5w1s``: dataset, ways and shots, as the shipped scenario files are named."""
     return f"{SHORT_NAMES.get(dataset, dataset)}-{ways}w{shots}s"
@@ -51,36 +83,44 @@ class Scenario:
     outside the embedded shapes benchmark: a real dataset takes them from its shipped scenario
     (:func:`shipped_scenario`) or from the user, never from the toy."""
 
-    name: str = ""  # "": derived from dataset, ways and shots (scenario_name)
-    dataset: str = "shapes"
-    split: str = "novel"
-    root: str | None = None  # dataset folder (learn2learn's file layout); not for shapes
-    ways: int = 5
-    shots: int = 1
-    queries: int = 16
-    episodes: int = 50
-    seed: int = 0
-    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
-    model: str | None = None
+    name: Text = ""  # "": derived from dataset, ways and shots (scenario_name)
+    dataset: Text = "shapes"
+    split: Text = "novel"
+    root: Text | None = None  # dataset folder (learn2learn's file layout); not for shapes
+    ways: Annotated[int, Field(ge=2, strict=True)] = 5
+    shots: Count = 1
+    queries: Count = 16
+    episodes: Count = 50
+    seed: Annotated[int, Field(ge=0, strict=True)] = 0
+    strategies: Annotated[tuple[Text, ...], Field(min_length=1)] = DEFAULT_STRATEGIES
+    model: Text | None = None
     # a local diffusers folder giving a single-file checkpoint's architecture (``--config``)
-    model_config: str | None = None
-    backbone: str | None = None
-    steps: int | None = None  # reference: 50 DPM-Solver++ steps; the embedded benchmark: 10
-    resolution: int | None = None  # generation size; None: the model's native (SD 1.5: 512)
+    model_config: Text | None = None
+    backbone: Text | None = None
+    steps: Count | None = None  # reference: 50 DPM-Solver++ steps; the embedded benchmark: 10
+    # generation size; None: the model's native (SD 1.5: 512)
+    resolution: Annotated[int, Field(ge=8, multiple_of=8, strict=True)] | None = None
     # None: the model's recommendation (genie_sampler.json; embedded: 5 and 0.2), else the
     # reference (CFG 7.5, no shift)
-    guidance: float | None = None
-    timestep_shift: float | None = None  # sampler time shift (core.schedule.shift_timesteps)
-    guidance_t_min: float | None = None  # guidance interval floor (SamplerConfig)
-    backend: str = "torch"  # UNet backend (diffusion.loading.BACKENDS)
-    real_views: int = 5
-    gen_views: int = 1
-    view_size: int | None = None  # reference: 224; the embedded benchmark: 32
+    guidance: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    # sampler time shift (core.schedule.shift_timesteps)
+    timestep_shift: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    # guidance floor (SamplerConfig.guidance_t_min)
+    guidance_t_min: Annotated[float, Field(ge=0, lt=1)] | None = None
+    backend: Text = "torch"  # UNet backend (diffusion.model.BACKENDS)
+    real_views: Annotated[int, Field(ge=0, strict=True)] = 5
+    gen_views: Annotated[int, Field(ge=0, strict=True)] = 1
+    view_size: Count | None = None  # reference: 224; the embedded benchmark: 32
 
     def __post_init__(self) -> None:
         from genie_plugin.diffusion.model import check_backend
 
+        _validate(self)
         check_backend(self.backend)
+        if self.dataset not in all_datasets():
+            raise UnknownNameError(
+                f"scenario key dataset = {self.dataset!r}: unknown; choose one of {all_datasets()}"
+            )
         if self.dataset == "shapes":
             for k, v in SHAPES_DEFAULTS.items():
                 if getattr(self, k) is None:
@@ -118,7 +158,7 @@ class Scenario:
     def from_dict(cls, d: dict) -> Scenario:
         check_known_keys(cls, d, "scenario")
         kw = dict(d)
-        if "strategies" in kw:
+        if isinstance(kw.get("strategies"), list):  # JSON has lists; anything else is refused
             kw["strategies"] = tuple(kw["strategies"])
         return cls(**kw)
 
@@ -129,7 +169,12 @@ class Scenario:
         if not p.exists() and (SCENARIO_DIR / f"{p.name}.json").is_file():
             p = SCENARIO_DIR / f"{p.name}.json"
         try:
-            return cls.from_dict(json.loads(p.read_text()))
+            d = json.loads(p.read_text())
+            if not isinstance(d, dict):
+                raise ConfigError(f"a scenario is a JSON object of keys, got {type(d).__name__}")
+            return cls.from_dict(d)
+        except GenieError as exc:
+            raise type(exc)(f"{p}: {exc}") from None
         except FileNotFoundError:
             names = ", ".join(sorted(f.stem for f in SCENARIO_DIR.glob("*.json")))
             raise ConfigError(
@@ -172,7 +217,8 @@ def preflight(scn: Scenario) -> None:
         from genie_plugin.data.specs import canonical_split, require_split
 
         require_split(scn.dataset, scn.root or "~/data", canonical_split(scn.split))
-    known = set(REGISTRY.names())  # an unknown strategy is a failed row, not a stop
-    if any(REGISTRY.create(s).generative for s in scn.strategies if s in known):
+    for s in scn.strategies:  # an unknown or broken one stops here, before any work
+        REGISTRY.get(s)
+    if any(REGISTRY.create(s).generative for s in scn.strategies):
         check_model_available(scn.model, option="--model")
     check_backbone_spec(scn.backbone, option="--backbone")

@@ -92,7 +92,22 @@ class SplitData:
     class_ids: tuple[str, ...] = ()  # by dataset label: as the files name them (wnid, folder)
 
     def image(self, i: int):
-        return self._image(i)
+        """Image ``i`` as PIL; an unreadable file is one line naming it, not a traceback from
+        deep inside learn2learn or PIL."""
+        try:
+            return self._image(i)
+        except DatasetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the reader raised, name the image
+            from genie_plugin.errors import InputImageError
+
+            if isinstance(exc, InputImageError):
+                raise DatasetError(f"{self.dataset} ({self.split}): {exc}") from None
+            raise DatasetError(
+                f"{self.dataset} ({self.split}): image {self.image_id(i)} is unreadable "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "replace the file or re-extract the dataset"
+            ) from None
 
     def image_id(self, i: int) -> str:
         return self._image_id(i)
@@ -135,10 +150,9 @@ class ImageFileDataset(_torch_dataset()):
         return len(self.files)
 
     def __getitem__(self, i: int):
-        from PIL import Image
+        from genie_plugin.io import load_image  # EXIF, 16-bit, CMYK...; one line if corrupt
 
-        with Image.open(self.files[i]) as im:
-            return im.convert("RGB"), self.labels[i]
+        return load_image(self.files[i]), self.labels[i]
 
 
 def metadataset(ds, labels):

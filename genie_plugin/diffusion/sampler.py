@@ -114,7 +114,7 @@ def total_image_steps(model, items: Sequence[SampleItem]) -> int:
 
 def unet_rows(model, items: Sequence[SampleItem]) -> int:
     """Number of UNet batch rows ``sample`` will run: one per image-step, plus the
-    unconditional row of classifier-free guidance at steps inside the guidance interval. The
+    unconditional row of classifier-free guidance at steps at or above the guidance floor. The
     generation cost in UNet evaluations (what a compute-bound GPU's time is proportional to)."""
     if not items:
         return 0

@@ -20,9 +20,10 @@ class SamplerConfig:
     # < 1 for models with small latents: a given r then destroys less of the source
     # (core.schedule.shift_timesteps); 1 = diffusers' own linspace timesteps.
     timestep_shift: float = 1.0
-    # Guidance interval (Kynkäänniemi et al., NeurIPS 2024): classifier-free guidance only at
-    # timesteps >= guidance_t_min × num_train_timesteps; below it the conditional prediction
-    # alone (and half the UNet rows). 0 = guidance at every step, as the reference.
+    # Guidance floor: classifier-free guidance only at timesteps >= guidance_t_min ×
+    # num_train_timesteps, the conditional prediction alone below (and half the UNet rows).
+    # The lower end of Kynkäänniemi et al.'s guidance interval (NeurIPS 2024); the upper end is
+    # always the start (guidance at every high-noise step). 0 = guidance at every step.
     guidance_t_min: float = 0.0
     # At most this many solver steps per item, on an evenly thinned subset of the timesteps it
     # would run (core.schedule.thinned_indices): same start noise, coarser solve. None = all.

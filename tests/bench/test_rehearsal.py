@@ -116,3 +116,6 @@ def test_mini_scenario_with_the_real_sd15(stand_ins, tmp_path):
     rows = {r["strategy"]: r for r in read_jsonl(out)}
     assert all(r["status"] == "ok" and r["images_generated"] == 20 for r in rows.values())
     assert rows["genie"]["model"]["fingerprint"].startswith("sha256:")
+    assert all(
+        0.0 <= r["mean"] <= 100.0 and len(r["episode_accuracies"]) == 1 for r in rows.values()
+    )

@@ -39,14 +39,20 @@ def test_rows_share_episodes_and_failures_are_rows(tmp_path):
         by["bogus_strategy"]["status"] == "failed"
         and "unknown strategy" in by["bogus_strategy"]["error"]
     )
-    # a second run is all cache hits and gives identical numbers
+    # a second run reads the cache and gives identical numbers; two bad entries (a truncated
+    # PNG, a readable PNG whose content is not what its manifest hash says) are regenerated
+    pngs = sorted((tmp_path / "cache").glob("??/*.png"))
+    pngs[0].write_bytes(pngs[0].read_bytes()[:100])
+    pngs[1].write_bytes(pngs[2].read_bytes())
     again = {
         r["strategy"]: r
         for r in run_scenario(
             _scenario(strategies=("genie",)), cache_dir=tmp_path / "cache", device="cpu"
         )
     }
-    assert again["genie"]["images_generated"] == 0 and again["genie"]["cache_hits"] == 40
+    assert again["genie"]["status"] == "ok"
+    assert again["genie"]["cache_repaired"] == 2 and by["genie"]["cache_repaired"] == 0
+    assert again["genie"]["images_generated"] == 2 and again["genie"]["cache_hits"] == 38
     assert again["genie"]["mean"] == by["genie"]["mean"]
     assert again["genie"]["unet_rows"] == by["genie"]["unet_rows"]  # cost ignores the cache
 

@@ -137,3 +137,17 @@ def test_cli_datasets_check_reports_present_missing_and_corrupt(mini_root):
     assert "corrupt  mini-imagenet-cache-train.pkl: is an HTML page" in r.output
     r = CliRunner().invoke(app, ["datasets", "check", str(root), "-d", "cub"])
     assert r.exit_code == 1 and "cub: missing" in r.output and "zenodo" in r.output
+
+
+def test_an_unreadable_dataset_image_is_one_line_naming_it(tmp_path):
+    from tests.real_formats import write_cub
+
+    write_cub(tmp_path, per_class=2)
+    data = load_split("cub", "test", root=tmp_path)
+    bad = tmp_path / "cubirds200" / "CUB_200_2011" / "images" / data.image_id(0).split("/", 2)[2]
+    bad.write_bytes(bad.read_bytes()[:50])
+    with pytest.raises(DatasetError) as exc:
+        data.image(0)
+    msg = str(exc.value)
+    assert data.image_id(0) in msg and "unreadable" in msg and "\n" not in msg
+    assert data.image(1).mode == "RGB"  # the others still load

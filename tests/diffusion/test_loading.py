@@ -99,14 +99,28 @@ def test_real_sd15_from_hf_cache_generates():
     repo = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     if not isinstance(try_to_load_from_cache(repo, "model_index.json"), str):
         pytest.skip(f"{repo} not in the HF cache")
+    import numpy as np
     from PIL import Image
 
     from genie_plugin.diffusion import SampleItem
 
     gen = load_generator(repo, sampler=SamplerConfig(steps=10))
     assert gen.native_resolution == 512
-    out = gen.generate([SampleItem("a photo of a cat.", 0.8, 0, Image.new("RGB", (512, 512)))])
-    assert out[0].size == (512, 512)
+    # a structured source: left half red, right half blue
+    src = Image.new("RGB", (512, 512), (220, 30, 30))
+    src.paste((30, 30, 220), (256, 0, 512, 512))
+    low, high = gen.generate(
+        [SampleItem("a photo of a cat.", 0.3, 0, src), SampleItem("a photo of a cat.", 0.8, 0, src)]
+    )
+    a, lo, hi = (np.asarray(x, dtype=np.float64) for x in (src, low, high))
+
+    def psnr(x, y):
+        return 10 * np.log10(255.0**2 / max(np.mean((x - y) ** 2), 1e-9))
+
+    # Img2Img at r = 0.3 keeps the source's layout; GeNIe's r = 0.8 departs far from it
+    assert low.size == high.size == (512, 512)
+    assert psnr(a, lo) > 18.0 and psnr(a, hi) < psnr(a, lo) - 3.0
+    assert hi.std() > 10.0 and lo.std() > 10.0  # not a flat (NaN-decoded) image
 
 
 def test_model_folder_recommends_its_sampler(tmp_path):

@@ -113,9 +113,21 @@ def test_progress_counts_image_steps(tiny_gen, images):
     assert sum(done) == total_image_steps(tiny_gen, items) == 5 + 10
 
 
-def test_outputs_are_finite_uint8(tiny_gen, images):
+def test_outputs_are_real_images_not_decoded_nans(tiny_gen, images):
+    """A NaN or inf anywhere in the loop decodes to one flat colour (NaN pixels become 0):
+    a real output is RGB at the model's size and varies across pixels and channels."""
     out = sample(tiny_gen, [SampleItem("x", 0.8, 1, images[0])])[0]
+    arr = np.asarray(out)
     assert out.mode == "RGB" and out.size == (tiny_gen.resolution,) * 2
+    assert arr.std() > 1.0 and len(np.unique(arr.reshape(-1, 3), axis=0)) > 10
+
+    def nan_unet(sample_, t, text_rows):
+        return torch.full_like(sample_, float("nan"))
+
+    broken = np.asarray(
+        sample(tiny_gen, [SampleItem("x", 0.8, 1, images[0])], denoiser=nan_unet)[0]
+    )
+    assert broken.std() == 0.0  # what the assertions above are there to catch
 
 
 def test_bad_items(tiny_gen, images):

@@ -89,7 +89,8 @@ def test_render_is_deterministic_labelled_and_recorded(name, gen):
         assert r1.image.tobytes() == r2.image.tobytes()
         assert r1.label == spec.label
         arr = np.asarray(r1.image)
-        assert arr.dtype == np.uint8 and np.isfinite(arr).all()
+        # a NaN latent decodes to one flat colour: a real output varies
+        assert arr.dtype == np.uint8 and arr.std() > 1.0
         rec = r1.record
         for key in (
             "strategy",
