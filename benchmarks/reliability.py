@@ -100,6 +100,41 @@ def trial(mode: str, sig: int, delay: float, base: Path, scn: Path, env, referen
     return rec
 
 
+def concurrent(base: Path, scn: Path, env, reference) -> dict:
+    """Four `bench run`s at once, overlapping strategy lists, one results file and one cache:
+    every row once, equal to the uninterrupted run's, and a clean cache."""
+    work = Path(tempfile.mkdtemp(dir=base))
+    out, cache = work / "results.jsonl", work / "cache"
+    subsets = [["none", "genie"], ["genie", "genie_ada"], ["genie_ada", "none"], ["genie"]]
+    procs = []
+    for sub in subsets:
+        args = ["bench", "run", str(scn), "--out", str(out), "--cache", str(cache)]
+        args += [x for s in sub for x in ("-s", s)]
+        procs.append(
+            subprocess.Popen(
+                [GENIE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    done = [p.communicate(timeout=900) for p in procs]
+    codes = [p.returncode for p in procs]
+    tracebacks = sum("Traceback" in err for _, err in done)
+    rows = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
+    names = [r["strategy"] for r in rows]
+    got = {r["strategy"]: {f: r.get(f) for f in FIELDS} for r in rows}
+    ok, report = _verify(cache, env)
+    return {
+        "processes": len(subsets),
+        "exit_codes": codes,
+        "rows": len(rows),
+        "duplicated_rows": len(names) - len(set(names)),
+        "lost_rows": len({"none", "genie", "genie_ada"} - set(names)),
+        "identical_to_uninterrupted": {k: got.get(k) == reference[k] for k in sorted(reference)},
+        "cache_clean": ok,
+        "cache_report": report,
+        "tracebacks": tracebacks,
+    }
+
+
 def disk_full(base: Path, scn: Path, env) -> dict:
     """A 3 MB tmpfs as the cache: the run must stop with one line naming the folder; after
     the space is freed (a bigger cache folder: the same files copied), the rerun completes."""
@@ -197,6 +232,7 @@ def main() -> None:
         "scenario": SCENARIO,
         "uninterrupted_run_s": round(duration, 1),
         "summary": summary,
+        "concurrent_runs": concurrent(base, scn, env, reference),
         "disk_full": disk_full(base, scn, env),
         "trials": trials,
         "environment": environment(),

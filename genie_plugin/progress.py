@@ -96,7 +96,7 @@ class PlainProgress:
         info = f" {t['info']}" if t["info"] and "info" in self.middle else ""
         unit = "" if "info" in self.middle else f" {self.middle}".rstrip()
         print(
-            f"{t['description']}: {t['completed']:g}/{total}{unit}{info} ({elapsed:.0f} s)",
+            f"{t['description']} {t['completed']:g}/{total}{unit}{info} ({elapsed:.0f} s)",
             file=self.stream,
             flush=True,
         )

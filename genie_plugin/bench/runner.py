@@ -7,6 +7,7 @@ episode-list hash, status (failed rows keep the error).
 
 from __future__ import annotations
 
+import errno
 import platform
 import time
 import traceback
@@ -81,6 +82,9 @@ def render_unit(strategy, scn: Scenario, data, episodes, indices, cached, embed,
             out[int(g.record["episode"])].append((g.image, g.label))
     return out
 
+
+#: File-system errors that no other strategy would escape: the run stops with one line.
+_STOP_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 UNIT_EPISODES = 4  # episodes rendered per batch (fixed: results must not depend on sharding)
 
@@ -192,6 +196,11 @@ def run_scenario(
             )
             if gen is not None and strategy.generative:
                 row["vae_fp32_reruns"] = gen.stats.get("vae_fp32_reruns", 0) - reruns_before
+        except OSError as exc:
+            if exc.errno in _STOP_ERRNOS:  # a full or read-only disk stops the run, not a row
+                raise
+            row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            row["traceback"] = traceback.format_exc(limit=3)
         except Exception as exc:  # a failed scenario is a row, not a crash
             row.update(
                 status="failed",

@@ -118,7 +118,7 @@ def test_plain_progress_lines_in_a_log():
         for _ in range(3):
             bar.update(t, advance=1, info="generated 4")
     lines = buf.getvalue().splitlines()
-    assert lines[-1].startswith("genie: 3/3 generated 4") and len(lines) == 3
+    assert lines[-1].startswith("genie 3/3 generated 4") and len(lines) == 3
     quiet = io.StringIO()
     with PlainProgress(stream=quiet, interval=3600) as bar:
         t = bar.add_task("weak", total=100, info="")
@@ -166,3 +166,61 @@ def test_fuzzed_scenario_dicts_load_or_say_why(d):
         assert "\n" not in str(exc) and str(exc)
     else:
         assert scn.episodes >= 1 and scn.ways >= 2 and len(scn.strategies) >= 1
+
+
+def _small_disk(path):
+    """A 64 KB tmpfs at ``path`` where this machine lets root mount one (CI's does), else None."""
+    import subprocess
+
+    path.mkdir()
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True
+    )
+    return path if res.returncode == 0 else None
+
+
+def test_a_full_disk_stops_with_one_line_and_a_rerun_completes(tmp_path, monkeypatch):
+    """The cache on a tiny file system fills mid-run: one line naming the file, no temp files
+    left, the finished row kept; with the space back (the cache copied to a big disk) the
+    rerun completes, reusing what was written. Where no tmpfs can be mounted, the write
+    fails with ENOSPC by monkeypatch (the same error the kernel gives)."""
+    import errno
+    import shutil
+    import subprocess
+
+    small = _small_disk(tmp_path / "small")
+    if small is None:  # simulated: every PNG write after the 12th fails as a full disk would
+        from genie_plugin.diffusion import cache as cache_mod
+
+        real, calls = cache_mod.atomic_write_bytes, {"n": 0}
+
+        def full_after_12(path, data):
+            calls["n"] += 1
+            if calls["n"] > 12:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            return real(path, data)
+
+        monkeypatch.setattr(cache_mod, "atomic_write_bytes", full_after_12)
+        small = tmp_path / "small"
+    try:
+        out = tmp_path / "results.jsonl"
+        scn = _scenario_file(tmp_path, strategies=["none", "genie"], steps=2)
+        res = CliRunner().invoke(
+            app, ["bench", "run", str(scn), "--out", str(out), "--cache", str(small / "c")]
+        )
+        assert res.exit_code == 2, res.output
+        last = [x for x in res.output.splitlines() if x.strip()][-1]
+        assert "No space left on device" in last and "Traceback" not in res.output
+        assert not list(small.rglob("*.tmp")) and not list(small.rglob(".*.tmp"))
+        assert [r["strategy"] for r in read_jsonl(out)] == ["none"]  # the finished row kept
+        big = tmp_path / "big"
+        shutil.copytree(small / "c", big)
+    finally:
+        subprocess.run(["umount", str(tmp_path / "small")], capture_output=True)
+    monkeypatch.undo()
+    res = CliRunner().invoke(
+        app, ["bench", "run", str(scn), "--out", str(out), "--cache", str(big)]
+    )
+    assert res.exit_code == 0, res.output
+    rows = {r["strategy"]: r for r in read_jsonl(out)}
+    assert rows["genie"]["status"] == "ok" and rows["genie"]["cache_hits"] > 0
