@@ -211,6 +211,7 @@ def test_a_full_disk_stops_with_one_line_and_a_rerun_completes(tmp_path, monkeyp
         assert res.exit_code == 2, res.output
         last = [x for x in res.output.splitlines() if x.strip()][-1]
         assert "No space left on device" in last and "Traceback" not in res.output
+        assert str(small / "c") in last  # names where
         assert not list(small.rglob("*.tmp")) and not list(small.rglob(".*.tmp"))
         assert [r["strategy"] for r in read_jsonl(out)] == ["none"]  # the finished row kept
         big = tmp_path / "big"
@@ -224,3 +225,25 @@ def test_a_full_disk_stops_with_one_line_and_a_rerun_completes(tmp_path, monkeyp
     assert res.exit_code == 0, res.output
     rows = {r["strategy"]: r for r in read_jsonl(out)}
     assert rows["genie"]["status"] == "ok" and rows["genie"]["cache_hits"] > 0
+
+
+def test_bad_sampler_options_stop_before_the_model_loads(tmp_path, monkeypatch):
+    from genie_plugin.diffusion import loading
+    from tests.conftest import make_image
+
+    def no_loading(*a, **kw):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(loading, "load_generator", no_loading)
+    src = tmp_path / "a.png"
+    make_image(0).save(src)
+    for args, says in (
+        (["--steps", "0"], "steps must be a positive integer"),
+        (["--resolution", "30"], "resolution must be a multiple of 8"),
+        (["--guidance-t-min", "1.5"], "guidance_t_min must be in [0, 1)"),
+    ):
+        res = CliRunner().invoke(
+            app, ["augment", str(src), "-t", "star", "-o", str(tmp_path / "o"), *args]
+        )
+        assert res.exit_code == 2 and says in res.output, res.output
+    assert not (tmp_path / "o").exists()

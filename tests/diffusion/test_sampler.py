@@ -58,6 +58,29 @@ def test_uniform_ratio_equals_diffusers_img2img(tiny_gen, images, scheduler, rat
     assert np.abs(_arr(ours) - _arr(ref)).max() <= 1
 
 
+def test_source_encoding_equals_the_img2img_pipelines(tiny_gen, images):
+    """The path the test above hands over as latents: our preprocessing and VAE encode equal
+    the img2img pipeline's image processor and ``retrieve_latents`` with the latent *mode*
+    (``sample_mode="argmax"``, the reference code's choice), so only that choice differs."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img import (
+        retrieve_latents,
+    )
+
+    pipe = _pipeline(tiny_gen, StableDiffusionImg2ImgPipeline)
+    size = tiny_gen.resolution
+    srcs = [im.resize((size, size)) for im in images[:2]]
+    x = pipe.image_processor.preprocess(srcs).to(tiny_gen.vae.dtype)
+    ref = retrieve_latents(tiny_gen.vae.encode(x), sample_mode="argmax")
+    ref = ref * tiny_gen.vae.config.scaling_factor
+    ours = encode_images(tiny_gen, srcs)
+    assert ours.shape == ref.shape
+    assert torch.allclose(ours, ref, atol=1e-5, rtol=0)
+    # and a source of another size is resized and centre-cropped first, not stretched
+    wide = images[0].resize((2 * size, size))
+    assert encode_images(tiny_gen, [wide]).shape == ref[:1].shape
+
+
 def test_ratio_one_equals_text_to_image_pipeline(tiny_gen):
     from diffusers import StableDiffusionPipeline
 
