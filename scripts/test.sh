@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The project's checks after setup: import-linter's layer contracts, then the test suite and the
-# embedded-leaderboard check side by side, one thread each. Why: one thread is the most work per
-# core-second for these small models, so two single-threaded jobs on a 2-core CI machine finish
-# sooner than one after the other on two threads (timings: docs/benchmarks.md). Both run to the
-# end; the script fails if either failed, after printing the leaderboard log.
+# The project's checks after setup: import-linter's layer contracts, then the test suite (two
+# pytest-xdist workers) and the embedded-leaderboard check side by side, one thread each. Why:
+# one thread is the most work per core-second for these small models, so single-threaded jobs
+# sharing a 2-core CI machine finish sooner than one after the other on two threads. Both run
+# to the end; the script fails if either failed, after printing the leaderboard log.
 #   scripts/test.sh [PYTEST_ARGS...]      (default: -q -m "not slow and not gpu")
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,8 @@ echo "import contracts: $(echo "$contracts" | grep -c ' KEPT$') kept"
 start=$(date +%s)
 bash scripts/check_leaderboard.sh >"$log" 2>&1 &
 board=$!
-if [ $# -eq 0 ]; then set -- -q -m "not slow and not gpu"; fi
+# two pytest workers (pytest-xdist) beside the leaderboard check: the suite is the long pole
+if [ $# -eq 0 ]; then set -- -q -m "not slow and not gpu" -n 2; fi
 GENIE_FAIL_ON_SKIP=${GENIE_FAIL_ON_SKIP:-1} "$py" -m pytest "$@"
 tests_rc=$?
 echo "tests: exit $tests_rc after $(( $(date +%s) - start )) s; waiting for the leaderboard check"

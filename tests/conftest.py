@@ -76,17 +76,23 @@ def _fail_on_skip() -> bool:
     return os.environ.get("GENIE_FAIL_ON_SKIP", "").strip() not in ("", "0")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    markers = {m.name for m in item.iter_markers()}
-    if rep.skipped and not (markers & _ALLOWED_SKIP_MARKERS):
-        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        _bad_skips.append(f"{item.nodeid}: {reason}")
-    elif rep.skipped and any(_selects(item.config, m) for m in markers & _ALLOWED_SKIP_MARKERS):
-        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        _selected_skips.append(f"{item.nodeid}: {reason}")
+_config: list = []  # the session's config (the controller's under pytest-xdist)
+
+
+def pytest_configure(config):
+    _config[:] = [config]
+
+
+def pytest_runtest_logreport(report):
+    """Every test's report, in the process that prints them (the controller under xdist)."""
+    if not report.skipped:
+        return
+    markers = {k for k in report.keywords if k in _ALLOWED_SKIP_MARKERS}
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if not markers:
+        _bad_skips.append(f"{report.nodeid}: {reason}")
+    elif _config and any(_selects(_config[0], m) for m in markers):
+        _selected_skips.append(f"{report.nodeid}: {reason}")
 
 
 def pytest_collectreport(report):
