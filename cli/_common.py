@@ -209,10 +209,8 @@ def model_options(fn: Callable) -> Callable:
 def load_model(opts: ModelOptions):
     """Load the model the options name, with a status line while it loads."""
     from genie_plugin.diffusion.loading import load_configured
-    from genie_plugin.diffusion.model import check_backend
     from genie_plugin.diffusion.settings import SamplerConfig
 
-    check_backend(opts.backend)
     # every given setting checked by SamplerConfig's own rules before the model loads
     SamplerConfig(**{k: v for k, v in opts.settings().items() if v is not None})
     where = "" if opts.backend == "torch" else f" ({opts.backend} UNet)"

@@ -196,12 +196,9 @@ def run_scenario(
             )
             if gen is not None and strategy.generative:
                 row["vae_fp32_reruns"] = gen.stats.get("vae_fp32_reruns", 0) - reruns_before
-        except OSError as exc:
-            if exc.errno in _STOP_ERRNOS:  # a full or read-only disk stops the run, not a row
-                raise
-            row.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            row["traceback"] = traceback.format_exc(limit=3)
         except Exception as exc:  # a failed scenario is a row, not a crash
+            if isinstance(exc, OSError) and exc.errno in _STOP_ERRNOS:
+                raise  # a full or read-only disk stops the run: no other strategy would escape it
             row.update(
                 status="failed",
                 error=f"{type(exc).__name__}: {exc}",

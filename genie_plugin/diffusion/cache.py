@@ -223,6 +223,7 @@ def verify_cache(root: str | os.PathLike, *, repair: bool = False) -> dict:
     listed = {str(r["key"]) for r in records if r is not None}
     files = {p.stem for p in root.glob("??/*.png")}
     report = {"ok": 0, "missing": 0, "bad": 0, "unlisted": 0, "torn_lines": torn, "bad_keys": []}
+    bad: set[str] = set()
     for key in sorted(listed | files):
         image, status = cache.check(key)
         if status == "ok":
@@ -230,12 +231,12 @@ def verify_cache(root: str | os.PathLike, *, repair: bool = False) -> dict:
         elif status in ("missing", "unlisted"):
             report[status] += 1
         else:
-            report["bad"] += 1
+            bad.add(key)
             report["bad_keys"].append(f"{key}: {status}")
+    report["bad"] = len(bad)
     if repair:
         from genie_plugin.io import write_jsonl
 
-        bad = {k.split(":")[0] for k in report["bad_keys"]}
         for key in bad:
             with contextlib.suppress(FileNotFoundError):
                 cache.path(key).unlink()

@@ -86,3 +86,15 @@ def build_classifier(arch: str, num_classes: int, seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return timm.create_model(arch, pretrained=False, num_classes=num_classes)
+
+
+@torch.no_grad()
+def latent_modes(vae, x, device, chunk: int = 256) -> torch.Tensor:
+    """The VAE latent distribution's mode of every image in ``x`` ([-1, 1], N×3×H×W), in
+    chunks, unscaled: what the scaling factor is fitted on and what the UNet trains on."""
+    return torch.cat(
+        [
+            vae.encode(x[i : i + chunk].to(device)).latent_dist.mode()
+            for i in range(0, len(x), chunk)
+        ]
+    )

@@ -28,7 +28,7 @@ from genie_plugin.embedded.training.common import (
     progress,
     save_ckpt,
 )
-from genie_plugin.embedded.training.models import build_models, noise_scheduler
+from genie_plugin.embedded.training.models import build_models, latent_modes, noise_scheduler
 from genie_plugin.io import atomic_write_text
 
 
@@ -38,14 +38,7 @@ def _latents(work: Path, cfg: TrainConfig, tokenizer, x_all: torch.Tensor, devic
     vae.load_state_dict(st["vae"])
     vae.register_to_config(scaling_factor=st["scaling_factor"])
     vae.to(device).eval()
-    with torch.no_grad():
-        lat = torch.cat(
-            [
-                vae.encode(x_all[i : i + 256].to(device)).latent_dist.mode()
-                for i in range(0, len(x_all), 256)
-            ]
-        )
-    return (lat * vae.config.scaling_factor).cpu()
+    return (latent_modes(vae, x_all, device) * vae.config.scaling_factor).cpu()
 
 
 def stage_unet(

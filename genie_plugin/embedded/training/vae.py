@@ -16,7 +16,7 @@ from genie_plugin.embedded.training.common import (
     progress,
     save_ckpt,
 )
-from genie_plugin.embedded.training.models import build_models
+from genie_plugin.embedded.training.models import build_models, latent_modes
 from genie_plugin.io import atomic_write_text
 
 
@@ -84,13 +84,7 @@ def stage_vae(work: Path, cfg: TrainConfig, log: Log, device, x_all: torch.Tenso
                 )
     # SD's convention: scale latents to unit variance (SD 1.x uses 0.18215).
     vae.eval()
-    with torch.no_grad():
-        mus = torch.cat(
-            [
-                vae.encode(x_all[i : i + 256].to(device)).latent_dist.mode()
-                for i in range(0, len(x_all), 256)
-            ]
-        )
+    mus = latent_modes(vae, x_all, device)
     vae.register_to_config(scaling_factor=float(1.0 / mus.std()))
     save_ckpt(
         work / "vae.pt",
