@@ -84,6 +84,8 @@ def trial(mode: str, sig: int, delay: float, base: Path, scn: Path, env, referen
         lines = [x for x in stderr.splitlines() if x.strip()]
         rec["sigint_exit_130"] = proc.returncode == 130
         rec["sigint_one_line"] = len(lines) >= 1 and lines[-1].startswith("interrupted")
+        if not (rec["sigint_exit_130"] and rec["sigint_one_line"]):
+            rec["stderr_tail"] = lines[-5:]
     resumed = _run(args, env)
     rec["resume_exit_code"] = resumed.returncode
     rec["traceback"] |= "Traceback" in resumed.stderr
@@ -176,13 +178,52 @@ def disk_full(base: Path, scn: Path, env) -> dict:
         subprocess.run(["umount", str(mnt)], capture_output=True)
 
 
+FUZZ_TESTS = [
+    "tests/core/test_properties.py",
+    "tests/bench/test_faults.py::test_fuzzed_scenario_dicts_load_or_say_why",
+    "tests/cli/test_fuzz_options.py",
+    "tests/data/test_fuzz_datasets.py",
+]
+
+
+def fuzzing() -> dict:
+    """Run the hypothesis suites and count the inputs each target received (from hypothesis'
+    own statistics), so the figure is what ran, not what a settings decorator asks for."""
+    import re
+
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:xdist",
+         "--hypothesis-show-statistics", *FUZZ_TESTS],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    targets, current = {}, None
+    for line in res.stdout.splitlines():
+        m = re.match(r"^(\S+\.py::\S+):$", line.strip())
+        if m:
+            current = m.group(1)
+        m = re.search(r"(\d+) passing, (\d+) failing, and (\d+) invalid", line)
+        if m and current:  # one line per phase (reuse, generate, shrink): summed
+            t = targets.setdefault(current, {"passing": 0, "failing": 0, "invalid": 0})
+            for key, val in zip(("passing", "failing", "invalid"), m.groups(), strict=True):
+                t[key] += int(val)
+    return {
+        "pytest_exit_code": res.returncode,
+        "targets": targets,
+        "inputs_total": sum(t["passing"] + t["failing"] for t in targets.values()),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--kill-trials", type=int, default=10, help="kill -9 trials per command")
     ap.add_argument("--int-trials", type=int, default=5, help="SIGINT trials per command")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--fuzz-only", action="store_true", help="only the hypothesis counts")
     a = ap.parse_args()
+    if a.fuzz_only:
+        print(json.dumps(fuzzing(), indent=2))
+        return
     sys.path.insert(0, str(ROOT))
     from genie_plugin.bench.env import environment
 
@@ -205,7 +246,9 @@ def main() -> None:
     for mode in ("run", "generate"):
         for sig, n in ((signal.SIGKILL, a.kill_trials), (signal.SIGINT, a.int_trials)):
             for _ in range(n):
-                delay = rng.uniform(1.0, max(1.5, duration * 0.9))
+                # SIGINT up to just past the end: an interrupt as a command returns counts too
+                hi = duration * (1.05 if sig == signal.SIGINT else 0.9)
+                delay = rng.uniform(1.0, max(1.5, hi))
                 trials.append(trial(mode, sig, delay, base, scn, env, reference))
                 print(json.dumps(trials[-1]), flush=True)
     summary = {}
@@ -234,11 +277,14 @@ def main() -> None:
         "summary": summary,
         "concurrent_runs": concurrent(base, scn, env, reference),
         "disk_full": disk_full(base, scn, env),
+        "fuzzing": fuzzing(),
         "trials": trials,
         "environment": environment(),
     }
     out = a.out or ROOT / "benchmarks" / "results" / f"reliability_{time.strftime('%Y-%m-%d')}.json"
-    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out)
     print(json.dumps(summary, indent=2))
     print(f"wrote {out}")
     shutil.rmtree(base, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -14,7 +15,9 @@ from typing import Annotated
 
 import typer
 
-from genie_plugin.errors import GenieError
+from genie_plugin.errors import ConfigError, GenieError
+
+from . import INTERRUPTED
 
 ModelOpt = Annotated[
     str,
@@ -119,10 +122,7 @@ def handle_errors(fn: Callable) -> Callable:
         except GenieError as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
-            print(
-                "interrupted: finished results and cached images are kept; rerun to resume",
-                file=sys.stderr,
-            )
+            print(INTERRUPTED, file=sys.stderr)
             raise typer.Exit(code=130) from None
         except OSError as exc:
             if exc.errno not in _FILE_SYSTEM_ERRORS:
@@ -206,13 +206,31 @@ def model_options(fn: Callable) -> Callable:
     return wrapper
 
 
+#: SamplerConfig field → the CLI flag that sets it.
+_SETTING_FLAGS = {
+    "scheduler": "--scheduler",
+    "steps": "--steps",
+    "guidance_scale": "--guidance",
+    "resolution": "--resolution",
+    "timestep_shift": "--timestep-shift",
+    "guidance_t_min": "--guidance-t-min",
+}
+
+
 def load_model(opts: ModelOptions):
     """Load the model the options name, with a status line while it loads."""
     from genie_plugin.diffusion.loading import load_configured
     from genie_plugin.diffusion.settings import SamplerConfig
 
-    # every given setting checked by SamplerConfig's own rules before the model loads
-    SamplerConfig(**{k: v for k, v in opts.settings().items() if v is not None})
+    # every given setting checked by SamplerConfig's own rules before the model loads, the
+    # message naming the flag the user typed
+    try:
+        SamplerConfig(**{k: v for k, v in opts.settings().items() if v is not None})
+    except ConfigError as exc:
+        msg = str(exc)
+        for field, flag in _SETTING_FLAGS.items():
+            msg = re.sub(rf"\b{field}\b", flag, msg)
+        raise ConfigError(msg) from None
     where = "" if opts.backend == "torch" else f" ({opts.backend} UNet)"
     with status(f"loading model {opts.model}{where}"):
         return load_configured(
@@ -224,6 +242,13 @@ def load_model(opts: ModelOptions):
             backend_options={"onnx_dir": opts.onnx_dir} if opts.backend.startswith("onnx") else {},
             channels_last=opts.channels_last,
         )
+
+
+def check_max_batch(value: str) -> None:
+    """--max-batch is an integer or auto: checked before any work."""
+    from genie_plugin.diffusion.memory import parse_max_batch
+
+    parse_max_batch(value)
 
 
 def max_batch_for(gen, value) -> int:

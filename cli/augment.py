@@ -12,6 +12,7 @@ from ._common import (
     MaxBatchOpt,
     ModelOptions,
     SeedOpt,
+    check_max_batch,
     check_out_dir,
     echo_note,
     handle_errors,
@@ -70,6 +71,7 @@ def augment(
         overrides["ratio"] = ratio
     strat = entry.create(None, **overrides)
     check_out_dir(out)
+    check_max_batch(max_batch)
     # Read every input before generating anything: a bad file fails fast, nothing is written.
     images = {str(p): load_image(p, on_note=echo_note) for p in sources}
     protos = {f"target:{p}": load_image(p, on_note=echo_note) for p in target_images or []}

@@ -12,6 +12,7 @@ from ._common import (
     ConfigOpt,
     DeviceOpt,
     MaxBatchOpt,
+    check_max_batch,
     check_writable,
     handle_errors,
 )
@@ -267,6 +268,7 @@ def generate(
     if rank == 0:
         console.print(scenario_header(scn), soft_wrap=True)
     preflight(scn)
+    check_max_batch(max_batch)
     check_writable(cache, "--cache")
     with make_progress(console=console) as bar:
         task = bar.add_task(f"{tag}{scn.name} units", total=None, info="")

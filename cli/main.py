@@ -35,9 +35,7 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def main() -> None:
-    app()
-
-
 if __name__ == "__main__":
-    main()
+    from . import run
+
+    run()

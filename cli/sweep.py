@@ -12,6 +12,7 @@ from ._common import (
     MaxBatchOpt,
     ModelOptions,
     SeedOpt,
+    check_max_batch,
     check_out_dir,
     echo_note,
     handle_errors,
@@ -66,6 +67,7 @@ def sweep(
     if not target.strip():
         raise ConfigError("--target must not be empty")
     check_out_dir(out)
+    check_max_batch(max_batch)
     src_path = source or sample_image_path()
     src = load_image(src_path, on_note=echo_note)
     protos = [load_image(p, on_note=echo_note) for p in target_images or []]

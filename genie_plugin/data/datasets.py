@@ -27,6 +27,7 @@ from genie_plugin.data.specs import (
     mini_positions,
     require_split,
 )
+from genie_plugin.errors import GenieError
 
 
 # ----------------------------------------------------------------------------- loading
@@ -166,38 +167,29 @@ def metadataset(ds, labels):
     return l2l.data.MetaDataset(ds, labels_to_indices=l2i)
 
 
-def load_split(
-    name: str,
-    split: str,
-    *,
-    root: str | Path | None = None,
-    download: bool = False,
-    class_names: dict | None = None,
-) -> SplitData:
-    """Load one split through learn2learn's dataset class, or a named dataset's loader."""
+def _check_mini(data) -> None:
+    """What learn2learn's MiniImagenet assumes and does not check: uint8 N×H×W×3 pixels and a
+    class_dict listing every image exactly once (an unlisted image silently gets label 1)."""
+    import numpy as np
+
+    x = data["image_data"]
+    if not (isinstance(x, np.ndarray) and x.dtype == np.uint8 and x.ndim == 4 and x.shape[3] == 3):
+        got = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise ValueError(f"image_data must be a uint8 N×H×W×3 array, got {got}")
+    listed = sorted(int(i) for idxs in data["class_dict"].values() for i in idxs)
+    if listed != list(range(len(x))):
+        raise ValueError(f"class_dict must list each of the {len(x)} images exactly once")
+
+
+def _l2l_split(l2v, name: str, split: str, root: Path, download: bool, class_names):
+    """learn2learn's dataset for the split, checked beyond what learn2learn checks (a wrong
+    file there fails deep inside it, or worse loads with wrong labels): ValueError says why."""
     import numpy as np
     from PIL import Image
 
-    if plugins.has(plugins.DATASETS, name):  # a named dataset: the embedded shapes, a plugin's
-        return plugins.load(plugins.DATASETS, name)(split)
-    _spec(name)
-    split = canonical_split(split)
-    if root is None:
-        raise DatasetError(f"dataset {name!r} needs a root folder (--root DIR)")
-    root = Path(root).expanduser()
-    if name.endswith("-full"):
-        if download:
-            raise DatasetError(
-                f"{name}: ImageNet cannot be downloaded for you; get {IMAGENET_SOURCE}"
-            )
-        return _load_imagenet_split(name, split, root, class_names)
-    if not download:
-        require_split(name, root, split)
-    l2v = require_learn2learn().vision.datasets
-
-    os.makedirs(root, exist_ok=True)
     if name == "mini-imagenet":
         ds = l2v.MiniImagenet(str(root), mode=split, download=download)
+        _check_mini(ds.data)
         wnids = list(ds.data["class_dict"].keys())  # label order = insertion order (index_classes)
         ids = tuple(wnids)
         names = tuple((class_names or {}).get(w) or wordnet_lemma(w) for w in wnids)
@@ -211,11 +203,17 @@ def load_split(
 
         ds = l2v.TieredImagenet(str(root), mode=split, download=download)
         labels = [int(v) for v in ds.labels]
+        if len(labels) != len(ds.images) or min(labels, default=-1) < 0:
+            raise ValueError(
+                f"{len(ds.images)} images but {len(labels)} labels (must match, labels >= 0)"
+            )
         short = "val" if split == "validation" else split
         with open(root / "tiered-imagenet" / f"{short}_labels.pkl", "rb") as fh:
             meta = pickle.load(fh)
         strs = meta.get("label_specific_str") if isinstance(meta, dict) else None
         n = max(labels) + 1
+        if strs is not None and len(strs) < n:
+            raise ValueError(f"label_specific_str names {len(strs)} classes, labels use {n}")
         ids = tuple(_text(strs[i]) if strs is not None else str(i) for i in range(n))
         names = tuple(
             (class_names or {}).get(i)
@@ -238,6 +236,48 @@ def load_split(
             return ds[i][0]
     else:  # pragma: no cover - _spec raised already
         raise AssertionError(name)
+    return ds, ids, names, image, labels
+
+
+def load_split(
+    name: str,
+    split: str,
+    *,
+    root: str | Path | None = None,
+    download: bool = False,
+    class_names: dict | None = None,
+) -> SplitData:
+    """Load one split through learn2learn's dataset class, or a named dataset's loader."""
+
+    if plugins.has(plugins.DATASETS, name):  # a named dataset: the embedded shapes, a plugin's
+        return plugins.load(plugins.DATASETS, name)(split)
+    _spec(name)
+    split = canonical_split(split)
+    if root is None:
+        raise DatasetError(f"dataset {name!r} needs a root folder (--root DIR)")
+    root = Path(root).expanduser()
+    if name.endswith("-full"):
+        if download:
+            raise DatasetError(
+                f"{name}: ImageNet cannot be downloaded for you; get {IMAGENET_SOURCE}"
+            )
+        return _load_imagenet_split(name, split, root, class_names)
+    if not download:
+        require_split(name, root, split)
+    l2v = require_learn2learn().vision.datasets
+    os.makedirs(root, exist_ok=True)
+    try:
+        ds, ids, names, image, labels = _l2l_split(l2v, name, split, root, download, class_names)
+    except GenieError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever learn2learn, pickle or numpy raised
+        spec = _spec(name)
+        files = " and ".join(spec.files(split)) if name != "cub" else "cubirds200/"
+        why = str(exc).splitlines()[0] if str(exc) else ""
+        raise DatasetError(
+            f"{name} ({split}) under {root}: {files} cannot be read as learn2learn's {name} "
+            f"files ({type(exc).__name__}: {why}); download them again from {spec.source}"
+        ) from None
     prefix = f"{name}/{split}"
 
     def image_id(i):

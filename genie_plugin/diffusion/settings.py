@@ -34,8 +34,8 @@ class SamplerConfig:
         check_scheduler_name(self.scheduler)
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ConfigError(f"steps must be a positive integer, got {self.steps!r}")
-        if self.guidance_scale < 0:
-            raise ConfigError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
+        if not 0 <= self.guidance_scale < float("inf"):  # NaN fails too
+            raise ConfigError(f"guidance_scale must be a number >= 0, got {self.guidance_scale}")
         if self.resolution is not None and (self.resolution < 8 or self.resolution % 8):
             raise ConfigError(f"resolution must be a multiple of 8, got {self.resolution}")
         shift_timesteps([0], self.timestep_shift)  # validates

@@ -238,9 +238,9 @@ def test_bad_sampler_options_stop_before_the_model_loads(tmp_path, monkeypatch):
     src = tmp_path / "a.png"
     make_image(0).save(src)
     for args, says in (
-        (["--steps", "0"], "steps must be a positive integer"),
-        (["--resolution", "30"], "resolution must be a multiple of 8"),
-        (["--guidance-t-min", "1.5"], "guidance_t_min must be in [0, 1)"),
+        (["--steps", "0"], "--steps must be a positive integer"),
+        (["--resolution", "30"], "--resolution must be a multiple of 8"),
+        (["--guidance-t-min", "1.5"], "--guidance-t-min must be in [0, 1)"),
     ):
         res = CliRunner().invoke(
             app, ["augment", str(src), "-t", "star", "-o", str(tmp_path / "o"), *args]

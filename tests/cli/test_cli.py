@@ -165,8 +165,8 @@ def test_sweep_defaults_embedded_model_and_bundled_sample(tmp_path):
         (["--backend", "cuda-graphs"], "needs the model on a CUDA device"),
         (["--backend", "tensorrt"], "unknown backend 'tensorrt'"),
         (["--max-batch", "0"], "--max-batch must be"),
-        (["--timestep-shift", "0"], "timestep_shift must be a positive"),
-        (["--guidance-t-min", "1.5"], "guidance_t_min must be in"),
+        (["--timestep-shift", "0"], "--timestep-shift must be a positive"),
+        (["--guidance-t-min", "1.5"], "--guidance-t-min must be in"),
     ],
 )
 def test_bad_options_are_one_line_errors_and_write_nothing(tmp_path, srcs, args, message):
@@ -231,3 +231,28 @@ def test_augment_guidance_interval_is_recorded(tmp_path, srcs):
     assert res.exit_code == 0, res.output
     row = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
     assert row["model"]["guidance_t_min"] == 0.3
+
+
+def test_an_interrupt_outside_a_command_is_one_line_and_130(monkeypatch, capsys):
+    """The console script's own catch: an interrupt while the CLI parses or returns (outside
+    handle_errors) once died by the signal (exit -2) with Python's traceback."""
+    import signal
+
+    import genie_cli
+    from genie_cli import main as main_mod
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(main_mod, "app", interrupted)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            genie_cli.run()
+        # the command is over: a late interrupt has nothing to stop
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert exc.value.code == 130
+    err = capsys.readouterr().err
+    assert err.startswith("interrupted:") and err.count("\n") == 1
