@@ -65,7 +65,14 @@ def trial(mode: str, sig: int, delay: float, base: Path, scn: Path, env, referen
     work = Path(tempfile.mkdtemp(dir=base))
     args, cache, out = _commands(work, scn, mode)
     proc = subprocess.Popen(
-        [GENIE, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [GENIE, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell starts background jobs with SIGINT ignored, and Python keeps an inherited
+        # SIG_IGN: give the command the default, as a terminal's Ctrl-C would find it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(delay)
     finished_before = proc.poll() is not None
@@ -82,7 +89,7 @@ def trial(mode: str, sig: int, delay: float, base: Path, scn: Path, env, referen
     }
     if sig == signal.SIGINT and not finished_before:
         lines = [x for x in stderr.splitlines() if x.strip()]
-        rec["sigint_exit_130"] = proc.returncode == 130
+        rec["sigint_exit_130"] = proc.returncode == 130  # 0 would mean it was never delivered
         rec["sigint_one_line"] = len(lines) >= 1 and lines[-1].startswith("interrupted")
         if not (rec["sigint_exit_130"] and rec["sigint_one_line"]):
             rec["stderr_tail"] = lines[-5:]
@@ -213,6 +220,35 @@ def fuzzing() -> dict:
     }
 
 
+def summarise(trials: list[dict]) -> dict:
+    """Counts per command and signal. A SIGINT is handled right when the command stops with
+    exit code 130 and one line, or — when it lands as the command returns, its work done —
+    the command ends normally (exit 0: it exits 0 only after writing everything)."""
+    summary = {}
+    for mode in ("run", "generate"):
+        for name in ("SIGKILL", "SIGINT"):
+            ts = [t for t in trials if t["mode"] == mode and t["signal"] == name]
+            hit = [t for t in ts if not t["finished_before_signal"]]
+            row = {
+                "trials": len(ts),
+                "interrupted": len(hit),
+                "identical_after_resume": sum(t["identical"] for t in ts),
+                "cache_clean": sum(t["cache_clean"] for t in ts),
+                "tracebacks": sum(t["traceback"] for t in ts),
+            }
+            if name == "SIGINT":
+                stopped = [t for t in hit if t["exit_code"] == 130]
+                done = [t for t in hit if t["exit_code"] == 0 and not t["traceback"]]
+                row |= {
+                    "exit_130_one_line": sum(t.get("sigint_one_line", False) for t in stopped),
+                    "completed_as_it_landed": len(done),
+                    "handled_right": sum(t.get("sigint_one_line", False) for t in stopped)
+                    + len(done),
+                }
+            summary[f"{mode}/{name}"] = row
+    return summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--kill-trials", type=int, default=10, help="kill -9 trials per command")
@@ -220,7 +256,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--fuzz-only", action="store_true", help="only the hypothesis counts")
+    ap.add_argument("--resummarise", type=Path, help="recount the summary of a results JSON")
     a = ap.parse_args()
+    if a.resummarise:
+        res = json.loads(a.resummarise.read_text())
+        res["summary"] = summarise(res["trials"])
+        tmp = a.resummarise.with_suffix(".tmp")
+        tmp.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, a.resummarise)
+        print(json.dumps(res["summary"], indent=2))
+        return
     if a.fuzz_only:
         print(json.dumps(fuzzing(), indent=2))
         return
@@ -251,26 +296,7 @@ def main() -> None:
                 delay = rng.uniform(1.0, max(1.5, hi))
                 trials.append(trial(mode, sig, delay, base, scn, env, reference))
                 print(json.dumps(trials[-1]), flush=True)
-    summary = {}
-    for mode in ("run", "generate"):
-        for name in ("SIGKILL", "SIGINT"):
-            ts = [t for t in trials if t["mode"] == mode and t["signal"] == name]
-            hit = [t for t in ts if not t["finished_before_signal"]]
-            summary[f"{mode}/{name}"] = {
-                "trials": len(ts),
-                "interrupted": len(hit),
-                "identical_after_resume": sum(t["identical"] for t in ts),
-                "cache_clean": sum(t["cache_clean"] for t in ts),
-                "tracebacks": sum(t["traceback"] for t in ts),
-                **(
-                    {
-                        "exit_130": sum(t.get("sigint_exit_130", False) for t in hit),
-                        "one_line": sum(t.get("sigint_one_line", False) for t in hit),
-                    }
-                    if name == "SIGINT"
-                    else {}
-                ),
-            }
+    summary = summarise(trials)
     result = {
         "scenario": SCENARIO,
         "uninterrupted_run_s": round(duration, 1),

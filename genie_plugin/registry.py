@@ -11,7 +11,6 @@ same entry points, in this project's pyproject.toml: the one list of them.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import os
 import re
 import threading
@@ -40,14 +39,6 @@ class StrategyEntry:
 
     def create(self, config=None, **overrides):
         return self.factory(config, **overrides)
-
-
-def _load_object(target: str):
-    module, _, attr = target.partition(":")
-    obj = importlib.import_module(module)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _dist_name(ep) -> str:
@@ -92,7 +83,7 @@ class Registry:
                 prev = self._entries[name]
                 raise ConfigError(
                     f"strategy {name!r} is already registered (by {prev.distribution} "
-                    f"{prev.target or prev.factory!r}); pick another name"
+                    f"{prev.target}); pick another name"
                 )
             entry = StrategyEntry(name, factory, distribution, version, target or repr(factory))
             self._entries[name] = entry

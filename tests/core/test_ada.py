@@ -60,3 +60,45 @@ def test_bad_inputs():
         select_ratio((0.6, 0.5), _curve([0, 1]), SRC, PROTO)
     with pytest.raises(ConfigError):
         select_ratio(ADA_RATIOS, _curve([0, 1]), SRC, PROTO)
+
+
+def test_unit_rows_scales_each_row_and_leaves_zero_rows_zero():
+    from genie_plugin.core.ada import unit_rows
+
+    x = unit_rows([[3.0, 4.0], [0.0, 0.0], [0.0, -2.0], [0.03, 0.04]])
+    np.testing.assert_allclose(x, [[0.6, 0.8], [0.0, 0.0], [0.0, -1.0], [0.6, 0.8]])
+    assert x.dtype == np.float64
+    assert unit_rows(np.ones((2, 3), dtype=np.float32)).dtype == np.float64
+    np.testing.assert_allclose(
+        unit_rows(np.array([5.0, 12.0], dtype=np.float32)), [5 / 13, 12 / 13]
+    )
+
+
+def test_select_from_rows_uses_the_mean_prototype():
+    from genie_plugin.core.ada import select_from_rows
+
+    src = np.array([1.0, 0.0])
+    protos = np.array([[0.0, 1.0], [0.0, 3.0]])  # mean (0, 2): v = (-1, 2)
+    cands = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.0, 1.1], [0.0, 1.2]])
+    sel = select_from_rows(ADA_RATIOS, cands, src, protos)
+    ref = select_ratio(ADA_RATIOS, cands, src, protos.mean(0))
+    assert sel == ref and sel.ratio == 0.7
+    # the first prototype alone would give another curve: the mean is what counts
+    assert select_from_rows(ADA_RATIOS, cands, src, protos[:1]).projections != sel.projections
+    for bad in (np.zeros((0, 2)), np.zeros(2)):
+        with pytest.raises(ConfigError, match="at least one prototype"):
+            select_from_rows(ADA_RATIOS, cands, src, bad)
+
+
+def test_selection_record_keeps_the_whole_curve():
+    sel = select_ratio(ADA_RATIOS, np.eye(5)[:, :2].cumsum(0), np.zeros(2), np.ones(2))
+    d = sel.to_dict()
+    assert d == {
+        "ratios": list(ADA_RATIOS),
+        "projections": list(sel.projections),
+        "jumps": list(sel.jumps),
+        "r_star": sel.ratio,
+        "index": sel.index,
+        "flat": sel.flat,
+    }
+    assert ADA_RATIOS[d["index"]] == d["r_star"] and len(d["jumps"]) == len(ADA_RATIOS) - 1

@@ -38,3 +38,26 @@ def test_graph_buckets_and_padding_bound():
         bucket_for(97, b)
     with pytest.raises(ConfigError):
         graph_buckets(0)
+
+
+def test_batching_boundaries():
+    # headroom 1 is allowed (all free memory), 0 is not; exactly one multiple stays a multiple
+    assert auto_max_batch(64, 1, headroom=1.0, cap=1000) == 64
+    assert auto_max_batch(8, 1, headroom=1.0, multiple=8) == 8
+    assert auto_max_batch(15, 1, headroom=1.0, multiple=8) == 8
+    assert auto_max_batch(300, 1, headroom=1.0, cap=100) == 100
+    with pytest.raises(ConfigError, match=r"headroom must be in \(0, 1\], got 0"):
+        auto_max_batch(GIB, 1, headroom=0)
+    with pytest.raises(ConfigError, match="bytes_per_item must be > 0, got -1"):
+        auto_max_batch(GIB, -1)
+    # a power of two is its own last bucket, once
+    assert graph_buckets(1) == (1,)
+    assert graph_buckets(8) == (1, 2, 4, 8)
+    assert graph_buckets(9) == (1, 2, 4, 8, 9)
+    assert bucket_for(1, (1, 2)) == 1 and bucket_for(2, (1, 2)) == 2
+    with pytest.raises(ConfigError, match="max_rows must be >= 1, got 0"):
+        graph_buckets(0)
+    with pytest.raises(
+        ConfigError, match="batch of 5 rows exceeds the largest CUDA-graph bucket 4$"
+    ):
+        bucket_for(5, (1, 2, 4))

@@ -86,3 +86,18 @@ def test_ci_is_nonnegative_and_shrinks_with_copies(vals):
     mean4, ci4 = mean_ci95(vals * 4)  # same spread, 4× the episodes: half the interval
     assert mean4 == pytest.approx(mean) and ci4 == pytest.approx(ci / 2, abs=1e-12)
     assert math.isfinite(ci)
+
+
+def test_paired_interval_is_the_interval_of_the_differences():
+    from genie_plugin.core.stats import paired_diff_ci95
+
+    a, b = [0.9, 0.5, 0.7, 0.8], [0.6, 0.5, 0.4, 0.8]
+    d, ci = paired_diff_ci95(a, b)
+    diffs = np.subtract(a, b)
+    assert d == pytest.approx(diffs.mean())
+    assert ci == pytest.approx(1.96 * diffs.std() / 2)  # population std, √4 = 2
+    assert paired_diff_ci95(b, a)[0] == pytest.approx(-d)  # order matters: a − b
+    with pytest.raises(ValueError, match=r"equal lengths \(2 vs 3\)"):
+        paired_diff_ci95([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="no values"):
+        paired_diff_ci95([], [])

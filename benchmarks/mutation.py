@@ -1,0 +1,122 @@
+"""Mutation score of the modules whose bugs would silently change results (issue 19).
+
+Runs mutmut (configuration: ``[tool.mutmut]`` in pyproject.toml: the modules and the tests that
+exercise them), then writes per-module figures as JSON: mutants, killed, survived, equivalent
+(listed with a reason in ``benchmarks/mutation_equivalent.json``), timeouts (counted as killed:
+the mutant made the tests hang), and the score = killed / (mutants − equivalent).
+
+    pip install -e '.[mutation]'
+    python benchmarks/mutation.py [--out FILE] [--max-children 2] [--reuse]
+
+About 25 minutes on 2 cores; not part of CI (``--reuse`` re-reads a finished ``mutants/`` run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = str(Path(sys.executable).with_name("mutmut"))
+EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.json"
+KILLED = {"killed", "timeout", "segfault", "suspicious"}
+
+
+def _module(mutant: str) -> str:
+    """``genie_plugin.core.schedule.x_start_index__mutmut_3`` -> ``genie_plugin.core.schedule``."""
+    return mutant.rsplit(".", 1)[0]
+
+
+def results() -> dict[str, str]:
+    out = subprocess.run(
+        [MUTMUT, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s*(\S+__mutmut_\d+): (.+)$", line)
+        if m:
+            found[m.group(1)] = m.group(2).strip()
+    return found
+
+
+def score(status: dict[str, str], equivalent: dict[str, str]) -> dict:
+    per: dict[str, Counter] = defaultdict(Counter)
+    survivors: dict[str, list[str]] = defaultdict(list)
+    for name, st in sorted(status.items()):
+        mod = _module(name)
+        per[mod]["mutants"] += 1
+        if name in equivalent:
+            per[mod]["equivalent"] += 1
+        elif st in KILLED:
+            per[mod]["killed"] += 1
+            if st == "timeout":
+                per[mod]["timeout"] += 1
+        else:
+            per[mod]["survived"] += 1
+            per[mod][f"survived_{st.replace(' ', '_')}"] += 1
+            survivors[mod].append(name)
+    modules = {}
+    for mod, c in sorted(per.items()):
+        live = c["mutants"] - c["equivalent"]
+        modules[mod] = {
+            **dict(sorted(c.items())),
+            "score": round(c["killed"] / live, 4) if live else None,
+            "survivors": survivors.get(mod, []),
+        }
+    total = sum(per.values(), Counter())
+    live = total["mutants"] - total["equivalent"]
+    return {
+        "modules": modules,
+        "total": {**dict(sorted(total.items())), "score": round(total["killed"] / live, 4)},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--reuse", action="store_true", help="score the existing mutants/ run")
+    a = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from genie_plugin.bench.env import environment
+
+    t0 = time.time()
+    if not a.reuse:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        run = subprocess.run(
+            [MUTMUT, "run", "--max-children", str(a.max_children)], cwd=ROOT, env=env
+        )
+        if run.returncode != 0:
+            raise SystemExit(f"mutmut run failed (exit {run.returncode})")
+    equivalent = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+    status = results()
+    if not status:
+        raise SystemExit("mutmut reported no mutants: run without --reuse first")
+    unknown = sorted(set(equivalent) - set(status))
+    result = {
+        **score(status, equivalent),
+        "equivalent": equivalent,
+        "equivalent_not_found": unknown,  # stale entries (the code moved): review them
+        "wall_s": None if a.reuse else round(time.time() - t0, 1),
+        "environment": environment(),
+    }
+    out = a.out or ROOT / "benchmarks" / "results" / f"mutation_{time.strftime('%Y-%m-%d')}.json"
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out)
+    for mod, r in result["modules"].items():
+        print(
+            f"{mod:45s} {r['killed']:4d}/{r['mutants'] - r.get('equivalent', 0):4d}  {r['score']}"
+        )
+    print(f"total score {result['total']['score']}; wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
