@@ -102,3 +102,53 @@ def test_selection_record_keeps_the_whole_curve():
         "flat": sel.flat,
     }
     assert ADA_RATIOS[d["index"]] == d["r_star"] and len(d["jumps"]) == len(ADA_RATIOS) - 1
+
+
+def test_direction_is_prototype_minus_source():
+    """Only v = prototype − source picks index 1 here; prototype + source would pick 2."""
+    src, proto = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    steps = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.5], [0.0, 0.2]])
+    cands = np.vstack([np.zeros(2), steps.cumsum(0)])
+    assert select_ratio(ADA_RATIOS, cands, src, proto).index == 1
+
+
+def test_checks_and_their_messages():
+    e = np.zeros((3, 2))
+    with pytest.raises(ConfigError, match="^GeNIe-Ada needs at least two ratios$"):
+        select_ratio([0.5], e[:1], np.zeros(2), np.ones(2))
+    with pytest.raises(
+        ConfigError, match=r"^GeNIe-Ada ratios must be strictly increasing, got \[0.5, 0.5, 0.6\]$"
+    ):
+        select_ratio([0.5, 0.5, 0.6], e, np.zeros(2), np.ones(2))
+    with pytest.raises(
+        ConfigError, match=r"^expected 3 candidate embeddings, got array of shape \(2, 2\)$"
+    ):
+        select_ratio([0.5, 0.6, 0.7], e[:2], np.zeros(2), np.ones(2))
+    from genie_plugin.core.ada import select_from_rows
+
+    with pytest.raises(ConfigError, match="^GeNIe-Ada needs at least one prototype embedding$"):
+        select_from_rows([0.5, 0.6], e[:2], np.zeros(2), np.zeros((0, 2)))
+
+
+@pytest.mark.parametrize("second", [1.5, 1 + 1e-6, 1 + 1e-10])
+def test_flat_means_equal_jumps_to_1e_12(second):
+    cands = np.array([[0.0], [1.0], [1.0 + second]])
+    assert not select_ratio([0.5, 0.6, 0.7], cands, np.zeros(1), np.ones(1)).flat
+    same = np.array([[0.0], [1.0], [2.0]])
+    assert select_ratio([0.5, 0.6, 0.7], same, np.zeros(1), np.ones(1)).flat
+
+
+def test_the_rule_runs_in_float64_whatever_the_input_dtype():
+    from genie_plugin.core.ada import select_from_rows
+
+    rng = np.random.default_rng(0)
+    cands, src = rng.normal(size=(5, 8)), rng.normal(size=8)
+    protos = rng.normal(size=(3, 8))
+    c32, s32, p32 = (a.astype(np.float32) for a in (cands, src, protos))
+    want = select_ratio(ADA_RATIOS, c32.astype(np.float64), s32.astype(np.float64),
+                        p32.astype(np.float64).mean(0))  # fmt: skip
+    assert select_from_rows(ADA_RATIOS, c32, s32, p32).projections == want.projections
+    got = select_ratio(ADA_RATIOS, c32, s32, p32.astype(np.float64).mean(0).astype(np.float32))
+    ref = select_ratio(ADA_RATIOS, c32.astype(np.float64), s32.astype(np.float64),
+                       p32.astype(np.float64).mean(0).astype(np.float32).astype(np.float64))  # fmt: skip
+    assert got.projections == ref.projections

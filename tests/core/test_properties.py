@@ -99,5 +99,5 @@ def test_paired_interval_is_the_interval_of_the_differences():
     assert paired_diff_ci95(b, a)[0] == pytest.approx(-d)  # order matters: a − b
     with pytest.raises(ValueError, match=r"equal lengths \(2 vs 3\)"):
         paired_diff_ci95([1.0, 2.0], [1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="no values"):
+    with pytest.raises(ValueError, match="^no values$"):
         paired_diff_ci95([], [])

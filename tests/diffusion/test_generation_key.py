@@ -136,3 +136,80 @@ def test_fingerprint_covers_every_byte_and_a_single_files_config(tmp_path):
 @pytest.mark.parametrize("field", ["dtype", "device_type", "memory_format", "backend_variant"])
 def test_manifest_records_the_key_fields(tiny_gen, field):
     assert field in generation_key(tiny_gen, _item()).to_dict()
+
+
+def test_digests_are_the_cache_format_and_stay_put():
+    """Cache file names are these digests: a change orphans every user's cache, so it must be
+    deliberate (bump GENERATION_VERSION, then update these two literals)."""
+    from PIL import Image
+
+    from genie_plugin.diffusion.key import GenerationKey, image_digest
+
+    assert image_digest(Image.new("RGB", (4, 4), (1, 2, 3))) == "de0fe245ad46ec799539"
+    fields = dict(
+        model="m", scheduler="dpm++", steps=10, guidance_scale=5.0, guidance_t_min=0.2,
+        timestep_shift=1.0, max_item_steps=None, resolution=64, backend="torch",
+        backend_variant="", dtype="float32", device_type="cpu", memory_format="contiguous",
+        prompt="a photo of a cat.", ratio=0.8, seed=7, source="abc",
+    )  # fmt: skip
+    assert GENERATION_VERSION == 2
+    assert GenerationKey(**fields).digest() == "daecfbda3c92c4a29152f6c7d0038b07"
+
+
+def _stub_model(**kw):
+    """What generation_key reads, and nothing else."""
+    from types import SimpleNamespace
+
+    from genie_plugin.diffusion.settings import SamplerConfig
+
+    base = dict(
+        sampler=SamplerConfig(steps=10, guidance_scale=5.0), fingerprint="fp", resolution=64,
+        backend="torch", denoiser=object(), dtype=torch.float32, device=torch.device("cpu"),
+        stats={},
+    )  # fmt: skip
+    return SimpleNamespace(**{**base, **kw})
+
+
+def test_key_fields_normalise_as_documented():
+    from genie_plugin.diffusion.settings import SamplerConfig
+
+    def key(**kw):
+        return generation_key(_stub_model(**kw), _item())
+
+    k = key()
+    assert (k.memory_format, k.backend_variant, k.device_type) == ("contiguous", "", "cpu")
+    assert key(stats={"channels_last": True}).memory_format == "channels_last"
+    assert key(denoiser=_Variant("fused")).backend_variant == "fused"
+    # guidance <= 1 is the conditional prediction alone: one key, recorded as 1.0 / floor 0.0
+    unguided = [
+        key(sampler=SamplerConfig(steps=10, guidance_scale=g, guidance_t_min=t))
+        for g in (0.0, 0.5, 1.0)
+        for t in (0.0, 0.3)
+    ]
+    assert len({u.digest() for u in unguided}) == 1
+    assert (unguided[0].guidance_scale, unguided[0].guidance_t_min) == (1.0, 0.0)
+    # a per-item step cap at or above the steps changes nothing
+    capped = {
+        key(sampler=SamplerConfig(steps=10, guidance_scale=5.0, max_item_steps=c)).digest()
+        for c in (10, 12)
+    }
+    assert (
+        capped
+        == {k.digest()}
+        != {key(sampler=SamplerConfig(steps=10, guidance_scale=5.0, max_item_steps=9)).digest()}
+    )
+    guided = {key(sampler=SamplerConfig(steps=10, guidance_scale=g)).digest() for g in (1.5, 1.7)}
+    assert len(guided) == 2 and unguided[0].digest() not in guided
+
+
+@pytest.mark.parametrize(
+    "device, kind",
+    [("cuda:1", "cuda"), ("cpu", "cpu"), (torch.device("cpu"), "cpu")],
+)
+def test_device_type_from_strings_devices_and_device_like_objects(device, kind):
+    from types import SimpleNamespace
+
+    from genie_plugin.diffusion.key import _device_type
+
+    assert _device_type(device) == kind
+    assert _device_type(SimpleNamespace(type="mps")) == "mps"  # its type, not its repr
