@@ -47,34 +47,44 @@ def results() -> dict[str, str]:
 
 
 def score(status: dict[str, str], equivalent: dict[str, str]) -> dict:
+    """Per module: killed (timeouts included, also counted apart), survived (with the names),
+    equivalent, not checked (a run cut short); score = killed / (checked − equivalent)."""
     per: dict[str, Counter] = defaultdict(Counter)
     survivors: dict[str, list[str]] = defaultdict(list)
     for name, st in sorted(status.items()):
         mod = _module(name)
         per[mod]["mutants"] += 1
-        if name in equivalent:
+        if st == "not checked":
+            per[mod]["not_checked"] += 1
+        elif name in equivalent:
             per[mod]["equivalent"] += 1
         elif st in KILLED:
             per[mod]["killed"] += 1
-            if st == "timeout":
-                per[mod]["timeout"] += 1
+            per[mod]["timeout"] += st == "timeout"
         else:
             per[mod]["survived"] += 1
-            per[mod][f"survived_{st.replace(' ', '_')}"] += 1
-            survivors[mod].append(name)
+            survivors[mod].append(f"{name}: {st}")
     modules = {}
     for mod, c in sorted(per.items()):
-        live = c["mutants"] - c["equivalent"]
+        live = c["mutants"] - c["not_checked"] - c["equivalent"]
         modules[mod] = {
-            **dict(sorted(c.items())),
+            **{k: c[k] for k in ("mutants", "killed", "timeout", "survived", "equivalent",
+                                 "not_checked")},
+            "complete": c["not_checked"] == 0,
             "score": round(c["killed"] / live, 4) if live else None,
             "survivors": survivors.get(mod, []),
-        }
+        }  # fmt: skip
     total = sum(per.values(), Counter())
-    live = total["mutants"] - total["equivalent"]
+    live = total["mutants"] - total["not_checked"] - total["equivalent"]
     return {
         "modules": modules,
-        "total": {**dict(sorted(total.items())), "score": round(total["killed"] / live, 4)},
+        "total": {
+            **{
+                k: total[k]
+                for k in ("mutants", "killed", "timeout", "survived", "equivalent", "not_checked")
+            },
+            "score": round(total["killed"] / live, 4) if live else None,
+        },  # fmt: skip
     }
 
 
@@ -112,9 +122,9 @@ def main() -> None:
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out)
     for mod, r in result["modules"].items():
-        print(
-            f"{mod:45s} {r['killed']:4d}/{r['mutants'] - r.get('equivalent', 0):4d}  {r['score']}"
-        )
+        live = r["mutants"] - r["not_checked"] - r["equivalent"]
+        todo = "" if r["complete"] else f"  ({r['not_checked']} not checked)"
+        print(f"{mod:40s} killed {r['killed']:4d}/{live:4d}  score {r['score']}{todo}")
     print(f"total score {result['total']['score']}; wrote {out}")
 
 

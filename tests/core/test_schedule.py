@@ -99,3 +99,9 @@ def test_thinned_indices_none_or_large_k_keep_everything_and_bad_k_raises():
     assert thinned_indices(7, None) == thinned_indices(7, 7) == thinned_indices(7, 9) == [*range(7)]
     with pytest.raises(ConfigError, match="max_item_steps"):
         thinned_indices(7, 0)
+
+
+def test_first_step_at_or_below_uses_the_bound_1000r():
+    assert first_step_at_or_below([900, 800.5, 800, 700], 0.8) == 2
+    assert first_step_at_or_below([900, 800.5], 0.8) == 2  # none at or below: after the end
+    assert first_step_at_or_below([90, 80, 70], 0.8, num_train_timesteps=100) == 1
