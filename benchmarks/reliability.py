@@ -199,7 +199,7 @@ def fuzzing() -> dict:
     import re
 
     res = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "--randomly-dont-shuffle", "-p", "no:xdist",
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:xdist",
          "--hypothesis-show-statistics", *FUZZ_TESTS],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip

@@ -81,6 +81,12 @@ _config: list = []  # the session's config (the controller's under pytest-xdist)
 
 def pytest_configure(config):
     _config[:] = [config]
+    # pytest-randomly shuffles the order (seed in the header) and by default also reseeds the
+    # global RNGs around each test: that reseeding is off, as --randomly-dont-reset-seed would
+    # (not in addopts: mutmut runs pytest with -p no:randomly, which then rejects the option),
+    # so _no_global_rng_draws still sees any draw
+    if hasattr(config.option, "randomly_reset_seed"):
+        config.option.randomly_reset_seed = False
 
 
 def pytest_runtest_logreport(report):
