@@ -56,7 +56,7 @@ class PaddedDenoiser:
     def _eager(self, x, t, ehs):
         return self.unet(x, t, encoder_hidden_states=ehs, return_dict=False)[0]
 
-    def _capture(self, x, t, ehs):
+    def _capture(self, x, t, ehs):  # pragma: no cover - CUDA only (graph capture)
         static = (x.clone(), t.clone(), ehs.clone())
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -82,7 +82,10 @@ class PaddedDenoiser:
             self.stats["padded_rows"] += pad
         if not self.capture:
             return self.forward(sample, t, ehs)[:n]
-        key = (b, tuple(sample.shape[1:]), tuple(ehs.shape[1:]), sample.dtype, t.dtype)
+        return self._replay(sample, t, ehs, n)
+
+    def _replay(self, sample, t, ehs, n: int):  # pragma: no cover - CUDA only (pytest -m gpu)
+        key = (len(sample), tuple(sample.shape[1:]), tuple(ehs.shape[1:]), sample.dtype, t.dtype)
         if key not in self.graphs:
             self.graphs[key] = self._capture(sample, t, ehs)
         graph, (xs, ts, es), out = self.graphs[key]

@@ -28,7 +28,7 @@ def parse_max_batch(value: str | int) -> int | str:
 
 
 @torch.no_grad()
-def probe_item_bytes(model, probe: tuple[int, int] = (2, 6)) -> float:
+def probe_item_bytes(model, probe: tuple[int, int] = (2, 6)) -> float:  # pragma: no cover - CUDA
     """Peak CUDA memory growth per sampler item (two UNet rows with CFG, one without)."""
     dev = torch.device(model.device)
     c = model.unet.config

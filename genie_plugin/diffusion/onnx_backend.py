@@ -262,7 +262,7 @@ class OnnxDenoiser:
         res = self.session.run(None, {k: v.cpu().numpy() for k, v in feeds.items()})[0]
         return torch.from_numpy(np.asarray(res)).to(sample.device, sample.dtype)
 
-    def _run_cuda(self, feeds: dict) -> torch.Tensor:
+    def _run_cuda(self, feeds: dict) -> torch.Tensor:  # pragma: no cover - CUDA only
         binding = self.session.io_binding()
         idx = self.device.index or 0
         for name, x in feeds.items():
@@ -274,7 +274,7 @@ class OnnxDenoiser:
         self.session.run_with_iobinding(binding)
         return out
 
-    def _run_graph(self, feeds: dict) -> torch.Tensor:
+    def _run_graph(self, feeds: dict) -> torch.Tensor:  # pragma: no cover - CUDA only
         """Replay onnxruntime's CUDA graph for this bucket (one session per padded shape).
 
         onnxruntime captures on the first run of a session with ``enable_cuda_graph`` and needs
