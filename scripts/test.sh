@@ -18,7 +18,11 @@ start=$(date +%s)
 bash scripts/check_leaderboard.sh >"$log" 2>&1 &
 board=$!
 # two pytest workers (pytest-xdist) beside the leaderboard check: the suite is the long pole
-if [ $# -eq 0 ]; then set -- -q -m "not slow and not gpu" -n 2; fi
+# in a random order (pytest-randomly), the seed printed so a failure can be replayed:
+#   GENIE_TEST_SEED=N bash scripts/test.sh
+seed=${GENIE_TEST_SEED:-$(( RANDOM * 32768 + RANDOM ))}
+if [ $# -eq 0 ]; then set -- -q -m "not slow and not gpu" -n 2 -p randomly --randomly-seed="$seed"; fi
+echo "test order: --randomly-seed=$seed (GENIE_TEST_SEED=$seed bash scripts/test.sh replays it)"
 GENIE_FAIL_ON_SKIP=${GENIE_FAIL_ON_SKIP:-1} "$py" -m pytest "$@"
 tests_rc=$?
 echo "tests: exit $tests_rc after $(( $(date +%s) - start )) s; waiting for the leaderboard check"

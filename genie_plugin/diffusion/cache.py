@@ -36,7 +36,8 @@ class AugmentationCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = self.root / "manifest.jsonl"
         self.repaired = 0
-        self._hashes: dict[str, str] = {}
+        # key -> every sha256 its records give: writers racing on one key each append one
+        self._hashes: dict[str, set[str]] = {}
         self._read_upto = 0  # bytes of the manifest already indexed
 
     def key(self, model, item) -> tuple[str, dict]:
@@ -51,7 +52,7 @@ class AugmentationCache:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.png"
 
-    def _index(self) -> dict[str, str]:
+    def _index(self) -> dict[str, set[str]]:
         """key -> sha256 of the manifest's complete lines, read on from where it stopped (other
         processes append); a torn or unparsable line is skipped."""
         if not self.manifest.exists():
@@ -66,7 +67,7 @@ class AugmentationCache:
             except ValueError:
                 continue
             if isinstance(rec, dict) and isinstance(rec.get("sha256"), str) and "key" in rec:
-                self._hashes[str(rec["key"])] = rec["sha256"]
+                self._hashes.setdefault(str(rec["key"]), set()).add(rec["sha256"])
         self._read_upto += end
         return self._hashes
 
@@ -81,7 +82,7 @@ class AugmentationCache:
         except OSError as exc:
             return None, f"unreadable ({exc.strerror or exc})"
         want = self._hashes.get(key) or self._index().get(key)
-        if want is not None and hashlib.sha256(data).hexdigest() != want:
+        if want is not None and hashlib.sha256(data).hexdigest() not in want:
             return None, "content does not match its manifest hash"
         try:
             with Image.open(io.BytesIO(data)) as im:
@@ -115,7 +116,7 @@ class AugmentationCache:
                 os.write(fd, line.encode())  # one write call: a kill cannot tear it
             finally:
                 os.close(fd)
-        self._hashes[key] = digest
+        self._hashes.setdefault(key, set()).add(digest)
 
 
 class CachedGenerator:
