@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from genie_plugin.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -77,9 +79,7 @@ def main() -> None:
         "environment": environment(),
     }
     out = a.out or ROOT / "benchmarks" / "results" / f"coverage_{time.strftime('%Y-%m-%d')}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=2, sort_keys=True) + "\n")
     worst = sorted(files.items(), key=lambda kv: kv[1]["percent"])[:15]
     for path, f in worst:
         print(f"{f['percent']:6.1f}%  {path}  missing {len(f['missing_lines'])}")

@@ -23,6 +23,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from genie_plugin.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = str(Path(sys.executable).with_name("mutmut"))
 EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.json"
@@ -118,9 +120,7 @@ def main() -> None:
         "environment": environment(),
     }
     out = a.out or ROOT / "benchmarks" / "results" / f"mutation_{time.strftime('%Y-%m-%d')}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=2, sort_keys=True) + "\n")
     for mod, r in result["modules"].items():
         live = r["mutants"] - r["not_checked"] - r["equivalent"]
         todo = "" if r["complete"] else f"  ({r['not_checked']} not checked)"

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from genie_plugin.io import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 GENIE = str(Path(sys.executable).with_name("genie"))
 SCENARIO = {
@@ -261,9 +263,7 @@ def main() -> None:
     if a.resummarise:
         res = json.loads(a.resummarise.read_text())
         res["summary"] = summarise(res["trials"])
-        tmp = a.resummarise.with_suffix(".tmp")
-        tmp.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, a.resummarise)
+        atomic_write_text(a.resummarise, json.dumps(res, indent=2, sort_keys=True) + "\n")
         print(json.dumps(res["summary"], indent=2))
         return
     if a.fuzz_only:
@@ -308,9 +308,7 @@ def main() -> None:
         "environment": environment(),
     }
     out = a.out or ROOT / "benchmarks" / "results" / f"reliability_{time.strftime('%Y-%m-%d')}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(json.dumps(summary, indent=2))
     print(f"wrote {out}")
     shutil.rmtree(base, ignore_errors=True)

@@ -80,6 +80,38 @@ _values = st.one_of(
 )
 
 
+def _invoke_and_check(argv, opts, documented, work, also_named=()):
+    """Run the command with ``opts`` appended. It either reached the stand-in (every value in its
+    documented range) or exited 2 without a traceback, its one ``error:`` line (the last) naming
+    an option given or ``also_named``; never a file under ``work``."""
+    argv = [*argv, *(f"{k}={v}" for k, v in opts.items())]
+    res = CliRunner().invoke(app, argv)
+    assert not list(work.iterdir()), argv  # nothing written, whichever way it ended
+    if isinstance(res.exception, Reached):
+        for k, v in opts.items():
+            parse, ok = documented[k]
+            assert ok(parse(v)), f"{k}={v!r} got past the checks"
+        return
+    assert res.exit_code == 2, (argv, res.output, res.exception)
+    assert "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    if errors:  # our own checks (else typer's usage box, which names the option itself)
+        assert len(errors) == 1 and res.output.strip().endswith(errors[0]), res.output
+        # the flag, or the key it sets ("unknown backend 'x'; choose one of: ...")
+        keys = [*opts, *also_named]
+        named = [
+            k for k in keys if any(n in errors[0] for n in (k, k[2:], k[2:].replace("-", "_")))
+        ]
+        assert named, res.output
+
+
+def _stand_in(monkeypatch, module, name):
+    def reached(*a, **kw):
+        raise Reached
+
+    monkeypatch.setattr(module, name, reached)
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     from tests.conftest import make_image
@@ -98,28 +130,10 @@ def source(tmp_path_factory):
 def test_fuzzed_augment_options_load_or_say_which(source, tmp_path_factory, monkeypatch, opts):
     from genie_plugin.diffusion import loading
 
-    def reached(*a, **kw):
-        raise Reached
-
-    monkeypatch.setattr(loading, "load_generator", reached)
-    out = tmp_path_factory.mktemp("fuzz") / "out"
-    argv = ["augment", str(source), "--target", "cat", "--out", str(out)]
-    for k, v in opts.items():
-        argv += [f"{k}={v}"]
-    res = CliRunner().invoke(app, argv)
-    assert not out.exists()  # nothing written, whichever way it ended
-    if isinstance(res.exception, Reached):
-        for k, v in opts.items():
-            parse, ok = DOCUMENTED[k]
-            assert ok(parse(v)), f"{k}={v!r} got past the checks"
-        return
-    assert res.exit_code == 2, (argv, res.output, res.exception)
-    assert "Traceback" not in res.output
-    if res.output.startswith("error:"):  # our own checks: one line, naming an option given
-        assert res.output.count("\n") == 1
-        # the flag, or the key it sets ("unknown backend 'x'; choose one of: ...")
-        named = [k for k in [*opts, "--backbone"] if k in res.output or k[2:] in res.output]
-        assert named, res.output
+    _stand_in(monkeypatch, loading, "load_generator")
+    work = tmp_path_factory.mktemp("fuzz")
+    argv = ["augment", str(source), "--target", "cat", "--out", str(work / "out")]
+    _invoke_and_check(argv, opts, DOCUMENTED, work, also_named=["--backbone"])
 
 
 # bench run's own options (the sampler ones are checked above)
@@ -147,26 +161,7 @@ BENCH = {
 def test_fuzzed_bench_run_options_run_or_say_which(tmp_path_factory, monkeypatch, opts):
     from genie_plugin.bench import runner
 
-    def reached(*a, **kw):
-        raise Reached
-
-    monkeypatch.setattr(runner, "run_scenario", reached)
+    _stand_in(monkeypatch, runner, "run_scenario")
     work = tmp_path_factory.mktemp("bench")
     argv = ["bench", "run", "--out", str(work / "r.jsonl"), "--cache", str(work / "c")]
-    for k, v in opts.items():
-        argv += [f"{k}={v}"]
-    res = CliRunner().invoke(app, argv)
-    assert not list(work.iterdir())  # nothing written, whichever way it ended
-    if isinstance(res.exception, Reached):
-        for k, v in opts.items():
-            parse, ok = BENCH[k]
-            assert ok(parse(v)), f"{k}={v!r} got past the checks"
-        return
-    assert res.exit_code == 2, (argv, res.output, res.exception)
-    assert "Traceback" not in res.output
-    last = res.output.strip().splitlines()[-1] if res.output.strip() else ""
-    if last.startswith("error:"):
-        named = [
-            k for k in [*opts, "--root", "dataset"] if k in last or k[2:].replace("-", "_") in last
-        ]
-        assert named, res.output
+    _invoke_and_check(argv, opts, BENCH, work, also_named=["--root", "--dataset"])
