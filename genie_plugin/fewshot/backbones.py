@@ -80,7 +80,9 @@ class Embedder:
         import torch
 
         if interpolation not in ("bicubic", "bilinear", "nearest"):
-            raise ConfigError(f"backbone interpolation {interpolation!r}: use bicubic or bilinear")
+            raise ConfigError(
+                f"backbone interpolation {interpolation!r}: use bicubic, bilinear or nearest"
+            )
         self.mean, self.std, self.interpolation = tuple(mean), tuple(std), interpolation
 
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
