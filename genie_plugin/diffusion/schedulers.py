@@ -30,11 +30,9 @@ def make_scheduler(name: str, base_config: Any):
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
     check_scheduler_name(name)
-    base_config = dict(base_config)
-    # Apply the same legacy-config fixes diffusers' SD pipelines apply on construction.
-    if base_config.get("steps_offset", 1) != 1:
-        base_config["steps_offset"] = 1
-    base_config.setdefault("clip_sample", False)
+    # The legacy-config fixes diffusers' SD pipelines apply on construction (steps_offset 1,
+    # no x0 clipping), so a run matches the pipeline's even on an old config that says otherwise.
+    base_config = {**dict(base_config), "steps_offset": 1, "clip_sample": False}
     if name == "dpm++":
         return DPMSolverMultistepScheduler.from_config(
             base_config, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing="linspace"

@@ -15,9 +15,10 @@ import torch
 from PIL import Image
 
 
-def weak_view(img: Image.Image, size: int, rng: torch.Generator) -> Image.Image:
-    """RandomResizedCrop(size, scale=(0.2, 1), ratio=(3/4, 4/3)) + horizontal flip (p = 0.5)."""
-    w, h = img.size
+def weak_params(w: int, h: int, rng: torch.Generator) -> tuple[tuple[int, int, int, int], bool]:
+    """The crop box ``(x, y, cw, ch)`` and horizontal flip of a weak view of a ``w``×``h`` image:
+    torchvision's RandomResizedCrop rule (scale (0.2, 1), ratio (3/4, 4/3), 10 tries, then the
+    whole image), drawn from ``rng``."""
     area = w * h
     for _ in range(10):
         target = area * (0.2 + 0.8 * float(torch.rand(1, generator=rng)))
@@ -32,10 +33,14 @@ def weak_view(img: Image.Image, size: int, rng: torch.Generator) -> Image.Image:
             break
     else:
         cw, ch, x, y = w, h, 0, 0
+    return (x, y, cw, ch), float(torch.rand(1, generator=rng)) < 0.5
+
+
+def weak_view(img: Image.Image, size: int, rng: torch.Generator) -> Image.Image:
+    """RandomResizedCrop(size, scale=(0.2, 1), ratio=(3/4, 4/3)) + horizontal flip (p = 0.5)."""
+    (x, y, cw, ch), flip = weak_params(*img.size, rng)
     out = img.crop((x, y, x + cw, y + ch)).resize((size, size), Image.Resampling.BICUBIC)
-    if float(torch.rand(1, generator=rng)) < 0.5:
-        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return out
+    return out.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else out
 
 
 def center_view(img: Image.Image, size: int) -> Image.Image:
@@ -55,28 +60,40 @@ def logistic_regression_accuracy(
     return float((clf.predict(x_test) == y_test).mean())
 
 
+def strong_params(size: int, rng: torch.Generator) -> dict:
+    """What a strong view applies after its weak view, drawn from ``rng`` in the order applied:
+    colour jitter factors (p 0.8; brightness/contrast/saturation in [0.6, 1.4], hue in
+    [-0.1, 0.1]) or None, grayscale (p 0.2), Gaussian blur ``(kernel, sigma)`` (p 0.5, kernel
+    about a tenth of ``size``, odd, >= 3; σ in [0.1, 2]) or None, vertical flip (p 0.5)."""
+
+    def u(lo=0.0, hi=1.0):
+        return lo + (hi - lo) * float(torch.rand(1, generator=rng))
+
+    jitter = (u(0.6, 1.4), u(0.6, 1.4), u(0.6, 1.4), u(-0.1, 0.1)) if u() < 0.8 else None
+    gray = u() < 0.2
+    blur = (max(3, (size // 10) | 1), u(0.1, 2.0)) if u() < 0.5 else None
+    return {"jitter": jitter, "gray": gray, "blur": blur, "vflip": u() < 0.5}
+
+
 def strong_view(img: Image.Image, size: int, rng: torch.Generator) -> Image.Image:
     """Weak view + colour jitter (0.4/0.4/0.4/0.1, p 0.8), grayscale (p 0.2), Gaussian blur
     (σ ∈ [0.1, 2], p 0.5) and vertical flip (p 0.5), as reference.md's strong baseline."""
     import torchvision.transforms.functional as TF
 
-    def u(lo=0.0, hi=1.0):
-        return lo + (hi - lo) * float(torch.rand(1, generator=rng))
-
     out = weak_view(img, size, rng)
-    if u() < 0.8:
-        out = TF.adjust_brightness(out, u(0.6, 1.4))
-        out = TF.adjust_contrast(out, u(0.6, 1.4))
-        out = TF.adjust_saturation(out, u(0.6, 1.4))
-        out = TF.adjust_hue(out, u(-0.1, 0.1))
-    if u() < 0.2:
+    p = strong_params(size, rng)
+    if p["jitter"] is not None:
+        b, c, s, hue = p["jitter"]
+        out = TF.adjust_brightness(out, b)
+        out = TF.adjust_contrast(out, c)
+        out = TF.adjust_saturation(out, s)
+        out = TF.adjust_hue(out, hue)
+    if p["gray"]:
         out = TF.to_grayscale(out, num_output_channels=3)
-    if u() < 0.5:
-        k = max(3, (size // 10) | 1)
-        out = TF.gaussian_blur(out, [k, k], [u(0.1, 2.0)] * 2)
-    if u() < 0.5:
-        out = out.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-    return out
+    if p["blur"] is not None:
+        k, sigma = p["blur"]
+        out = TF.gaussian_blur(out, [k, k], [sigma, sigma])
+    return out.transpose(Image.Transpose.FLIP_TOP_BOTTOM) if p["vflip"] else out
 
 
 def mix_images(
@@ -133,6 +150,16 @@ def soft_label_accuracy(
     scikit-learn's ``LogisticRegression(C)`` generalised to soft targets, so MixUp/CutMix rows are
     comparable with the hard-label ones. Full-batch L-BFGS from zeros: deterministic.
     """
+    w, b = fit_soft_linear(x_train, y_soft, C=C, max_iter=max_iter)
+    with torch.no_grad():
+        pred = (torch.as_tensor(x_test, dtype=torch.float64) @ w + b).argmax(1).numpy()
+    return float((pred == y_test).mean())
+
+
+def fit_soft_linear(
+    x_train: np.ndarray, y_soft: np.ndarray, *, C: float = 1.0, max_iter: int = 200
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights and bias :func:`soft_label_accuracy` classifies with (float64)."""
     x = torch.as_tensor(x_train, dtype=torch.float64)
     t = torch.as_tensor(y_soft, dtype=torch.float64)
     n, d = x.shape
@@ -150,9 +177,7 @@ def soft_label_accuracy(
         return loss
 
     opt.step(closure)
-    with torch.no_grad():
-        pred = (torch.as_tensor(x_test, dtype=torch.float64) @ w + b).argmax(1).numpy()
-    return float((pred == y_test).mean())
+    return w.detach(), b.detach()
 
 
 def episode_features(

@@ -105,3 +105,45 @@ def test_first_step_at_or_below_uses_the_bound_1000r():
     assert first_step_at_or_below([900, 800.5, 800, 700], 0.8) == 2
     assert first_step_at_or_below([900, 800.5], 0.8) == 2  # none at or below: after the end
     assert first_step_at_or_below([90, 80, 70], 0.8, num_train_timesteps=100) == 1
+
+
+def test_schedule_messages_say_what_to_change():
+    """Exact messages: each names the value and the fix (a user reads these, not a traceback)."""
+    from genie_plugin.core.schedule import shift_timesteps, thinned_indices
+
+    def msg(fn, *a, **kw):
+        with pytest.raises(ConfigError) as exc:
+            fn(*a, **kw)
+        return str(exc.value)
+
+    assert msg(validate_ratio, "x") == "ratio must be a number in (0, 1], got 'x'"
+    assert msg(validate_ratio, 1.5, name="--ratio") == (
+        "--ratio must be in (0, 1] (1 = pure noise, Text2Image), got 1.5"
+    )
+    assert msg(validate_ratio, 0) == "ratio must be in (0, 1] (1 = pure noise, Text2Image), got 0"
+    assert msg(num_denoising_steps, 0, 0.5) == "steps must be >= 1, got 0"
+    assert msg(num_denoising_steps, 10, 0.05) == (
+        "ratio 0.05 with 10 steps runs no denoising step; use ratio >= 0.1 or more steps"
+    )
+    assert msg(num_denoising_steps, 8, 0.1).endswith("use ratio >= 0.125 or more steps")
+    assert msg(shift_timesteps, [999, 0], float("inf")) == (
+        "timestep_shift must be a positive number, got inf"
+    )
+    assert (
+        msg(shift_timesteps, list(range(11)), 0.5, 10) == "11 steps exceed the model's 10 timesteps"
+    )
+    assert msg(thinned_indices, 0, 2) == "an item needs at least one timestep, got 0"
+    # s > 1 crowds the top: 10 steps of a 10-timestep model then cannot stay distinct
+    assert msg(shift_timesteps, list(range(9, -1, -1)), 100.0, 10) == (
+        "cannot fit 10 distinct timesteps below 10"
+    )
+
+
+def test_one_step_and_the_full_timestep_range_are_valid():
+    from genie_plugin.core.schedule import shift_timesteps
+
+    assert num_denoising_steps(1, 1.0) == 1 and start_index(1, 1.0) == 0
+    every = list(range(9, -1, -1))  # all 10 training timesteps of a 10-step model
+    assert shift_timesteps(every, 0.5, 10) == every  # crowded to one apart: still fits
+    # s = 1 returns the list as given, even one the warp would have spread
+    assert shift_timesteps([5, 5, 5], 1.0) == [5, 5, 5]

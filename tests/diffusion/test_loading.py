@@ -163,3 +163,44 @@ def test_single_file_in_the_original_layout_loads_back_bit_for_bit(tiny_gen, tmp
     assert back.fingerprint.startswith("file:sha256:")
     with pytest.raises(ValueError, match="UNet key 'extra.weight' has no LDM counterpart"):
         unet_to_ldm({"extra.weight": torch.zeros(1)}, tiny_gen.unet.config)
+
+
+def test_a_hub_id_loads_from_the_hf_cache_offline(tmp_path):
+    """A user's ``--model org/name`` with the snapshot in the HF cache and HF_HUB_OFFLINE=1: it
+    loads through diffusers' hub path, is fingerprinted by the snapshot's files, and generates
+    what the same weights give from a folder. In a subprocess: the hub reads HF_HOME at import."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from genie_plugin.diffusion.tiny import tiny_model_dir
+
+    repo = tmp_path / "hf" / "hub" / "models--genie-test--tiny"
+    snap = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_model_dir(), snap)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    code = """
+import json, sys
+import numpy as np
+from genie_plugin.diffusion import SampleItem, load_generator
+from genie_plugin.diffusion.loading import check_model_available
+kind = check_model_available("genie-test/tiny")
+hub = load_generator("genie-test/tiny", device="cpu").with_sampler(steps=2)
+folder = load_generator(sys.argv[1], device="cpu").with_sampler(steps=2)
+item = [SampleItem("a photo of a star.", 1.0, 7)]
+same = np.array_equal(np.asarray(hub.generate(item)[0]), np.asarray(folder.generate(item)[0]))
+print(json.dumps({"kind": kind, "same": bool(same), "fp": [hub.fingerprint, folder.fingerprint]}))
+"""
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_HUB_CACHE", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_model_dir())],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["kind"] == "hub" and res["same"]
+    assert res["fp"][0] == res["fp"][1]  # the snapshot's files, not "hub:…@unknown"

@@ -180,3 +180,165 @@ def test_episode_features_with_mixing_adds_soft_rows(n_classes):
     np.testing.assert_array_equal(y[:n_train], np.eye(k)[hard])
     np.testing.assert_allclose(y[n_train:].sum(1), 1.0)
     np.testing.assert_array_equal(x[n_train:, 0], [4000 + i for i in range(n_train)])
+
+
+# --- the views' parameters, against their definitions (issue 19's mutation survivors) ---
+
+
+def _boxes(w, h, n, seed=0):
+    from genie_plugin.fewshot.protocol import weak_params
+
+    g = torch.Generator().manual_seed(seed)
+    return [weak_params(w, h, g) for _ in range(n)]
+
+
+def test_weak_crops_follow_torchvision_random_resized_crop():
+    """Scale (0.2, 1) and ratio (3/4, 4/3) as RandomResizedCrop draws them: the same
+    distribution of area and aspect (two-sample KS against torchvision's own get_params),
+    each box inside the image, every position reachable, a horizontal flip half the time."""
+    from scipy.stats import ks_2samp
+    from torchvision.transforms import RandomResizedCrop
+
+    n, w, h = 4000, 40, 40
+    draws = _boxes(w, h, n)
+    boxes = np.array([b for b, _ in draws])
+    x, y, cw, ch = boxes.T
+    assert (cw >= 1).all() and (ch >= 1).all() and (x >= 0).all() and (y >= 0).all()
+    assert (x + cw <= w).all() and (y + ch <= h).all()
+    area, log_ar = cw * ch / (w * h), np.log(cw / ch)
+    assert area.min() < 0.22 and area.max() > 0.9 and area.min() > 0.17  # rounding aside
+    assert np.exp(log_ar).min() < 0.8 and np.exp(log_ar).max() > 1.25
+    assert np.exp(log_ar).min() > 0.75 - 0.06 and np.exp(log_ar).max() < 4 / 3 + 0.06
+    assert abs(log_ar.mean()) < 0.03  # log-uniform ratio: symmetric about 1 on a square
+    assert (x == 0).any() and (x == w - cw).any() and (y == 0).any() and (y == h - ch).any()
+    assert 0.45 < np.mean([f for _, f in draws]) < 0.55
+    with torch.random.fork_rng(devices=[]):  # torchvision draws from the global RNG
+        torch.manual_seed(0)
+        tv = np.array(
+            [RandomResizedCrop.get_params(Image.new("RGB", (w, h)), (0.2, 1.0), (3 / 4, 4 / 3))
+             for _ in range(n)]
+        )  # fmt: skip
+    tv_area, tv_log_ar = tv[:, 2] * tv[:, 3] / (w * h), np.log(tv[:, 3] / tv[:, 2])
+    assert ks_2samp(area, tv_area).pvalue > 1e-3
+    assert ks_2samp(log_ar, tv_log_ar).pvalue > 1e-3
+
+
+def test_weak_crops_at_the_size_limits():
+    """One-pixel and full-width boxes are allowed, empty ones never; an image no box fits
+    (100×5: every candidate is taller than 5) falls back to the whole image."""
+    sizes_2x2 = {b[2:] for b, _ in _boxes(2, 2, 400)}
+    assert sizes_2x2 == {(1, 1), (1, 2), (2, 1), (2, 2)}
+    assert {b for b, _ in _boxes(1, 1, 200)} == {(0, 0, 1, 1)}
+    flat = _boxes(100, 5, 200)
+    assert {b for b, _ in flat} == {(0, 0, 100, 5)}
+    assert 0.3 < np.mean([f for _, f in flat]) < 0.7  # the flip is still drawn
+
+
+def test_weak_view_is_the_crop_of_its_box_resized_and_flipped():
+    from genie_plugin.fewshot.protocol import weak_params, weak_view
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8))
+    for seed in range(6):
+        (x, y, cw, ch), flip = weak_params(50, 30, torch.Generator().manual_seed(seed))
+        want = img.crop((x, y, x + cw, y + ch)).resize((16, 16), Image.Resampling.BICUBIC)
+        if flip:
+            want = want.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        got = weak_view(img, 16, torch.Generator().manual_seed(seed))
+        assert np.array_equal(np.asarray(got), np.asarray(want)), seed
+
+
+def test_strong_view_parameters_follow_the_reference_baseline():
+    from genie_plugin.fewshot.protocol import strong_params
+
+    g = torch.Generator().manual_seed(0)
+    ps = [strong_params(84, g) for _ in range(4000)]
+    jit = np.array([p["jitter"] for p in ps if p["jitter"] is not None])
+    assert 0.77 < len(jit) / len(ps) < 0.83
+    for col in range(3):  # brightness, contrast, saturation in [0.6, 1.4]
+        assert 0.6 <= jit[:, col].min() < 0.62 and 1.38 < jit[:, col].max() <= 1.4
+    assert -0.1 <= jit[:, 3].min() < -0.098 and 0.098 < jit[:, 3].max() <= 0.1
+    assert abs(jit[:, 3].mean()) < 0.005
+    assert 0.17 < np.mean([p["gray"] for p in ps]) < 0.23
+    blur = [p["blur"] for p in ps if p["blur"] is not None]
+    assert 0.47 < len(blur) / len(ps) < 0.53
+    sig = np.array([s for _, s in blur])
+    assert 0.1 <= sig.min() < 0.12 and 1.98 < sig.max() <= 2.0
+    assert {k for k, _ in blur} == {9}  # odd, about a tenth of the view size
+    assert 0.47 < np.mean([p["vflip"] for p in ps]) < 0.53
+    for size, k in ((8, 3), (32, 3), (64, 7), (224, 23)):
+        blurs = [p["blur"] for p in (strong_params(size, g) for _ in range(20)) if p["blur"]]
+        assert {b[0] for b in blurs} == {k}, size
+
+
+def test_strong_view_is_its_weak_view_when_nothing_is_drawn():
+    from genie_plugin.fewshot.protocol import strong_params, strong_view, weak_params, weak_view
+
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 256, (20, 20, 3), dtype=np.uint8))
+    plain = flipped = None
+    for seed in range(200):
+        g = torch.Generator().manual_seed(seed)
+        weak_params(20, 20, g)
+        p = strong_params(12, g)
+        if p["jitter"] is None and not p["gray"] and p["blur"] is None:
+            if p["vflip"] and flipped is None:
+                flipped = seed
+            elif not p["vflip"] and plain is None:
+                plain = seed
+    assert plain is not None and flipped is not None
+    weak = np.asarray(weak_view(img, 12, torch.Generator().manual_seed(plain)))
+    assert np.array_equal(
+        np.asarray(strong_view(img, 12, torch.Generator().manual_seed(plain))), weak
+    )
+    weak = np.asarray(weak_view(img, 12, torch.Generator().manual_seed(flipped)))
+    strong = np.asarray(strong_view(img, 12, torch.Generator().manual_seed(flipped)))
+    assert np.array_equal(strong, weak[::-1])
+
+
+def test_soft_label_head_on_hard_labels_is_scikit_learns_logistic_regression():
+    """Its objective is LogisticRegression(C)'s: on one-hot labels the fitted probabilities
+    match scikit-learn's (C = 1 by default, and another C)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from genie_plugin.fewshot.protocol import fit_soft_linear
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 6)) + 0.3  # off-centre: the bias matters
+    y = rng.integers(0, 4, 40)
+    y[:4] = [0, 1, 2, 3]
+    xq = rng.normal(size=(25, 6))
+    for kw in ({}, {"C": 0.3}):
+        w, b = fit_soft_linear(x, np.eye(4)[y], **kw)
+        ours = torch.softmax(torch.as_tensor(xq) @ w + b, dim=1).numpy()
+        ref = LogisticRegression(C=kw.get("C", 1.0), tol=1e-10, max_iter=10_000).fit(x, y)
+        assert np.abs(ours - ref.predict_proba(xq)).max() < 1e-4, kw
+
+
+def test_hard_label_accuracy_is_the_reference_classifier():
+    """C = 1.0 as reference.md states: on data where C = 2 would score otherwise."""
+    from sklearn.linear_model import LogisticRegression
+
+    from genie_plugin.fewshot.protocol import logistic_regression_accuracy
+
+    r = np.random.default_rng(0)
+    x = r.normal(size=(20, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = r.integers(0, 5, 20)
+    xq = r.normal(size=(200, 16))
+    xq /= np.linalg.norm(xq, axis=1, keepdims=True)
+    yq = r.integers(0, 5, 200)
+    acc = {c: LogisticRegression(C=c, max_iter=1000).fit(x, y).score(xq, yq) for c in (1.0, 2.0)}
+    assert acc[1.0] != acc[2.0]  # the data tells the two apart
+    assert logistic_regression_accuracy(x, y, xq, yq) == acc[1.0]
+
+
+def test_mixing_streams_differ_across_generators():
+    """Each generator seeds its own numpy stream over the full range: 150 seeds, 150 mixes."""
+    imgs = [_flat(k) for k in range(6)]
+    seen = {
+        mix_images(imgs, list(range(6)), 6, "mixup", 0.8, torch.Generator().manual_seed(s))[1]
+        .round(12)
+        .tobytes()
+        for s in range(150)
+    }
+    assert len(seen) == 150
