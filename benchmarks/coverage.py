@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,11 +45,16 @@ def main() -> None:
     cov = [sys.executable, "-m", "coverage"]
     tests = subprocess.run(
         [*cov, "run", "-m", "pytest", "-q", "-m", "not slow and not gpu", "-n", "2",
-         "-p", "randomly", "-p", "no:cacheprovider", f"--randomly-seed={a.seed}"],
+         "-p", "randomly", "-p", "no:cacheprovider", f"--randomly-seed={a.seed}",
+         "--durations=20"],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )  # fmt: skip
     wall = time.time() - t0
     summary = [x for x in tests.stdout.splitlines() if " passed" in x or " failed" in x][-1:]
+    # the slowest tests (under coverage: slower than in CI), for keeping CI's time in check
+    slowest = [
+        x.strip() for x in tests.stdout.splitlines() if re.match(r"\d+\.\d+s (call|setup) ", x)
+    ]
     subprocess.run([*cov, "combine", "-q"], cwd=ROOT, check=True)
     report = data / "coverage.json"
     subprocess.run([*cov, "json", "-q", "-o", str(report)], cwd=ROOT, check=True)
@@ -74,6 +80,7 @@ def main() -> None:
         "pytest_exit_code": tests.returncode,
         "pytest_summary": summary[0] if summary else tests.stdout[-2000:],
         "random_order_seed": a.seed,
+        "slowest_tests": slowest,
         "wall_s": round(wall, 1),
         "files": files,
         "environment": environment(),

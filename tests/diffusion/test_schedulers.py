@@ -123,3 +123,41 @@ def test_noise_keeps_the_cpu_draw_whatever_the_device_dtype_or_default_dtype():
     finally:
         torch.set_default_dtype(old)
     assert torch.equal(wide, ref.double())
+
+
+def test_the_run_settings_override_what_a_models_config_says():
+    """A saved scheduler config may carry other settings (SD 1.5's says "leading"): the
+    solver the run uses is the reference's whatever the file holds."""
+    other = {**SD15, "timestep_spacing": "leading", "algorithm_type": "dpmsolver",
+             "solver_order": 3}  # fmt: skip
+    dpm = make_scheduler("dpm++", other)
+    assert dpm.config.algorithm_type == "dpmsolver++" and dpm.config.solver_order == 2
+    for name in ("dpm++", "ddim", "euler"):
+        assert make_scheduler(name, other).config.timestep_spacing == "linspace", name
+
+
+def test_the_time_shift_uses_the_models_own_training_timesteps():
+    short = SimpleNamespace(
+        sampler=SamplerConfig(steps=10, timestep_shift=0.5),
+        scheduler_config={**SD15, "num_train_timesteps": 500},
+        device=torch.device("cpu"),
+    )
+    plain = make_scheduler("dpm++", short.scheduler_config)
+    plain.set_timesteps(10)
+    want = shift_timesteps(plain.timesteps.tolist(), 0.5, 500)
+    assert base_scheduler(short).timesteps.tolist() == want
+    assert want != shift_timesteps(plain.timesteps.tolist(), 0.5, 1000)
+
+
+@pytest.mark.gpu
+def test_shifted_timesteps_live_on_the_models_device():
+    """The shifted list is set on the model's device (CPU tests cannot tell: the shift reads
+    the list back, which a meta tensor cannot do)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    s = base_scheduler(_model("cuda", steps=10, timestep_shift=0.5))
+    assert s.timesteps.device.type == "cuda"
+    assert (
+        base_scheduler(_model("cuda", steps=10, timestep_shift=0.5), "cpu").timesteps.device.type
+        == "cpu"
+    )

@@ -342,3 +342,69 @@ def test_mixing_streams_differ_across_generators():
         for s in range(150)
     }
     assert len(seen) == 150
+
+
+def test_strong_blur_uses_the_drawn_sigma():
+    """torchvision derives σ from the kernel when none is given: the drawn one must be used."""
+    import torchvision.transforms.functional as TF
+
+    from genie_plugin.fewshot.protocol import strong_params, strong_view, weak_params, weak_view
+
+    img = Image.fromarray(np.random.default_rng(2).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    for seed in range(300):
+        g = torch.Generator().manual_seed(seed)
+        weak_params(40, 40, g)
+        p = strong_params(32, g)
+        if p["jitter"] is None and not p["gray"] and p["blur"] and not p["vflip"]:
+            break
+    k, sigma = p["blur"]
+    assert abs(sigma - (0.3 * ((k - 1) * 0.5 - 1) + 0.8)) > 0.2  # differs from the default σ
+    weak = weak_view(img, 32, torch.Generator().manual_seed(seed))
+    want = np.asarray(TF.gaussian_blur(weak, [k, k], [sigma, sigma]))
+    got = np.asarray(strong_view(img, 32, torch.Generator().manual_seed(seed)))
+    assert np.array_equal(got, want)
+
+
+def test_soft_label_accuracy_on_embeddings_as_backbones_give_them():
+    """float32 features (what a backbone returns), the default C = 1 and a C passed through:
+    on one-hot labels the accuracy is scikit-learn's LogisticRegression(C)'s."""
+    from sklearn.linear_model import LogisticRegression
+
+    from genie_plugin.fewshot.protocol import fit_soft_linear, soft_label_accuracy
+
+    r = np.random.default_rng(0)
+    x = r.normal(size=(20, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    y = r.integers(0, 5, 20)
+    xq = r.normal(size=(200, 16)).astype(np.float32)
+    xq /= np.linalg.norm(xq, axis=1, keepdims=True)
+    yq = r.integers(0, 5, 200)
+    acc = {
+        c: LogisticRegression(C=c, max_iter=1000).fit(x, y).score(xq, yq) for c in (1.0, 2.0, 0.3)
+    }
+    assert len(set(acc.values())) == 3  # the data tells the three apart
+    assert soft_label_accuracy(x, np.eye(5)[y], xq, yq) == acc[1.0]
+    assert soft_label_accuracy(x, np.eye(5)[y], xq, yq, C=0.3) == acc[0.3]
+    w, b = fit_soft_linear(x, np.eye(5, dtype=np.float32)[y])
+    assert w.dtype == b.dtype == torch.float64  # fitted in double whatever comes in
+
+
+def test_soft_label_head_converges_where_twenty_lbfgs_steps_do_not():
+    """A 64-d problem: L-BFGS's default of 20 iterations stops short; the head runs to the
+    optimum scikit-learn finds."""
+    from sklearn.linear_model import LogisticRegression
+
+    from genie_plugin.fewshot.protocol import fit_soft_linear
+
+    r = np.random.default_rng(5)
+    x = r.normal(size=(60, 64)) * np.linspace(0.1, 3, 64)  # badly scaled: many iterations
+    y = r.integers(0, 5, 60)
+    y[:5] = range(5)
+    xq = r.normal(size=(30, 64))
+    w, b = fit_soft_linear(x, np.eye(5)[y])
+    ours = torch.softmax(torch.as_tensor(xq) @ w + b, dim=1).numpy()
+    ref = LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(x, y).predict_proba(xq)
+    assert np.abs(ours - ref).max() < 1e-3
+    w20, b20 = fit_soft_linear(x, np.eye(5)[y], max_iter=20)
+    short = torch.softmax(torch.as_tensor(xq) @ w20 + b20, dim=1).numpy()
+    assert np.abs(short - ref).max() > 1e-3  # what the assertion above would catch
