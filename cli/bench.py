@@ -321,6 +321,44 @@ def leaderboard(
         typer.echo(f"{kind}: {path}")
 
 
+@app.command("report")
+@handle_errors
+def report(
+    results: Annotated[Path, typer.Argument(help="Results JSONL of a run.")],
+    out: Annotated[Path, typer.Option(help="Folder for index.html and its images.")],
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="The run's augmentation cache: the gallery reads its images from it."),
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="Scenario file of the run, where the results do not record it."),
+    ] = None,
+    gallery_episodes: Annotated[
+        int, typer.Option(min=0, help="Episodes in the gallery (chosen by seed; 0: none).")
+    ] = 2,
+    device: DeviceOpt = None,
+) -> None:
+    """Write a self-contained HTML report (leaderboard, paired differences, gain against cost,
+    gallery, provenance) that opens from disk."""
+    from genie_plugin.bench.report import build_report
+    from genie_plugin.bench.scenario import Scenario
+
+    from ._common import check_out_dir
+
+    if not results.is_file():
+        raise typer.BadParameter(f"{results}: no such results file", param_hint="RESULTS")
+    if cache is not None and not cache.is_dir():
+        raise typer.BadParameter(f"{cache}: no such cache folder", param_hint="--cache")
+    check_out_dir(out)
+    scn = Scenario.load(scenario) if scenario else None
+    page = build_report(
+        results, out, cache_dir=cache, scenario=scn, gallery_episodes=gallery_episodes,
+        device=device, progress=lambda msg: typer.echo(msg, err=True),
+    )  # fmt: skip
+    typer.echo(f"report: {page}")
+
+
 @app.command("compare")
 @handle_errors
 def compare(

@@ -144,3 +144,15 @@ def test_out_folders_that_cannot_be_written(tmp_path, monkeypatch):
         check_out_dir(tmp_path)
     with pytest.raises(GenieError, match=r"--cache .*new: cannot be made in .*no write permission"):
         check_out_dir(tmp_path / "new", option="--cache")
+
+
+def test_onnx_on_cuda_without_onnxruntime_gpu_says_what_to_install(tmp_path):
+    """This machine's onnxruntime is the CPU build: asking for CUDA stops with the fix."""
+    pytest.importorskip("onnxruntime")
+    from genie_plugin.diffusion.onnx_backend import OnnxDenoiser, providers_for
+
+    assert providers_for("cpu") == ("CPUExecutionProvider",)
+    with pytest.raises(ConfigError, match=r"needs onnxruntime-gpu \(pip install '\.\[gpu\]'\)"):
+        providers_for("cuda")
+    with pytest.raises(ConfigError, match="ONNX CUDA graphs need --device cuda"):
+        OnnxDenoiser(tmp_path / "missing.onnx", "cpu", cuda_graphs=True)

@@ -51,7 +51,7 @@ class PaddedDenoiser:
             # its output out before the next, so graphs may reuse each other's intermediates
             # (private pools would hold activations for every bucket at once: at --max-batch
             # auto, sized for one eager batch, that runs out of memory)
-            self.pool = torch.cuda.graph_pool_handle()
+            self.pool = torch.cuda.graph_pool_handle()  # pragma: no cover - CUDA only
 
     def _eager(self, x, t, ehs):
         return self.unet(x, t, encoder_hidden_states=ehs, return_dict=False)[0]
@@ -82,7 +82,7 @@ class PaddedDenoiser:
             self.stats["padded_rows"] += pad
         if not self.capture:
             return self.forward(sample, t, ehs)[:n]
-        return self._replay(sample, t, ehs, n)
+        return self._replay(sample, t, ehs, n)  # pragma: no cover - CUDA only (pytest -m gpu)
 
     def _replay(self, sample, t, ehs, n: int):  # pragma: no cover - CUDA only (pytest -m gpu)
         key = (len(sample), tuple(sample.shape[1:]), tuple(ehs.shape[1:]), sample.dtype, t.dtype)

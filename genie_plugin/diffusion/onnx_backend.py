@@ -236,12 +236,12 @@ class OnnxDenoiser:
     def __init__(self, path: str | Path, device, *, cuda_graphs: bool = False) -> None:
         self.path = str(path)
         self.device = torch.device(device)
+        if cuda_graphs and self.device.type != "cuda":  # before anything loads
+            raise ConfigError("ONNX CUDA graphs need --device cuda (onnxruntime-gpu)")
         self.variant = graph_variant(Path(path))
         self.providers = providers_for(self.device)
         self.session = _session(self.path, self.providers)
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}
-        if cuda_graphs and self.device.type != "cuda":
-            raise ConfigError("ONNX CUDA graphs need --device cuda (onnxruntime-gpu)")
         self.cuda_graphs = cuda_graphs
         self.buckets = graph_buckets(512)
         self._graphs: dict[tuple, tuple] = {}  # (bucket, shapes) -> (session, binding, buffers)
@@ -256,9 +256,9 @@ class OnnxDenoiser:
             "encoder_hidden_states": ehs.to(self._dtype("encoder_hidden_states")).contiguous(),
         }
         if self.device.type == "cuda" and self.cuda_graphs:
-            return self._run_graph(feeds).to(sample.dtype)
+            return self._run_graph(feeds).to(sample.dtype)  # pragma: no cover - CUDA only
         if self.device.type == "cuda":
-            return self._run_cuda(feeds).to(sample.dtype)
+            return self._run_cuda(feeds).to(sample.dtype)  # pragma: no cover - CUDA only
         res = self.session.run(None, {k: v.cpu().numpy() for k, v in feeds.items()})[0]
         return torch.from_numpy(np.asarray(res)).to(sample.device, sample.dtype)
 

@@ -1,0 +1,133 @@
+"""``genie bench report``: a page that opens from disk and shows what the run measured and made."""
+
+import json
+import re
+from dataclasses import replace
+from html.parser import HTMLParser
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from genie_cli.main import app
+from genie_plugin.errors import ConfigError
+
+STRATEGIES = ("none", "weak", "genie", "genie_ada")
+
+
+class _Page(HTMLParser):
+    """Image sources, link targets, script sources and the boards' cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.links, self.scripts, self.cells = [], [], [], {}
+        self._row, self._cell = None, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a["src"])
+        if tag in ("a", "link") and "href" in a:
+            self.links.append(a["href"])
+        if tag == "script" and "src" in a:
+            self.scripts.append(a["src"])
+        if tag == "tr" and "data-strategy" in a:
+            self._row = a["data-strategy"]
+            self.cells[self._row] = []
+        if tag == "td" and self._row is not None:
+            self._cell = ""
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._row is not None:
+            self.cells[self._row].append(self._cell.strip())
+            self._cell = None
+        if tag == "tr":
+            self._row = None
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A 2-episode shapes run on the tiny model: results and the cache it filled."""
+    from genie_plugin.bench.runner import run_scenario
+    from genie_plugin.bench.scenario import Scenario
+    from genie_plugin.io import write_jsonl
+
+    work = tmp_path_factory.mktemp("run")
+    scn = replace(
+        Scenario.load("embedded-5w1s"), episodes=2, strategies=STRATEGIES, model="tiny-random",
+        steps=4, queries=4, real_views=1,
+    )  # fmt: skip
+    rows = run_scenario(scn, cache_dir=work / "cache", device="cpu")
+    write_jsonl(work / "r.jsonl", rows)
+    return scn, work
+
+
+def test_report_shows_the_runs_numbers_and_images_from_its_cache(run, tmp_path):
+    from genie_plugin.bench.report import build_report
+
+    scn, work = run
+    rows = [json.loads(x) for x in (work / "r.jsonl").read_text().splitlines()]
+    page = build_report(work / "r.jsonl", tmp_path, cache_dir=work / "cache", scenario=scn)
+    html = page.read_text()
+    p = _Page()
+    p.feed(html)
+    # self-contained: no script, stylesheet or image from anywhere but the folder
+    assert not p.scripts and not [u for u in p.imgs + p.links if re.match(r"[a-z]+:", u)]
+    for src in p.imgs:
+        with Image.open(tmp_path / src) as im:
+            im.load()
+            assert im.size[0] > 0
+    # the board's numbers are the results file's
+    assert set(p.cells) == set(STRATEGIES)
+    for r in rows:
+        cells = p.cells[r["strategy"]]
+        assert cells[0] == r["strategy"] and cells[1] == f"{r['mean']:.2f}"
+        assert cells[2] == f"{r['ci95']:.2f}"
+    # paired differences: vs none for all, vs weak for the others, none has neither
+    assert p.cells["none"][3] == "–" and p.cells["weak"][4] == "–"
+    assert re.fullmatch(r"[+-]\d+\.\d\d ± \d+\.\d\d", p.cells["genie"][4])
+    # the gallery: every generative strategy, read back without generating anything
+    assert "0 generated again" in html
+    for name in ("genie", "genie_ada"):
+        assert f"<h4>{name} (" in html
+    n_cand = len([s for s in p.imgs if re.search(r"genie_ada_\d+_r\d+\.png$", s)])
+    assert n_cand and n_cand % 5 == 0  # the candidate strip at each of Ada's 5 ratios
+    assert html.count('class="chosen"') == n_cand // 5  # one r* per generated image
+    assert "gain_cost_" in html and any(s.startswith("gain_cost_") for s in p.imgs)
+
+
+def test_report_without_a_cache_has_the_board_and_says_why_no_gallery(run, tmp_path):
+    _, work = run
+    res = CliRunner().invoke(
+        app, ["bench", "report", str(work / "r.jsonl"), "--out", str(tmp_path / "o")]
+    )
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "o" / "index.html").read_text()
+    assert "no gallery: pass the run&#39;s cache with --cache" in html
+    assert 'data-strategy="genie_ada"' in html
+
+
+def test_report_refuses_a_scenario_that_is_not_the_runs(run, tmp_path):
+    from genie_plugin.bench.report import build_report
+
+    scn, work = run
+    with pytest.raises(ConfigError, match="episode list .* pass the scenario file"):
+        build_report(
+            work / "r.jsonl", tmp_path, cache_dir=work / "cache", scenario=replace(scn, seed=1)
+        )
+
+
+def test_report_command_errors_name_the_option(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # short paths: typer's error box wraps long lines
+    res = CliRunner().invoke(app, ["bench", "report", "x.jsonl", "--out", "o"])
+    assert res.exit_code == 2 and "x.jsonl: no such results file" in res.output
+    (tmp_path / "r.jsonl").write_text("")
+    res = CliRunner().invoke(app, ["bench", "report", "r.jsonl", "--out", "o", "--cache", "c"])
+    assert res.exit_code == 2 and "c: no such cache folder" in res.output
+    res = CliRunner().invoke(app, ["bench", "report", "r.jsonl", "--out", "o"])
+    assert res.exit_code == 2 and res.output.startswith("error: r.jsonl: no result rows")
+    assert not (tmp_path / "o" / "index.html").exists()
