@@ -13,6 +13,7 @@ from ._common import (
     DeviceOpt,
     MaxBatchOpt,
     check_max_batch,
+    check_out_dir,
     check_writable,
     handle_errors,
 )
@@ -142,6 +143,10 @@ def run(
     ] = Path("out/bench/results.jsonl"),
     cache: CacheOpt = Path("out/bench/cache"),
     device: DeviceOpt = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Also write the HTML report of the results file into this folder."),
+    ] = None,
 ) -> None:
     """Evaluate strategies on one scenario; every strategy sees the same episodes."""
     from rich.console import Console
@@ -174,6 +179,8 @@ def run(
     preflight(scn)
     check_writable(out.parent, "--out")
     check_writable(cache, "--cache")
+    if report is not None:
+        check_out_dir(report, "--report")
     from genie_plugin.progress import make_progress
 
     with make_progress(console=console) as bar:
@@ -206,7 +213,12 @@ def run(
             )
         else:
             console.print(f"{r['strategy']:>14}: [red]failed[/] {r['error']}")
-    console.print(f"results: {out}")
+    console.print(f"results: {out}", soft_wrap=True)
+    if report is not None:
+        from genie_plugin.bench.report import build_report
+
+        page = build_report(out, report, cache_dir=cache, scenario=scn, device=device)
+        console.print(f"report: {page}", soft_wrap=True)
 
 
 @app.command("generate")
@@ -343,8 +355,6 @@ def report(
     gallery, provenance) that opens from disk."""
     from genie_plugin.bench.report import build_report
     from genie_plugin.bench.scenario import Scenario
-
-    from ._common import check_out_dir
 
     if not results.is_file():
         raise typer.BadParameter(f"{results}: no such results file", param_hint="RESULTS")

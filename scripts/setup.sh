@@ -23,6 +23,17 @@ if ! "$py" -c "import learn2learn" 2>/dev/null; then
     >"$wheels/build.log" 2>&1 &
   build=$!
 fi
+# the report's browser test (tests/bench/test_report.py) drives Debian's headless Chromium
+# through selenium: installed beside the Python packages (about 2 minutes on a fresh machine)
+if [[ ",$extras," == *",dev,"* ]] && ! { command -v chromium && command -v chromedriver; } \
+    >/dev/null 2>&1 && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  ( t0=$(date +%s)
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends chromium chromium-driver >/dev/null
+    echo "setup: chromium + chromium-driver installed in $(( $(date +%s) - t0 )) s" ) \
+    >"$wheels/apt.log" 2>&1 &
+  apt=$!
+fi
 if [ -z "${GENIE_NO_UV:-}" ] && "$py" -m pip install -q "${cons[@]}" uv >/dev/null 2>&1; then
   # the machine's pip configuration (indexes, find-links, constraints) as uv options
   mapfile -t pipconf < <("$py" - <<'EOF'
@@ -58,6 +69,12 @@ if [ -n "${build:-}" ]; then
     exit 1
   fi
   install --no-deps "$wheels"/learn2learn-0.2.0-*.whl
+fi
+if [ -n "${apt:-}" ]; then
+  if wait "$apt"; then tail -1 "$wheels/apt.log"; else
+    cat "$wheels/apt.log" >&2
+    echo "setup: installing chromium failed (log above); the browser test will fail" >&2
+  fi
 fi
 # learn2learn imports gym, whose import prints a deprecation banner: check quietly
 "$py" -c "import learn2learn, genie_plugin, genie_cli" 2>/dev/null \

@@ -191,10 +191,17 @@ def build_gallery(
     gallery = []
     for e in chosen:
         episode, support, _, images = episode_inputs(scn, data, eps[e])
-        entry = {"index": e, "classes": list(episode.class_names), "support": [], "strategies": []}
+        # one row per support image: the image, then what each strategy made from it; images
+        # made from the prompt alone (Text2Image) get a row of their own
+        by_source: dict[str | None, dict] = {}
         for k, (sid, im, lab) in enumerate(support):
-            path = _thumb(im, out, f"images/e{e}/support_{k}.png")
-            entry["support"].append({"src": path, "id": sid, "class": episode.class_names[lab]})
+            by_source[sid] = {
+                "src": _thumb(im, out, f"images/e{e}/support_{k}.png"),
+                "id": sid,
+                "class": episode.class_names[lab],
+                "strategies": {},
+            }
+        by_source[None] = {"src": None, "id": None, "class": "prompt only", "strategies": {}}
         for name in names:
             if progress:
                 progress(f"gallery: episode {e}, {name}")
@@ -202,36 +209,34 @@ def build_gallery(
             pgen = torch.Generator().manual_seed(stable_seed(scn.seed, strategy.name, "plan", e))
             specs = strategy.plan(episode, pgen)
             made = strategy.render(specs, RenderContext(cached, images, embed, max_batch, None))
-            shown = []
             for j, g in enumerate(made):
                 rec = g.record
                 item = {
                     "src": _thumb(g.image, out, f"images/e{e}/{name}_{j}.png"),
-                    "source": rec.get("source_class") or "text",
-                    "source_id": rec.get("source_id"),
                     "target": rec.get("target_class"),
                     "ratio": rec.get("ratio"),
                     "seed": rec.get("seed"),
                     "candidates": [],
                 }
                 ada = rec.get("ada")
-                if ada and g.candidates:
-                    for c, (r, proj) in enumerate(
-                        zip(ada["ratios"], ada["projections"], strict=True)
-                    ):
-                        item["candidates"].append(
-                            {
-                                "src": _thumb(
-                                    g.candidates[c], out, f"images/e{e}/{name}_{j}_r{c}.png"
-                                ),
-                                "ratio": r,
-                                "projection": round(float(proj), 4),
-                                "chosen": abs(r - ada["r_star"]) < 1e-9,
-                            }
-                        )
-                shown.append(item)
-            entry["strategies"].append({"name": name, "images": shown})
-        gallery.append(entry)
+                for c, cand in enumerate(g.candidates if ada else ()):
+                    r = ada["ratios"][c]
+                    item["candidates"].append(
+                        {
+                            "src": _thumb(cand, out, f"images/e{e}/{name}_{j}_r{c}.png"),
+                            "ratio": r,
+                            "projection": round(float(ada["projections"][c]), 4),
+                            "chosen": abs(r - ada["r_star"]) < 1e-9,
+                        }
+                    )
+                row = by_source.get(rec.get("source_id"), by_source[None])
+                row["strategies"].setdefault(name, []).append(item)
+        rows_out = [
+            {**r, "strategies": [{"name": n, "images": ims} for n, ims in r["strategies"].items()]}
+            for r in by_source.values()
+            if r["strategies"] or r["id"] is not None
+        ]
+        gallery.append({"index": e, "classes": list(episode.class_names), "rows": rows_out})
     note = (
         f"{len(chosen)} episode(s) chosen by seed {scn.seed}: {cached.hits} images read from the "
         f"run's cache, {cached.generated} generated again (not in the cache)"
@@ -286,7 +291,7 @@ def build_report(
         if any(t["delta_none"] for t in sec.rows):
             sec.plot = gain_cost_plot(sec.rows, out / f"gain_cost_{slug}.png").name
         if cache_dir is not None and gallery_episodes > 0:
-            scn = scenario_of(rs, scenario)
+            scn = scenario_of(rs, scenario if scenario and scenario.name == name else None)
             sec.gallery, sec.gallery_note = build_gallery(
                 scn, rs, cache_dir, out, episodes=gallery_episodes, device=device,
                 max_batch=max_batch, progress=progress,

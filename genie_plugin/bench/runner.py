@@ -129,6 +129,8 @@ def run_scenario(
             "seed": scn.seed,
             "strategy": sname,
             "episodes_hash": ep_hash,
+            # the whole definition, so a report can re-plan the episodes (genie bench report)
+            "scenario_config": scn.to_dict(),
             "git_commit": git_commit(),
             "versions": environment()["versions"],
             "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu")),

@@ -93,7 +93,10 @@ def test_report_shows_the_runs_numbers_and_images_from_its_cache(run, tmp_path):
     # the gallery: every generative strategy, read back without generating anything
     assert "0 generated again" in html
     for name in ("genie", "genie_ada"):
-        assert f"<h4>{name} (" in html
+        assert f"<strong>{name}</strong>" in html
+    # each support image opens a row; genie's images sit in the row of the image they came from
+    shown = html.count("<summary>Episode ")
+    assert shown == 2 and html.count('alt="support image, ') == 5 * shown  # 5-way 1-shot
     n_cand = len([s for s in p.imgs if re.search(r"genie_ada_\d+_r\d+\.png$", s)])
     assert n_cand and n_cand % 5 == 0  # the candidate strip at each of Ada's 5 ratios
     assert html.count('class="chosen"') == n_cand // 5  # one r* per generated image
@@ -131,3 +134,75 @@ def test_report_command_errors_name_the_option(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["bench", "report", "r.jsonl", "--out", "o"])
     assert res.exit_code == 2 and res.output.startswith("error: r.jsonl: no result rows")
     assert not (tmp_path / "o" / "index.html").exists()
+
+
+MAX_PAGE_BYTES = 5_000_000  # docs/report.md: a 2-episode report of the embedded benchmark
+
+
+def test_report_in_a_real_browser(run, tmp_path):
+    """Headless Chromium (Debian's chromium + chromium-driver, selenium): the page opens from
+    disk with no console error, every image decodes, the board shows the results file's
+    numbers and sorts by a clicked column, and the folder stays under the documented size."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("needs chromium and chromium-driver (scripts/setup.sh installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    from genie_plugin.bench.report import build_report
+
+    scn, work = run
+    page = build_report(work / "r.jsonl", tmp_path, cache_dir=work / "cache", scenario=scn)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get(page.resolve().as_uri())
+        n_img, decoded = driver.execute_script(
+            "const im = Array.from(document.images);"
+            "return [im.length, im.filter(i => i.complete && i.naturalWidth > 0).length];"
+        )
+        assert n_img > 20 and decoded == n_img
+        rows = [json.loads(x) for x in (work / "r.jsonl").read_text().splitlines()]
+        shown = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table.board tbody tr'))"
+            ".map(r => [r.dataset.strategy, r.cells[1].textContent.trim()]);"
+        )
+        assert dict(shown) == {r["strategy"]: f"{r['mean']:.2f}" for r in rows}
+        # sort by accuracy: one click ascending, a second descending
+        header = driver.find_elements("css selector", "table.board th")[1]
+        for order in (sorted, lambda v: sorted(v, reverse=True)):
+            header.click()
+            col = driver.execute_script(
+                "return Array.from(document.querySelectorAll('table.board tbody tr'))"
+                ".map(r => parseFloat(r.cells[1].dataset.v));"
+            )
+            assert col == order(col)
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
+    weight = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
+    assert weight < MAX_PAGE_BYTES, weight
+
+
+def test_bench_run_writes_the_report_beside_the_results(tmp_path):
+    """`genie bench run --report DIR`: rows record their scenario, so the report needs no
+    --scenario; the gallery reads the images the run just cached."""
+    out, cache, rep = tmp_path / "r.jsonl", tmp_path / "cache", tmp_path / "report"
+    res = CliRunner().invoke(
+        app,
+        ["bench", "run", "--episodes", "1", "-s", "none", "-s", "genie", "--model",
+         "tiny-random", "--steps", "4", "--out", str(out), "--cache", str(cache),
+         "--report", str(rep)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"report: {rep / 'index.html'}" in res.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert rows[0]["scenario_config"]["episodes"] == 1
+    html = (rep / "index.html").read_text()
+    assert "0 generated again" in html and "<strong>genie</strong>" in html
