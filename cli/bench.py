@@ -349,6 +349,16 @@ def report(
     gallery_episodes: Annotated[
         int, typer.Option(min=0, help="Episodes in the gallery (chosen by seed; 0: none).")
     ] = 2,
+    quality_episodes: Annotated[
+        int, typer.Option(min=0, help="Episodes whose images the quality table judges.")
+    ] = 5,
+    oracle: Annotated[
+        str,
+        typer.Option(
+            help="Judge of label consistency: auto (the dataset's oracle, if one is installed), "
+            "none, or an entry point name of genie_plugin.oracles."
+        ),
+    ] = "auto",
     device: DeviceOpt = None,
 ) -> None:
     """Write a self-contained HTML report (leaderboard, paired differences, gain against cost,
@@ -364,7 +374,8 @@ def report(
     scn = Scenario.load(scenario) if scenario else None
     page = build_report(
         results, out, cache_dir=cache, scenario=scn, gallery_episodes=gallery_episodes,
-        device=device, progress=lambda msg: typer.echo(msg, err=True),
+        quality_episodes=quality_episodes, oracle=oracle, device=device,
+        progress=lambda msg: typer.echo(msg, err=True),
     )  # fmt: skip
     typer.echo(f"report: {page}")
 

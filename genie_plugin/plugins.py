@@ -20,6 +20,9 @@ from genie_plugin.errors import GenieError
 MODELS = "genie_plugin.models"
 BACKBONES = "genie_plugin.backbones"
 DATASETS = "genie_plugin.datasets"
+#: Judges of generated images per dataset (``genie bench report``): ``factory(device)`` returns an
+#: object with ``classes`` (class names) and ``probs(images)`` (n × classes). Never a backbone.
+ORACLES = "genie_plugin.oracles"
 DIST_NAME = "genie-fewshot"
 
 

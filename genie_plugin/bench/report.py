@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from genie_plugin.bench.leaderboard import genie_unet_rows, unet_cost
 from genie_plugin.bench.scenario import Scenario
 from genie_plugin.errors import ConfigError
@@ -37,6 +39,8 @@ class Section:
     plot: str | None = None
     gallery: list[dict] = field(default_factory=list)
     gallery_note: str = ""
+    quality: list[dict] = field(default_factory=list)
+    quality_note: str = ""
     provenance: dict = field(default_factory=dict)
 
 
@@ -159,12 +163,15 @@ def build_gallery(
     out: Path,
     *,
     episodes: int = 2,
+    quality_episodes: int = 0,
     device=None,
     max_batch: int = 16,
     progress: Callable[[str], None] | None = None,
-) -> tuple[list[dict], str]:
+) -> tuple[list[dict], str, dict]:
     """Per chosen episode: its support images and, per generative strategy of the rows, what it
-    generated from each (read back from the run's cache). Returns (episodes, note)."""
+    generated from each (read back from the run's cache). The first ``episodes`` are shown;
+    ``max(episodes, quality_episodes)`` are rendered and their images returned for
+    :func:`quality` as {strategy: [sample]}. Returns (gallery, note, samples)."""
     import torch
 
     from genie_plugin.bench.runner import episode_inputs, scenario_episodes, scenario_generator
@@ -183,20 +190,25 @@ def build_gallery(
             f"the scenario gives episode list {episodes_hash(eps)}, the results were run on "
             f"{want}: pass the scenario file the run used with --scenario"
         )
-    chosen = sorted({stable_seed(scn.seed, "report", k) % len(eps) for k in range(episodes)})
+    n_eps = max(episodes, quality_episodes)
+    chosen = list(
+        dict.fromkeys(stable_seed(scn.seed, "report", k) % len(eps) for k in range(n_eps))
+    )
+    shown = set(chosen[:episodes])
     if not names or not chosen:
-        return [], "no generative strategy in the results"
+        return [], "no generative strategy in the results", {}
     cached = CachedGenerator(scenario_generator(scn, device), AugmentationCache(cache_dir))
     embed = MemoEmbedder(load_backbone(scn.backbone, device=device), store=cache_dir / "features")
-    gallery = []
+    gallery, samples = [], {n: [] for n in names}
     for e in chosen:
         episode, support, _, images = episode_inputs(scn, data, eps[e])
+        thumb = _thumb if e in shown else (lambda im, out, rel: rel)
         # one row per support image: the image, then what each strategy made from it; images
         # made from the prompt alone (Text2Image) get a row of their own
         by_source: dict[str | None, dict] = {}
         for k, (sid, im, lab) in enumerate(support):
             by_source[sid] = {
-                "src": _thumb(im, out, f"images/e{e}/support_{k}.png"),
+                "src": thumb(im, out, f"images/e{e}/support_{k}.png"),
                 "id": sid,
                 "class": episode.class_names[lab],
                 "strategies": {},
@@ -211,8 +223,19 @@ def build_gallery(
             made = strategy.render(specs, RenderContext(cached, images, embed, max_batch, None))
             for j, g in enumerate(made):
                 rec = g.record
+                samples[name].append(
+                    {
+                        "image": g.image,
+                        "source": images.get(rec.get("source_id")),
+                        "source_class": rec.get("source_class"),
+                        "target": rec.get("target_class"),
+                        "episode": e,
+                    }
+                )
+                if e not in shown:
+                    continue
                 item = {
-                    "src": _thumb(g.image, out, f"images/e{e}/{name}_{j}.png"),
+                    "src": thumb(g.image, out, f"images/e{e}/{name}_{j}.png"),
                     "target": rec.get("target_class"),
                     "ratio": rec.get("ratio"),
                     "seed": rec.get("seed"),
@@ -223,7 +246,7 @@ def build_gallery(
                     r = ada["ratios"][c]
                     item["candidates"].append(
                         {
-                            "src": _thumb(cand, out, f"images/e{e}/{name}_{j}_r{c}.png"),
+                            "src": thumb(cand, out, f"images/e{e}/{name}_{j}_r{c}.png"),
                             "ratio": r,
                             "projection": round(float(ada["projections"][c]), 4),
                             "chosen": abs(r - ada["r_star"]) < 1e-9,
@@ -236,12 +259,84 @@ def build_gallery(
             for r in by_source.values()
             if r["strategies"] or r["id"] is not None
         ]
-        gallery.append({"index": e, "classes": list(episode.class_names), "rows": rows_out})
+        if e in shown:
+            gallery.append({"index": e, "classes": list(episode.class_names), "rows": rows_out})
     note = (
-        f"{len(chosen)} episode(s) chosen by seed {scn.seed}: {cached.hits} images read from the "
-        f"run's cache, {cached.generated} generated again (not in the cache)"
+        f"{len(shown)} episode(s) shown of {len(chosen)} rendered, chosen by seed {scn.seed}: "
+        f"{cached.hits} images read from the run's cache, {cached.generated} generated again "
+        "(not in the cache)"
     )
-    return gallery, note
+    return gallery, note, samples
+
+
+def _low(im) -> np.ndarray:
+    """8×8 RGB in [0, 1]: layout and colour, not the object's identity."""
+    from PIL import Image
+
+    return np.asarray(im.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR), np.float64) / 255
+
+
+def quality(samples: dict[str, list[dict]], oracle=None) -> list[dict]:
+    """Per generative strategy, on its rendered images: **label consistency** (the oracle's top
+    class is the target), how often it still says the source class, and **context kept** (the
+    output is closer to its source image than to the Text2Image outputs of the same target in
+    the same episode, in 8×8 RGB; with the mean distances)."""
+    t2i: dict[tuple, list[np.ndarray]] = {}
+    for s in samples.get("text2image", []):
+        t2i.setdefault((s["episode"], s["target"]), []).append(_low(s["image"]))
+    out = []
+    for name, ss in samples.items():
+        if not ss:
+            continue
+        row = {"strategy": name, "n": len(ss)}
+        if oracle is not None:
+            # by name: ImageNet has classes that share a word (two "crane"s), either counts
+            top = [oracle.classes[k] for k in oracle.probs([s["image"] for s in ss]).argmax(1)]
+            row["label_consistency"] = float(
+                np.mean([t == s["target"] for t, s in zip(top, ss, strict=True)])
+            )
+            src = [(t, s) for t, s in zip(top, ss, strict=True) if s["source_class"]]
+            row["labelled_source"] = (
+                float(np.mean([t == s["source_class"] for t, s in src])) if src else None
+            )
+        d_src, d_t2i, kept = [], [], []
+        for s in ss:
+            refs = t2i.get((s["episode"], s["target"]))
+            if s["source"] is None or not refs or name == "text2image":
+                continue
+            low = _low(s["image"])
+            a = float(np.sqrt(np.mean((low - _low(s["source"])) ** 2)))
+            b = float(np.mean([np.sqrt(np.mean((low - r) ** 2)) for r in refs]))
+            d_src.append(a)
+            d_t2i.append(b)
+            kept.append(a < b)
+        row["context_kept"] = float(np.mean(kept)) if kept else None
+        row["dist_source"] = round(float(np.mean(d_src)), 4) if d_src else None
+        row["dist_text2image"] = round(float(np.mean(d_t2i)), 4) if d_t2i else None
+        out.append(row)
+    return out
+
+
+def _oracle(choice: str, dataset: str, device):
+    """(oracle or None, what the page says about it). ``auto``: the dataset's entry point in
+    ``genie_plugin.oracles`` (the shapes oracle: its own weights, never the backbone)."""
+    from genie_plugin import plugins
+
+    if choice == "none":
+        return None, "label consistency not measured (--oracle none)"
+    name = dataset if choice == "auto" else choice
+    if not plugins.has(plugins.ORACLES, name):
+        known = ", ".join(plugins.names(plugins.ORACLES)) or "none installed"
+        if choice != "auto":
+            raise ConfigError(f"--oracle {choice}: no such oracle (installed: {known})")
+        return None, f"label consistency not measured: no oracle for {dataset} (installed: {known})"
+    judge = plugins.load(plugins.ORACLES, name)(device=device)
+    info = getattr(judge, "info", None) or {}
+    keys = ("arch", "heldout_acc", "sha256")  # what identifies it; not its per-class table
+    what = (
+        ", ".join(f"{k} {info[k]}" for k in keys if k in info) if isinstance(info, dict) else info
+    )
+    return judge, f"judged by the {name} oracle ({what})"
 
 
 def provenance(rows: list[dict]) -> dict:
@@ -265,6 +360,8 @@ def build_report(
     cache_dir: Path | None = None,
     scenario: Scenario | None = None,
     gallery_episodes: int = 2,
+    quality_episodes: int = 5,
+    oracle: str = "auto",
     device=None,
     max_batch: int = 16,
     progress: Callable[[str], None] | None = None,
@@ -292,10 +389,14 @@ def build_report(
             sec.plot = gain_cost_plot(sec.rows, out / f"gain_cost_{slug}.png").name
         if cache_dir is not None and gallery_episodes > 0:
             scn = scenario_of(rs, scenario if scenario and scenario.name == name else None)
-            sec.gallery, sec.gallery_note = build_gallery(
+            sec.gallery, sec.gallery_note, samples = build_gallery(
                 scn, rs, cache_dir, out, episodes=gallery_episodes, device=device,
-                max_batch=max_batch, progress=progress,
+                quality_episodes=quality_episodes, max_batch=max_batch, progress=progress,
             )  # fmt: skip
+            judge, sec.quality_note = _oracle(oracle, scn.dataset, device)
+            n_eps = len({s["episode"] for ss in samples.values() for s in ss})
+            sec.quality = quality(samples, judge)
+            sec.quality_note += f"; on the images of {n_eps} episode(s)"
         elif cache_dir is None:
             sec.gallery_note = "no gallery: pass the run's cache with --cache"
         sections.append(sec)

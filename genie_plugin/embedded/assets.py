@@ -89,6 +89,9 @@ class Oracle:
         self.device = next(self.model.parameters()).device
         self._torch = torch
         self.info = classifier_info("oracle")
+        from genie_plugin.embedded import shapes
+
+        self.classes = tuple(shapes.CLASSES)  # the columns of probs()
 
     def probs(self, images) -> np.ndarray:
         import numpy as np

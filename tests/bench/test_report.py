@@ -101,6 +101,9 @@ def test_report_shows_the_runs_numbers_and_images_from_its_cache(run, tmp_path):
     assert n_cand and n_cand % 5 == 0  # the candidate strip at each of Ada's 5 ratios
     assert html.count('class="chosen"') == n_cand // 5  # one r* per generated image
     assert "gain_cost_" in html and any(s.startswith("gain_cost_") for s in p.imgs)
+    # quality, judged by the shapes oracle on the rendered episodes' images
+    assert "judged by the shapes oracle (arch " in html
+    assert re.search(r"on the images of [2-5] episode\(s\)", html)
 
 
 def test_report_without_a_cache_has_the_board_and_says_why_no_gallery(run, tmp_path):
@@ -206,3 +209,92 @@ def test_bench_run_writes_the_report_beside_the_results(tmp_path):
     assert rows[0]["scenario_config"]["episodes"] == 1
     html = (rep / "index.html").read_text()
     assert "0 generated again" in html and "<strong>genie</strong>" in html
+
+
+def test_rows_without_their_scenario_use_the_shipped_one_with_their_settings():
+    """Rows written before they recorded their scenario (the committed embedded board): the
+    shipped scenario of that name with the rows' own episodes, model and sampler settings."""
+    from pathlib import Path
+
+    from genie_plugin.bench.report import scenario_of
+    from genie_plugin.bench.runner import scenario_episodes
+    from genie_plugin.data.episodes import episodes_hash
+
+    committed = Path(__file__).resolve().parents[2] / "benchmarks/results/embedded-5w1s.jsonl"
+    rows = [json.loads(x) for x in committed.read_text().splitlines()]
+    assert "scenario_config" not in rows[0]
+    scn = scenario_of(rows)
+    model = next(r["model"] for r in rows if r.get("model"))
+    assert (scn.episodes, scn.model, scn.steps) == (
+        rows[0]["episodes"],
+        model["model"],
+        model["steps"],
+    )
+    assert scn.guidance == model["guidance_scale"] and scn.timestep_shift == model["timestep_shift"]
+    assert episodes_hash(scenario_episodes(scn)[1]) == rows[0]["episodes_hash"]
+    with pytest.raises(ConfigError, match="no shipped scenario has that name: pass the scenario"):
+        scenario_of([{**rows[0], "scenario": "my-own"}])
+
+
+def test_quality_measures_label_and_context_on_known_images():
+    """Label consistency and context kept on images whose answers are known: an oracle that
+    always says 'star'; outputs that are their source (context kept) or a Text2Image image."""
+    import numpy as np
+
+    from genie_plugin.bench.report import quality
+
+    class Judge:
+        classes = ("star", "moon", "cross")
+
+        def probs(self, images):
+            return np.tile([0.8, 0.1, 0.1], (len(images), 1))
+
+    red, blue = Image.new("RGB", (32, 32), (250, 0, 0)), Image.new("RGB", (32, 32), (0, 0, 250))
+    t2i = [{"image": blue, "source": None, "source_class": None, "target": "star", "episode": 0}]
+    kept = {"image": red, "source": red, "source_class": "moon", "target": "star", "episode": 0}
+    lost = {"image": blue, "source": red, "source_class": "moon", "target": "star", "episode": 0}
+    other = {**kept, "target": "cross"}  # labelled cross, judged star; no Text2Image of cross
+    rows = {
+        r["strategy"]: r
+        for r in quality({"text2image": t2i, "genie": [kept, lost, other]}, Judge())
+    }
+    g = rows["genie"]
+    assert g["n"] == 3 and g["label_consistency"] == 2 / 3 and g["labelled_source"] == 0.0
+    assert g["context_kept"] == 0.5  # kept: 0 from its source; lost: 0 from Text2Image's
+    assert g["dist_source"] == round((0 + np.sqrt(((250**2) * 2 / 3)) / 255) / 2, 4)
+    assert (
+        rows["text2image"]["context_kept"] is None and rows["text2image"]["labelled_source"] is None
+    )
+    assert "label_consistency" not in quality({"genie": [kept]})[0]  # no oracle, no label figures
+
+
+def test_imagenet_oracle_names_its_outputs_as_the_datasets_name_their_classes():
+    """A timm ImageNet-1k classifier (random weights here: nothing downloads) judges by the
+    words mini/tieredImageNet give their classes; two classes sharing a word both count."""
+    import numpy as np
+
+    from genie_plugin import plugins
+    from genie_plugin.data.names import class_word
+    from genie_plugin.bench.oracles import ImageNetOracle
+
+    judge = ImageNetOracle(device="cpu", model="resnet18", pretrained=False)
+    assert len(judge.classes) == 1000 and judge.classes[0] == class_word("n01440764")
+    assert judge.classes.count("crane") == 2  # the bird and the machine
+    p = judge.probs([Image.new("RGB", (84, 84), (10, 200, 30)), Image.new("RGB", (512, 512))])
+    assert p.shape == (2, 1000) and np.allclose(p.sum(1), 1.0, atol=1e-5)
+    for ds in ("mini-imagenet", "tiered-imagenet", "mini-imagenet-full", "tiered-imagenet-full"):
+        assert plugins.load(plugins.ORACLES, ds) is ImageNetOracle
+    assert not plugins.has(plugins.ORACLES, "cub")  # no oracle: the page says so
+
+
+def test_oracle_choice_errors_and_skips():
+    from genie_plugin.bench.report import _oracle
+
+    assert _oracle("none", "shapes", "cpu") == (
+        None,
+        "label consistency not measured (--oracle none)",
+    )
+    judge, note = _oracle("auto", "cub", "cpu")
+    assert judge is None and note.startswith("label consistency not measured: no oracle for cub")
+    with pytest.raises(ConfigError, match="--oracle judge: no such oracle"):
+        _oracle("judge", "shapes", "cpu")
