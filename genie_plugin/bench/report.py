@@ -37,6 +37,7 @@ class Section:
     header: dict
     rows: list[dict]
     plot: str | None = None
+    pairs: dict = field(default_factory=dict)
     gallery: list[dict] = field(default_factory=list)
     gallery_note: str = ""
     quality: list[dict] = field(default_factory=list)
@@ -88,6 +89,29 @@ def table_rows(rows: list[dict]) -> list[dict]:
             }
         )
     return out
+
+
+def pairwise(rows: list[dict]) -> dict:
+    """Paired differences *between* strategies: {"names": [...], "cells": [[(Δ, CI) | None]]},
+    row − column, in accuracy points, on the same episodes (e.g. GeNIe − Text2Image)."""
+    from genie_plugin.core.stats import paired_diff_ci95
+
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("episode_accuracies")]
+    ok.sort(key=lambda r: -(r.get("mean") or 0.0))
+    cells = []
+    for a in ok:
+        line = []
+        for b in ok:
+            same = a.get("episodes_hash") == b.get("episodes_hash") and len(
+                a["episode_accuracies"]
+            ) == len(b["episode_accuracies"])
+            if a is b or not same:
+                line.append(None)
+                continue
+            d, ci = paired_diff_ci95(a["episode_accuracies"], b["episode_accuracies"])
+            line.append((round(d, 2), round(ci, 2)))
+        cells.append(line)
+    return {"names": [r["strategy"] for r in ok], "cells": cells}
 
 
 def gain_cost_plot(rows: list[dict], path: Path) -> Path:
@@ -382,6 +406,7 @@ def build_report(
             header={k: r0.get(k) for k in ("dataset", "split", "ways", "shots", "queries",
                                            "episodes", "backbone", "seed")},
             rows=table_rows(rs),
+            pairs=pairwise(rs),
             provenance=provenance(rs),
         )  # fmt: skip
         slug = "".join(c if c.isalnum() else "-" for c in name)

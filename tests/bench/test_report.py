@@ -274,8 +274,8 @@ def test_imagenet_oracle_names_its_outputs_as_the_datasets_name_their_classes():
     import numpy as np
 
     from genie_plugin import plugins
-    from genie_plugin.data.names import class_word
     from genie_plugin.bench.oracles import ImageNetOracle
+    from genie_plugin.data.names import class_word
 
     judge = ImageNetOracle(device="cpu", model="resnet18", pretrained=False)
     assert len(judge.classes) == 1000 and judge.classes[0] == class_word("n01440764")
@@ -298,3 +298,26 @@ def test_oracle_choice_errors_and_skips():
     assert judge is None and note.startswith("label consistency not measured: no oracle for cub")
     with pytest.raises(ConfigError, match="--oracle judge: no such oracle"):
         _oracle("judge", "shapes", "cpu")
+
+
+def test_between_strategy_differences_are_paired_and_antisymmetric():
+    from pathlib import Path
+
+    from genie_plugin.bench.report import pairwise
+    from genie_plugin.core.stats import paired_diff_ci95
+
+    committed = Path(__file__).resolve().parents[2] / "benchmarks/results/embedded-5w1s.jsonl"
+    rows = [json.loads(x) for x in committed.read_text().splitlines()]
+    p = pairwise(rows)
+    names = p["names"]
+    assert set(names) == {r["strategy"] for r in rows} and len(names) == len(rows)
+    acc = {r["strategy"]: r["episode_accuracies"] for r in rows}
+    i, j = names.index("genie"), names.index("text2image")
+    d, ci = paired_diff_ci95(acc["genie"], acc["text2image"])
+    assert p["cells"][i][j] == (round(d, 2), round(ci, 2))
+    assert p["cells"][j][i] == (round(-d, 2), round(ci, 2)) and p["cells"][i][i] is None
+    # a row run on another episode list is paired with nothing
+    other = [*rows[:-1], {**rows[-1], "episodes_hash": "sha256:other"}]
+    last = pairwise(other)
+    k = last["names"].index(rows[-1]["strategy"])
+    assert all(c is None for c in last["cells"][k])
