@@ -124,6 +124,8 @@ def main() -> None:
         "environment": environment(),
     }
     out = a.out or ROOT / "benchmarks" / "results" / f"mutation_{time.strftime('%Y-%m-%d')}.json"
+    if a.reuse and out.exists():  # re-scoring: keep the wall time of the run that checked them
+        result["wall_s"] = json.loads(out.read_text()).get("wall_s")
     atomic_write_text(out, json.dumps(result, indent=2, sort_keys=True) + "\n")
     for mod, r in result["modules"].items():
         live = r["mutants"] - r["not_checked"] - r["equivalent"]
