@@ -11,7 +11,6 @@ the cache lost them (then it is, and the report says how many).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -45,31 +44,15 @@ class Section:
     provenance: dict = field(default_factory=dict)
 
 
-def paired_deltas(rows: list[dict], baseline: str) -> dict[str, tuple[float, float]]:
-    """strategy → (mean, 95% CI) of the per-episode difference to ``baseline`` on the same
-    episode list, in accuracy points; strategies without a pairable row are left out."""
-    from genie_plugin.core.stats import paired_diff_ci95
+def table_rows(rows: list[dict], pairs: dict) -> list[dict]:
+    """The leaderboard of one scenario: accuracy, paired Δ against each baseline (the baseline's
+    column of :func:`pairwise`'s matrix ``pairs``), cost."""
+    idx = {n: i for i, n in enumerate(pairs["names"])}
 
-    base = next((r for r in rows if r["strategy"] == baseline and r.get("status") == "ok"), None)
-    if base is None or not base.get("episode_accuracies"):
-        return {}
-    out = {}
-    for r in rows:
-        a = r.get("episode_accuracies")
-        if r["strategy"] == baseline or r.get("status") != "ok" or not a:
-            continue
-        if r.get("episodes_hash") != base.get("episodes_hash") or len(a) != len(
-            base["episode_accuracies"]
-        ):
-            continue
-        d, ci = paired_diff_ci95(a, base["episode_accuracies"])
-        out[r["strategy"]] = (round(d, 2), round(ci, 2))
-    return out
+    def delta(strategy: str, baseline: str):
+        i, j = idx.get(strategy), idx.get(baseline)
+        return None if i is None or j is None else pairs["cells"][i][j]
 
-
-def table_rows(rows: list[dict]) -> list[dict]:
-    """The leaderboard of one scenario: accuracy, paired Δ against each baseline, cost."""
-    deltas = {b: paired_deltas(rows, b) for b in BASELINES}
     genie_rows = genie_unet_rows(rows)
     out = []
     for r in sorted(rows, key=lambda r: (-(r.get("mean") or -1.0), r["strategy"])):
@@ -81,7 +64,7 @@ def table_rows(rows: list[dict]) -> list[dict]:
                 "error": r.get("error", ""),
                 "mean": r.get("mean"),
                 "ci95": r.get("ci95"),
-                **{f"delta_{b}": deltas[b].get(r["strategy"]) for b in BASELINES},
+                **{f"delta_{b}": delta(r["strategy"], b) for b in BASELINES},
                 "images": r.get("images_generated", 0) + r.get("cache_hits", 0),
                 "rows_per_episode": None if cost is None else round(cost[0], 1),
                 "x_genie": None if cost is None or cost[1] is None else round(cost[1], 2),
@@ -401,12 +384,13 @@ def build_report(
     for name in dict.fromkeys(r["scenario"] for r in rows):
         rs = [r for r in rows if r["scenario"] == name]
         r0 = rs[0]
+        pairs = pairwise(rs)
         sec = Section(
             scenario=name,
             header={k: r0.get(k) for k in ("dataset", "split", "ways", "shots", "queries",
                                            "episodes", "backbone", "seed")},
-            rows=table_rows(rs),
-            pairs=pairwise(rs),
+            rows=table_rows(rs, pairs),
+            pairs=pairs,
             provenance=provenance(rs),
         )  # fmt: skip
         slug = "".join(c if c.isalnum() else "-" for c in name)
@@ -436,6 +420,5 @@ def build_report(
         sections=sections,
         baselines=BASELINES,
         generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        results_json=json.dumps([t for s in sections for t in s.rows]),
     )
     return atomic_write_text(out / "index.html", html)
