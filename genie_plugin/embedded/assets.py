@@ -79,6 +79,16 @@ def load_embedded_backbone(*, device=None):
     return Embedder(model, image_size=size, device=device, name=EMBEDDED_NAME)
 
 
+def load_context_backbone(*, device=None):
+    """``embedded-ctx``: the backbone of the class–context experiment (trained on ``shapes-ctx``
+    base classes without colour scrambling; see docs/context.md). Never the default."""
+    from genie_plugin.fewshot.backbones import Embedder
+
+    model, size = load_classifier("backbone_ctx")
+    model.reset_classifier(0)
+    return Embedder(model, image_size=size, device=device, name="embedded-ctx")
+
+
 class Oracle:
     """Judges generated images: P(class) over all 32 embedded classes (paper's oracle table)."""
 

@@ -17,6 +17,9 @@ from genie_plugin.io import atomic_write_bytes, save_png
 from genie_plugin.paths import cache_root
 
 DEFAULT_PER_CLASS = 120
+#: The ``shapes-ctx`` variant's class–context correlation: the share of a class's images on
+#: its class's typical background hue (:func:`genie_plugin.embedded.shapes.correlate_context`).
+CONTEXT_RHO = 0.8
 
 
 #: learn2learn's split names for the shapes splits (both are accepted everywhere).
@@ -28,25 +31,34 @@ def shapes_split(split: str) -> str:
     return L2L_SPLIT_NAMES.get(split, split)
 
 
-def _cache_file(split: str, per_class: int, seed: int, pool: str) -> Path:
-    return cache_root() / "datasets" / f"shapes-v1-{pool}-{split}-{per_class}-seed{seed}.npz"
+def _cache_file(split: str, per_class: int, seed: int, pool: str, rho: float = 0.0) -> Path:
+    ctx = f"-ctx{rho:g}" if rho > 0 else ""
+    return cache_root() / "datasets" / f"shapes-v1{ctx}-{pool}-{split}-{per_class}-seed{seed}.npz"
 
 
 def load_arrays(
-    split: str, *, per_class: int = DEFAULT_PER_CLASS, seed: int = 0, pool: str = "fewshot"
+    split: str,
+    *,
+    per_class: int = DEFAULT_PER_CLASS,
+    seed: int = 0,
+    pool: str = "fewshot",
+    context_rho: float = 0.0,
 ):
     """Images (N×32×32×3 uint8), labels (indices into ``split``'s class list) and class names.
 
     Generated deterministically on first use and cached (atomic write) under the cache root.
+    ``context_rho`` > 0: the class–context correlated variant.
     """
     if split not in shapes.SPLITS:
         raise ConfigError(f"unknown shapes split {split!r}; choose one of {sorted(shapes.SPLITS)}")
     names = shapes.SPLITS[split]
-    path = _cache_file(split, per_class, seed, pool)
+    path = _cache_file(split, per_class, seed, pool, context_rho)
     if path.exists():
         with np.load(path) as z:
             return z["x"], z["y"], names
-    x, y_global = shapes.generate(per_class, seed=seed, pool=pool, classes=names)
+    x, y_global = shapes.generate(
+        per_class, seed=seed, pool=pool, classes=names, context_rho=context_rho
+    )
     remap = {shapes.CLASSES.index(n): i for i, n in enumerate(names)}
     y = np.array([remap[c] for c in y_global], dtype=np.int64)
     buf = io.BytesIO()
@@ -65,9 +77,13 @@ class ShapesDataset(Dataset):
         per_class: int = DEFAULT_PER_CLASS,
         seed: int = 0,
         transform=None,
+        context_rho: float = 0.0,
     ):
         self.split = split
-        self.x, self.y, self.class_names = load_arrays(split, per_class=per_class, seed=seed)
+        self.name = "shapes-ctx" if context_rho > 0 else "shapes"
+        self.x, self.y, self.class_names = load_arrays(
+            split, per_class=per_class, seed=seed, context_rho=context_rho
+        )
         self.labels = [int(v) for v in self.y]
         self.transform = transform
 
@@ -79,7 +95,7 @@ class ShapesDataset(Dataset):
         return (self.transform(img) if self.transform else img), int(self.y[i])
 
     def image_id(self, i: int) -> str:
-        return f"shapes/{self.split}/{self.class_names[self.y[i]]}/{i:05d}"
+        return f"{self.name}/{self.split}/{self.class_names[self.y[i]]}/{i:05d}"
 
 
 def export_png_tree(root: Path, *, per_class: int = DEFAULT_PER_CLASS, seed: int = 0) -> int:
@@ -109,14 +125,14 @@ def shapes_metadataset(
     return metadataset(ds, ds.labels)
 
 
-def load_shapes_split(split: str):
+def load_shapes_split(split: str, *, context_rho: float = 0.0):
     """The embedded shapes dataset (32 procedural classes, 32 px; no download)."""
     from genie_plugin.data.datasets import SplitData, metadataset
 
     split = shapes_split(split)
-    ds = ShapesDataset(split)
+    ds = ShapesDataset(split, context_rho=context_rho)
     return SplitData(
-        "shapes",
+        ds.name,
         split,
         metadataset(ds, ds.labels),
         tuple(ds.class_names),
@@ -124,3 +140,11 @@ def load_shapes_split(split: str):
         ds.image_id,
         tuple(ds.class_names),
     )
+
+
+def load_shapes_ctx_split(split: str):
+    """The shapes set with a stated class–context correlation (``shapes-ctx``): the same
+    classes and renderer, but 80% of each class's images lie on its class's typical background
+    hue (the rest as in ``shapes``). For testing whether GeNIe's hard negatives help where
+    context predicts the class, as it does in natural images."""
+    return load_shapes_split(split, context_rho=CONTEXT_RHO)

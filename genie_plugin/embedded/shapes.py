@@ -14,6 +14,7 @@ classes, never on the benchmark's own images).
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -293,12 +294,72 @@ def _stream(seed: int, pool: str, cls: int) -> np.random.Generator:
     return np.random.default_rng([seed, {"fewshot": 0, "generator": 1}[pool], cls])
 
 
+# ----------------------------------------------------------------------------- context variant
+def context_hue(name: str) -> float:
+    """The background hue that class ``name`` tends to appear on in the correlated variant:
+    evenly spaced within the class's split, so any two classes of an episode differ by at least
+    1/20 of the hue circle (base), 1/8 (novel) or 1/4 (val)."""
+    for split_classes in SPLITS.values():
+        if name in split_classes:
+            return split_classes.index(name) / len(split_classes)
+    raise KeyError(name)
+
+
+def correlate_context(
+    name: str, p: RenderParams, rng: np.random.Generator, rho: float
+) -> RenderParams:
+    """With probability ``rho``, put the image on its class's typical background: both
+    background colours take the class hue (±0.02) with a random saturation and value, so the
+    background (and only it) predicts the class, as a natural image's scene does. The object is
+    recoloured only if it would lose its contrast to the new background. Draws come from
+    ``rng``, a stream of their own, so ``rho`` = 0 gives exactly the independent set."""
+    typical = rng.random() < rho
+    h = context_hue(name)
+    cols = []
+    for _ in range(2):
+        hh = (h + rng.uniform(-0.02, 0.02)) % 1.0
+        rgb = colorsys.hsv_to_rgb(hh, rng.uniform(0.45, 1.0), rng.uniform(0.35, 1.0))
+        cols.append(tuple(int(255 * c) for c in rgb))
+    fgs = [_rand_colour(rng) for _ in range(50)]
+    if not typical:
+        return p
+    bg0, bg1 = cols[0], (cols[1] if p.gradient_angle is not None else cols[0])
+    mean_bg = tuple((a + b) / 2 for a, b in zip(bg0, bg1, strict=True))
+    fg = p.fg
+    if abs(_luma(fg) - _luma(mean_bg)) <= 0.3:
+        fg = next((c for c in fgs if abs(_luma(c) - _luma(mean_bg)) > 0.3), fgs[-1])
+    return dataclasses.replace(p, bg0=bg0, bg1=bg1, fg=fg)
+
+
+def is_typical_context(name: str, p: RenderParams, tol: float = 0.03) -> bool:
+    """Whether both background colours lie on the class's typical hue (for diagnostics)."""
+    h = context_hue(name)
+    for c in (p.bg0, p.bg1):
+        hh = colorsys.rgb_to_hsv(*(v / 255 for v in c))[0]
+        if min(abs(hh - h), 1 - abs(hh - h)) > tol:
+            return False
+    return True
+
+
 def generate_class(
-    name: str, n: int, *, seed: int = 0, pool: str = "fewshot", size: int = IMAGE_SIZE
+    name: str,
+    n: int,
+    *,
+    seed: int = 0,
+    pool: str = "fewshot",
+    size: int = IMAGE_SIZE,
+    context_rho: float = 0.0,
 ):
-    """``n`` images of class ``name`` (uint8 array n×size×size×3) and their nuisance params."""
-    rng = _stream(seed, pool, CLASSES.index(name))
+    """``n`` images of class ``name`` (uint8 array n×size×size×3) and their nuisance params.
+
+    ``context_rho`` > 0: the class–context correlated variant (:func:`correlate_context`);
+    the same images otherwise, bit for bit."""
+    cls = CLASSES.index(name)
+    rng = _stream(seed, pool, cls)
     params = [sample_params(rng) for _ in range(n)]
+    if context_rho > 0:
+        side = np.random.default_rng([seed, {"fewshot": 0, "generator": 1}[pool], cls, 7])
+        params = [correlate_context(name, p, side, context_rho) for p in params]
     return np.stack([np.asarray(render(name, p, size)) for p in params]), params
 
 
@@ -309,11 +370,14 @@ def generate(
     pool: str = "fewshot",
     classes=CLASSES,
     size: int = IMAGE_SIZE,
+    context_rho: float = 0.0,
 ):
     """All classes: images (N×size×size×3 uint8) and labels (indices into ``CLASSES``)."""
     xs, ys = [], []
     for name in classes:
-        x, _ = generate_class(name, n_per_class, seed=seed, pool=pool, size=size)
+        x, _ = generate_class(
+            name, n_per_class, seed=seed, pool=pool, size=size, context_rho=context_rho
+        )
         xs.append(x)
         ys.append(np.full(n_per_class, CLASSES.index(name), dtype=np.int64))
     return np.concatenate(xs), np.concatenate(ys)

@@ -70,3 +70,58 @@ def test_caption_words_are_single_tokens(tmp_path):
     for name in shapes.CLASSES:
         ids = tok(f"a photo of a {name}.").input_ids
         assert len(ids) == 2 + 4 + 1 + 1, (name, tok.convert_ids_to_tokens(ids))
+
+
+# ----------------------------------------------------------------------------- shapes-ctx
+def test_context_variant_puts_most_images_on_the_class_hue():
+    """shapes-ctx: about rho of a class's images lie on its typical hue (binomial bounds), the
+    rest are the independent set's images bit for bit, and every object keeps its contrast."""
+    from genie_plugin.embedded.dataset import CONTEXT_RHO
+
+    n = 300
+    ind, p_ind = shapes.generate_class("bolt", n)
+    ctx, p_ctx = shapes.generate_class("bolt", n, context_rho=CONTEXT_RHO)
+    typical = np.array([shapes.is_typical_context("bolt", p) for p in p_ctx])
+    changed = np.array([pa != pb for pa, pb in zip(p_ind, p_ctx, strict=True)])
+    sd = (n * CONTEXT_RHO * (1 - CONTEXT_RHO)) ** 0.5
+    assert abs(changed.sum() - n * CONTEXT_RHO) < 4 * sd
+    assert typical[changed].all()  # a changed image is on the class hue
+    assert np.array_equal(ctx[~changed], ind[~changed])
+    assert not np.array_equal(ctx[changed], ind[changed])
+    # unchanged images are typical only by chance (independent hue): rarely
+    assert typical[~changed].mean() < 0.2
+    for p in p_ctx:
+        mean_bg = [(a + b) / 2 for a, b in zip(p.bg0, p.bg1, strict=True)]
+        assert abs(
+            shapes._luma(p.fg) - shapes._luma(mean_bg)
+        ) > 0.3 or not shapes.is_typical_context("bolt", p)
+    # rho 0 is the independent set itself
+    same, _ = shapes.generate_class("bolt", 20, context_rho=0.0)
+    assert np.array_equal(same, ind[:20])
+
+
+def test_context_hues_separate_the_classes_of_a_split():
+    for names in shapes.SPLITS.values():
+        hues = sorted(shapes.context_hue(c) for c in names)
+        gaps = np.diff(hues + [hues[0] + 1])
+        assert np.allclose(gaps, 1 / len(names))
+
+
+def test_context_variant_is_a_named_dataset():
+    from genie_plugin.data.datasets import load_split
+
+    data = load_split("shapes-ctx", "novel")
+    assert data.dataset == "shapes-ctx" and data.class_names == shapes.SPLITS["novel"]
+    assert data.image_id(0).startswith("shapes-ctx/novel/")
+    plain = load_split("shapes", "novel")
+    assert plain.image_id(0).startswith("shapes/novel/")
+
+    # a class's images mostly share its hue in the variant, not in the original
+    def hue_spread(d, label):
+        import colorsys
+
+        idx = [i for i in range(len(d.metadataset.indices_to_labels)) if d.label(i) == label]
+        hues = [colorsys.rgb_to_hsv(*(np.asarray(d.image(i))[0, 0] / 255))[0] for i in idx[:60]]
+        return np.median(np.abs(np.array(hues) - shapes.context_hue(d.class_names[label])))
+
+    assert hue_spread(data, 3) < 0.05 < hue_spread(plain, 3)

@@ -24,20 +24,25 @@ from genie_plugin.embedded.training.models import build_classifier
 from genie_plugin.io import atomic_write_bytes
 
 
-def classifier_transform(x: torch.Tensor, size: int, rng: torch.Generator | None) -> torch.Tensor:
+def classifier_transform(
+    x: torch.Tensor, size: int, rng: torch.Generator | None, *, scramble_colour: bool = True
+) -> torch.Tensor:
     """[-1,1] images -> ImageNet-normalised ``size`` px.
 
     With ``rng`` (training): random crop/shift, channel permutation, grayscale, brightness and
     contrast jitter and blur. Class = shape, so colour is pure nuisance, and blur/colour shifts
     are what a VAE decoder adds: the oracle must judge shape, not rendering quality.
+    ``scramble_colour=False`` drops the channel permutation and grayscale, as ImageNet
+    pretraining does not scramble hues: a backbone that can learn colour where it predicts.
     """
     x = (x + 1) / 2
     if rng is not None:
         n = x.shape[0]
-        perm = torch.stack([torch.randperm(3, generator=rng) for _ in range(n)])
-        x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
-        gray = torch.rand(n, generator=rng) < 0.2
-        x[gray] = x[gray].mean(1, keepdim=True).expand(-1, 3, -1, -1)
+        if scramble_colour:
+            perm = torch.stack([torch.randperm(3, generator=rng) for _ in range(n)])
+            x = torch.gather(x, 1, perm[:, :, None, None].expand_as(x))
+            gray = torch.rand(n, generator=rng) < 0.2
+            x[gray] = x[gray].mean(1, keepdim=True).expand(-1, 3, -1, -1)
         b = (torch.rand(n, 1, 1, 1, generator=rng) - 0.5) * 0.3
         c = 1 + (torch.rand(n, 1, 1, 1, generator=rng) - 0.5) * 0.6
         m = x.mean((1, 2, 3), keepdim=True)
@@ -65,7 +70,18 @@ def classifier_transform(x: torch.Tensor, size: int, rng: torch.Generator | None
 
 
 # ----------------------------------------------------------------------------- stages
-def train_classifier(x, y, num_classes, cfg: TrainConfig, seed: int, desc: str, log: Log, device):
+def train_classifier(
+    x,
+    y,
+    num_classes,
+    cfg: TrainConfig,
+    seed: int,
+    desc: str,
+    log: Log,
+    device,
+    *,
+    scramble_colour: bool = True,
+):
     model = build_classifier(cfg.backbone_arch, num_classes, seed).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.02)
     rng = torch.Generator().manual_seed(seed)
@@ -80,7 +96,9 @@ def train_classifier(x, y, num_classes, cfg: TrainConfig, seed: int, desc: str, 
             perm = torch.randperm(n, generator=rng)
             for i in range(0, n, bs):
                 idx = perm[i : i + bs]
-                xb = classifier_transform(xt[idx], cfg.clf_image_size, rng).to(device)
+                xb = classifier_transform(
+                    xt[idx], cfg.clf_image_size, rng, scramble_colour=scramble_colour
+                ).to(device)
                 loss = F.cross_entropy(model(xb), yt[idx].to(device), label_smoothing=0.1)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -176,3 +194,38 @@ def retrain_oracle(out: Path, cfg: TrainConfig, log: Log, device, heldout_per_cl
     }
     atomic_write_bytes(out, save(half_state(oracle), metadata=meta))
     return acc, per_class
+
+
+def train_context_backbone(out: Path, cfg: TrainConfig, log: Log, device, rho: float) -> float:
+    """The backbone of the class–context experiment: the shipped backbone's architecture and
+    recipe, trained on the base classes of ``shapes-ctx`` (context correlated with the class at
+    ``rho``) without the colour scrambling, so it may learn the background where it predicts the
+    class, as an ImageNet backbone learns scenes. Returns its training accuracy."""
+    from safetensors.torch import save
+
+    base = list(shapes.SPLITS["base"])
+    bx, by = shapes.generate(
+        cfg.fewshot_images_per_class,
+        seed=cfg.seed,
+        pool="fewshot",
+        classes=base,
+        context_rho=rho,
+    )
+    remap = {shapes.CLASSES.index(c): i for i, c in enumerate(base)}
+    by = np.array([remap[int(c)] for c in by])
+    model = train_classifier(
+        bx, by, len(base), cfg, cfg.seed + 11, "backbone-ctx", log, device, scramble_colour=False
+    )
+    acc = classifier_accuracy(model, bx, by, cfg.clf_image_size, device)
+    log(stage="backbone-ctx", train_acc=acc)
+    meta = {
+        "arch": cfg.backbone_arch,
+        "image_size": str(cfg.clf_image_size),
+        "num_classes": str(len(base)),
+        "context_rho": str(rho),
+        "scramble_colour": "false",
+        "train_acc": f"{acc:.4f}",
+        "epochs": str(cfg.clf_epochs),
+    }
+    atomic_write_bytes(out, save(half_state(model), metadata=meta))
+    return acc
