@@ -11,6 +11,7 @@ import errno
 import platform
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,20 @@ def episode_inputs(scn: Scenario, data, ep):
     return episode, support, query, images
 
 
-def render_unit(strategy, scn: Scenario, data, episodes, indices, cached, embed, max_batch: int):
+def render_unit(
+    strategy,
+    scn: Scenario,
+    data,
+    episodes,
+    indices,
+    cached,
+    embed,
+    max_batch: int,
+    chosen: Counter | None = None,
+):
     """Generated images of several episodes rendered as one batch: {episode: [(image, label)]}.
+
+    ``chosen`` counts the ratio GeNIe-Ada picked for each output (its records' ``r_star``).
 
     Each episode's plan is seeded from (run seed, strategy, episode), so what is generated does
     not depend on how episodes are grouped; only the batching does, which is fixed by
@@ -80,6 +93,9 @@ def render_unit(strategy, scn: Scenario, data, episodes, indices, cached, embed,
         ctx = RenderContext(cached, images, embed, max_batch, None)
         for g in strategy.render(specs, ctx):
             out[int(g.record["episode"])].append((g.image, g.label))
+            ada = g.record.get("ada")
+            if chosen is not None and ada:
+                chosen[f"{ada['r_star']:g}"] += 1
     return out
 
 
@@ -150,6 +166,7 @@ def run_scenario(
             reruns_before = gen.stats.get("vae_fp32_reruns", 0) if gen is not None else 0
             accs = []
             pending: dict[int, list] = {}
+            chosen: Counter = Counter()
             for ep in episodes:
                 _, support, query, _ = episode_inputs(scn, data, ep)
                 generated = []
@@ -157,7 +174,7 @@ def run_scenario(
                     if ep.index not in pending:
                         unit = episode_unit(ep.index, len(episodes))
                         pending = render_unit(
-                            strategy, scn, data, episodes, unit, cached, embed, max_batch
+                            strategy, scn, data, episodes, unit, cached, embed, max_batch, chosen
                         )
                     generated = pending.pop(ep.index)
                 view_rng = torch.Generator().manual_seed(stable_seed(scn.seed, "views", ep.index))
@@ -196,6 +213,8 @@ def run_scenario(
                 # generation cost from scratch (cache hits included): comparable across rows
                 unet_rows=cached.unet_rows if cached else 0,
             )
+            if chosen:  # GeNIe-Ada: how often each r was picked (r* distribution)
+                row["ada_r_star"] = dict(sorted(chosen.items(), key=lambda kv: float(kv[0])))
             if gen is not None and strategy.generative:
                 row["vae_fp32_reruns"] = gen.stats.get("vae_fp32_reruns", 0) - reruns_before
         except Exception as exc:  # a failed scenario is a row, not a crash

@@ -197,3 +197,11 @@ def test_episode_i_is_the_same_in_a_run_of_any_length(tmp_path):
     )
     assert [len(r["episode_accuracies"]) for r in two] == [2, 2, 2]
     assert compare_results(two, one, prefix=True) == []
+    # GeNIe-Ada's rows say which r it picked, one count per output; other rows carry no counts
+    by = {r["strategy"]: r for r in two}
+    counts = by["genie_ada"]["ada_r_star"]
+    grid = [f"{r:g}" for r in by["genie_ada"]["strategy_config"]["ratios"]]
+    assert sum(counts.values()) == 2 * 5 * 4  # 2 episodes × 5 targets × 4 sources
+    assert by["genie_ada"]["images_generated"] > sum(counts.values())  # candidates, not picks
+    assert set(counts) <= set(grid) and list(counts) == [g for g in grid if g in counts]
+    assert "ada_r_star" not in by["genie"] and "ada_r_star" not in by["none"]
