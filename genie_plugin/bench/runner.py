@@ -99,6 +99,30 @@ def render_unit(
     return out
 
 
+def strategy_features(strategy, scn: Scenario, embed, index: int, support, generated, query):
+    """Training and query features of episode ``index`` as ``strategy`` is scored on them: the
+    real support views (weak, strong or none, per the strategy), the generated images' views
+    and any mixed views, from the episode's own view seed (the same for every strategy)."""
+    from genie_plugin.fewshot.protocol import episode_features
+
+    view_rng = torch.Generator().manual_seed(stable_seed(scn.seed, "views", index))
+    return episode_features(
+        embed,
+        [(im, lab) for _, im, lab in support],
+        generated,
+        query,
+        real_views=scn.real_views,
+        gen_views=scn.gen_views,
+        size=scn.view_size,
+        rng=view_rng,
+        augment_real=getattr(strategy, "augment_real", True),
+        view=getattr(strategy, "view", "weak"),
+        mix=getattr(strategy, "mix", None),
+        mix_alpha=getattr(strategy.config, "alpha", 0.8),
+        n_classes=scn.ways,
+    )
+
+
 #: File-system errors that no other strategy would escape: the run stops with one line.
 _STOP_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
@@ -119,11 +143,7 @@ def run_scenario(
     from genie_plugin.data.episodes import episodes_hash
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.fewshot.backbones import MemoEmbedder, load_backbone
-    from genie_plugin.fewshot.protocol import (
-        episode_features,
-        logistic_regression_accuracy,
-        soft_label_accuracy,
-    )
+    from genie_plugin.fewshot.protocol import logistic_regression_accuracy, soft_label_accuracy
     from genie_plugin.registry import REGISTRY
 
     data, episodes = scenario_episodes(scn)
@@ -177,21 +197,8 @@ def run_scenario(
                             strategy, scn, data, episodes, unit, cached, embed, max_batch, chosen
                         )
                     generated = pending.pop(ep.index)
-                view_rng = torch.Generator().manual_seed(stable_seed(scn.seed, "views", ep.index))
-                xtr, ytr, xq, yq = episode_features(
-                    embed,
-                    [(im, lab) for _, im, lab in support],
-                    generated,
-                    query,
-                    real_views=scn.real_views,
-                    gen_views=scn.gen_views,
-                    size=scn.view_size,
-                    rng=view_rng,
-                    augment_real=getattr(strategy, "augment_real", True),
-                    view=getattr(strategy, "view", "weak"),
-                    mix=getattr(strategy, "mix", None),
-                    mix_alpha=getattr(strategy.config, "alpha", 0.8),
-                    n_classes=scn.ways,
+                xtr, ytr, xq, yq = strategy_features(
+                    strategy, scn, embed, ep.index, support, generated, query
                 )
                 if ytr.ndim == 2:  # soft labels (MixUp/CutMix)
                     accs.append(soft_label_accuracy(xtr, ytr, xq, yq))

@@ -49,15 +49,22 @@ def center_view(img: Image.Image, size: int) -> Image.Image:
     return ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC)
 
 
-def logistic_regression_accuracy(
-    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
-) -> float:
+def logistic_regression_predict(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray
+) -> np.ndarray:
     """Reference classifier: LogisticRegression(l2, C=1.0, lbfgs, max_iter=1000, multinomial)."""
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000)
     clf.fit(x_train, y_train)
-    return float((clf.predict(x_test) == y_test).mean())
+    return clf.predict(x_test)
+
+
+def logistic_regression_accuracy(
+    x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> float:
+    """Query accuracy of the reference classifier (:func:`logistic_regression_predict`)."""
+    return float((logistic_regression_predict(x_train, y_train, x_test) == y_test).mean())
 
 
 def strong_params(size: int, rng: torch.Generator) -> dict:
