@@ -20,6 +20,9 @@ sys.path.insert(0, str(ROOT))
 from genie_plugin.bench.env import environment  # noqa: E402
 from genie_plugin.io import atomic_write_text  # noqa: E402
 
+GROUPS = ("typical", "atypical", "all")
+CONTRASTS = (("genie", "text2image"), ("genie_ada", "genie"), ("genie_ada", "text2image"))
+
 
 def typical_flags(scn) -> dict[int, bool]:
     """Dataset index -> whether the image lies on its class's typical hue (novel split order:
@@ -80,7 +83,7 @@ def main() -> None:
         if strategy.generative:
             gen = gen or scenario_generator(scn, "cpu")
             cached = CachedGenerator(gen, AugmentationCache(a.cache))
-        acc = {"typical": [], "atypical": [], "all": []}
+        acc: dict[str, list[float]] = {g: [] for g in GROUPS}
         pending: dict[int, list] = {}
         for ep in episodes:
             _, support, query, _ = episode_inputs(scn, data, ep)
@@ -110,6 +113,12 @@ def main() -> None:
         per[sname] = acc
         print(f"{sname}: re-scored {len(episodes)} episodes, equal to the board", flush=True)
 
+    def contrast(vals, base):
+        v, b = np.array(vals), np.array(base)
+        ok = ~(np.isnan(v) | np.isnan(b))
+        d, ci = paired_diff_ci95(list(v[ok]), list(b[ok]))
+        return {"delta": round(d, 2), "ci95": round(ci, 2), "excludes_0": bool(abs(d) > ci)}
+
     def summary(vals, base):
         v, b = np.array(vals), np.array(base)
         ok = ~(np.isnan(v) | np.isnan(b))
@@ -129,9 +138,12 @@ def main() -> None:
         "typical_query_share": round(
             float(np.mean([flags[i] for ep in episodes for q in ep.query for i in q])), 3
         ),
-        "strategies": {
-            s: {g: summary(per[s][g], per["none"][g]) for g in ("typical", "atypical", "all")}
-            for s in per
+        "strategies": {s: {g: summary(per[s][g], per["none"][g]) for g in GROUPS} for s in per},
+        # between strategies, per group: row − column on the same episodes
+        "contrasts": {
+            f"{x} - {y}": {g: contrast(per[x][g], per[y][g]) for g in GROUPS}
+            for x, y in CONTRASTS
+            if x in per and y in per
         },
         "environment": environment(),
     }
