@@ -127,6 +127,11 @@ def export_unet(
         report["parity"] = {"status": "not run: fp16 graphs run on onnxruntime's CUDA provider"}
     else:
         report["parity"] = parity(gen, path, device=dev, fp16=fp16)
+        opt = report.get("optimized") or {}
+        if opt.get("status") == "ok" and opt["provider"].startswith(
+            "CUDA" if str(dev).startswith("cuda") else "CPU"
+        ):  # the fused graph against torch too, on the provider it was made for
+            opt["parity"] = parity(gen, Path(opt["file"]), device=dev, fp16=fp16)
     meta = {"fingerprint": gen.fingerprint, "precision": report["precision"]}
     (out / "genie_onnx.json").write_text(json.dumps(meta, indent=2) + "\n")
     (out / "export_report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -159,13 +164,41 @@ def _op_counts(path: Path) -> dict:
     return {"total": sum(counts.values()), "by_op": dict(sorted(counts.items()))}
 
 
+#: onnxruntime's UNet fusions whose operators only its CUDA provider implements (NhwcConv,
+#: GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd, packed QKV/KV attention): a graph fused
+#: with them fails on the CPU provider with NOT_IMPLEMENTED, so a CPU export leaves them out.
+CUDA_ONLY_FUSIONS = (
+    "enable_nhwc_conv",
+    "enable_group_norm",
+    "enable_skip_group_norm",
+    "enable_bias_splitgelu",
+    "enable_bias_add",
+    "enable_packed_qkv",
+    "enable_packed_kv",
+)
+
+
+def fusion_options(use_gpu: bool):
+    """onnxruntime's UNet fusion options for the provider the graph will run on, and the names
+    of the fusions left out for it."""
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    opts = FusionOptions("unet")
+    off = [] if use_gpu else [f for f in CUDA_ONLY_FUSIONS if getattr(opts, f, False)]
+    for f in off:
+        setattr(opts, f, False)
+    return opts, off
+
+
 def _optimize(path: Path, out: Path, *, use_gpu: bool, fp16: bool) -> dict:
-    """onnxruntime's transformer fusions for UNets; a failure is reported, not raised."""
+    """onnxruntime's transformer fusions for UNets, for the provider the graph is meant for
+    (CUDA when ``use_gpu``, else the CPU); a failure is reported, not raised. A CPU graph is
+    opened on the CPU provider before it counts as made."""
+    provider = "CUDAExecutionProvider" if use_gpu else "CPUExecutionProvider"
     try:
-        from onnxruntime.transformers.fusion_options import FusionOptions
         from onnxruntime.transformers.optimizer import optimize_model
 
-        opts = FusionOptions("unet")
+        opts, off = fusion_options(use_gpu)
         m = optimize_model(
             str(path),
             model_type="unet",
@@ -177,14 +210,26 @@ def _optimize(path: Path, out: Path, *, use_gpu: bool, fp16: bool) -> dict:
         if fp16:
             m.convert_float_to_float16(keep_io_types=False)
         m.save_model_to_file(str(out), use_external_data_format=_external(path))
+        fused = {k: v for k, v in m.get_fused_operator_statistics().items() if v}
+        if not use_gpu:  # refuse a graph the CPU cannot run, naming the operator
+            import onnxruntime as ort
+
+            ort.InferenceSession(str(out), _session_options(), providers=[provider])
         return {
             "status": "ok",
             "file": str(out),
-            "fused": m.get_fused_operator_statistics(),
+            "provider": provider,
+            "fused": fused,
+            "fusions_left_out": off,
             "nodes": _op_counts(out),
         }
     except Exception as exc:  # noqa: BLE001 - recorded in the report
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
+        out.unlink(missing_ok=True)  # never leave a graph behind that its provider cannot run
+        return {
+            "status": "failed",
+            "provider": provider,
+            "error": f"{type(exc).__name__}: {exc}"[:500],
+        }
 
 
 def _session_options():

@@ -135,3 +135,34 @@ def test_fp16_export_is_fused_then_converted_without_a_gpu(tiny_gen, tmp_path):
     fused = rep["optimized"]["fused"]
     assert sum(fused.values()) > 0  # something was fused (GroupNorm / attention / ...)
     assert not (tmp_path / "unet-fp32").exists()  # the fp32 trace is not left behind
+
+
+def test_cpu_export_fuses_only_what_the_cpu_provider_runs(tiny_gen, tmp_path):
+    """--optimize for the CPU: onnxruntime's CUDA-only UNet fusions are left out, so the fused
+    graph opens and runs on the CPU provider and matches torch; the CUDA fusion set, as the
+    export used to apply everywhere, makes a graph the CPU cannot open (NhwcConv / GroupNorm)."""
+    import onnx
+    import onnxruntime as ort
+
+    from genie_plugin.diffusion.onnx_backend import CUDA_ONLY_FUSIONS, _optimize, _session_options
+
+    rep = export_unet(tiny_gen, tmp_path, optimize=True, device="cpu")
+    opt = rep["optimized"]
+    assert opt["status"] == "ok", opt
+    assert opt["provider"] == "CPUExecutionProvider"
+    assert set(opt["fusions_left_out"]) <= set(CUDA_ONLY_FUSIONS) and opt["fusions_left_out"]
+    ops = {n.op_type for n in onnx.load(opt["file"]).graph.node}
+    assert not ops & {"NhwcConv", "GroupNorm", "SkipGroupNorm", "BiasSplitGelu", "BiasAdd"}
+    assert opt["fused"] and all(v > 0 for v in opt["fused"].values())
+    assert opt["parity"]["max_abs"] < 1e-4  # the fused graph, on the CPU, against torch
+
+    cuda = _optimize(
+        tmp_path / "unet" / "model.onnx", tmp_path / "cuda.onnx", use_gpu=True, fp16=False
+    )
+    assert cuda["status"] == "ok" and cuda["provider"] == "CUDAExecutionProvider"
+    cuda_ops = {n.op_type for n in onnx.load(str(tmp_path / "cuda.onnx")).graph.node}
+    assert cuda_ops & {"NhwcConv", "GroupNorm", "BiasSplitGelu"}
+    with pytest.raises(Exception, match="NOT_IMPLEMENTED|implementation"):
+        ort.InferenceSession(
+            str(tmp_path / "cuda.onnx"), _session_options(), providers=["CPUExecutionProvider"]
+        )
