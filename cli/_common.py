@@ -54,7 +54,8 @@ BackendOpt = Annotated[
         help="UNet backend: torch; cuda-graphs (torch replayed from captured CUDA graphs); "
         "torch-compile (inductor-compiled UNet); torch-compile-cuda-graphs; onnx "
         "(optimum export on onnxruntime, exported into the cache on first use unless --onnx-dir "
-        "is given); onnx-cuda-graphs."
+        "is given); onnx-cuda-graphs; auto (the fastest of these that runs here, timed once "
+        "per model, device and libraries, cached; the choice is printed and recorded)."
     ),
 ]
 TimestepShiftOpt = Annotated[
@@ -233,15 +234,20 @@ def load_model(opts: ModelOptions):
         raise ConfigError(msg) from None
     where = "" if opts.backend == "torch" else f" ({opts.backend} UNet)"
     with status(f"loading model {opts.model}{where}"):
-        return load_configured(
+        gen = load_configured(
             opts.model,
             device=opts.device,
             config=opts.config,
             settings=opts.settings(),
             backend=opts.backend,
-            backend_options={"onnx_dir": opts.onnx_dir} if opts.backend.startswith("onnx") else {},
+            backend_options={"onnx_dir": opts.onnx_dir}
+            if opts.backend.startswith("onnx") or opts.backend == "auto"
+            else {},
             channels_last=opts.channels_last,
         )
+    if "backend_choice" in gen.stats:
+        typer.echo(f"backend {gen.stats['backend_choice']}", err=True)
+    return gen
 
 
 def check_max_batch(value: str) -> None:

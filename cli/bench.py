@@ -31,8 +31,9 @@ ScnModelOpt = Annotated[str | None, typer.Option(help="Generator model.")]
 ScnBackendOpt = Annotated[
     str | None,
     typer.Option(
-        help="UNet backend: torch, cuda-graphs, torch-compile, torch-compile-cuda-graphs, onnx "
-        "or onnx-cuda-graphs.",
+        help="UNet backend: torch, cuda-graphs, torch-compile, torch-compile-cuda-graphs, onnx, "
+        "onnx-cuda-graphs, or auto (the fastest that runs here, timed once per model and "
+        "device; the choice is printed and recorded).",
     ),
 ]
 CacheOpt = Annotated[Path, typer.Option(help="Augmentation cache folder.")]
@@ -96,6 +97,24 @@ def load_scenario(path: Path | None, strategy: list[str] | None, **overrides):
         if "split" not in over and scn.split in ("novel", "test"):
             over["split"] = "novel" if over["dataset"] == "shapes" else "test"
     return Scenario.from_dict({**d, **over})
+
+
+def resolve_auto_backend(scn, device, console):
+    """``--backend auto``: load the model, time the backends that run here, print the choice
+    under the header and go on with the chosen one (the scenario, its rows and the cache keys
+    record it, never "auto"). Returns the scenario and the loaded model (None when nothing is
+    generated or the backend was named)."""
+    import dataclasses
+
+    from genie_plugin.registry import REGISTRY
+
+    if scn.backend != "auto" or not any(REGISTRY.create(s).generative for s in scn.strategies):
+        return scn, None
+    from genie_plugin.bench.runner import scenario_generator
+
+    gen = scenario_generator(scn, device)
+    console.print(f"  backend {gen.stats['backend_choice']}", soft_wrap=True)
+    return dataclasses.replace(scn, backend=gen.backend), gen
 
 
 def scenario_header(scn) -> str:
@@ -181,6 +200,7 @@ def run(
     check_writable(cache, "--cache")
     if report is not None:
         check_out_dir(report, "--report")
+    scn, gen = resolve_auto_backend(scn, device, console)
     from genie_plugin.progress import make_progress
 
     with make_progress(console=console) as bar:
@@ -196,6 +216,7 @@ def run(
             progress=advance,
             device=device,
             on_row=lambda row: merge_rows(out, [row]),  # kept as soon as scored
+            generator=gen,
         )
     genie_rows = genie_unet_rows(rows)
     for r in rows:
@@ -282,6 +303,7 @@ def generate(
     preflight(scn)
     check_max_batch(max_batch)
     check_writable(cache, "--cache")
+    scn, _ = resolve_auto_backend(scn, dev, console)  # each process times (or reads) the choice
     with make_progress(console=console) as bar:
         task = bar.add_task(f"{tag}{scn.name} units", total=None, info="")
 

@@ -137,9 +137,12 @@ def run_scenario(
     device=None,
     max_batch: int = 64,
     on_row: Callable[[dict], None] | None = None,
+    generator=None,
 ) -> list[dict]:
     """Score every strategy of ``scn``; ``on_row`` gets each row as soon as it is scored (the
-    CLI merges it into the results file then, so a crash later keeps the finished rows)."""
+    CLI merges it into the results file then, so a crash later keeps the finished rows).
+    ``generator``: the scenario's model already loaded (else loaded at the first generative
+    strategy)."""
     from genie_plugin.data.episodes import episodes_hash
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.fewshot.backbones import MemoEmbedder, load_backbone
@@ -149,7 +152,7 @@ def run_scenario(
     data, episodes = scenario_episodes(scn)
     ep_hash = episodes_hash(episodes)
     embed = MemoEmbedder(load_backbone(scn.backbone, device=device), store=cache_dir / "features")
-    gen = None
+    gen = generator
     rows = []
     for sname in scn.strategies:
         t0 = time.time()

@@ -20,6 +20,7 @@ BACKENDS: dict[str, str] = {
     "torch-compile-cuda-graphs": "torch-compile replayed from CUDA graphs per padded batch size",
     "onnx": "optimum ONNX export on onnxruntime (CUDA provider + IO binding, or CPU)",
     "onnx-cuda-graphs": "onnx with onnxruntime's CUDA graphs, one session per padded batch size",
+    "auto": "the fastest of these that runs here, timed once per model, device and libraries",
 }
 
 
@@ -97,6 +98,14 @@ class DiffusionGenerator:
     def with_backend(self, backend: str, **options: Any) -> DiffusionGenerator:
         """The same model with its UNet call on another backend (see :data:`BACKENDS`)."""
         check_backend(backend)
+        if backend == "auto":  # resolved to a real backend here: never recorded as "auto"
+            from genie_plugin.diffusion.auto import choose_backend
+
+            choice = choose_backend(self)
+            opts = options if choice.backend.startswith("onnx") else {}
+            gen = self.with_backend(choice.backend, **opts)
+            gen.stats["backend_choice"] = choice.summary()
+            return gen
         if backend == "torch":
             return replace(self, backend="torch", denoiser=None)
         if backend == "cuda-graphs":

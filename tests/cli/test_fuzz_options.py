@@ -162,6 +162,7 @@ def test_fuzzed_bench_run_options_run_or_say_which(tmp_path_factory, monkeypatch
     from genie_plugin.bench import runner
 
     _stand_in(monkeypatch, runner, "run_scenario")
+    _stand_in(monkeypatch, runner, "scenario_generator")  # --backend auto loads it first
     work = tmp_path_factory.mktemp("bench")
     argv = ["bench", "run", "--out", str(work / "r.jsonl"), "--cache", str(work / "c")]
     _invoke_and_check(argv, opts, BENCH, work, also_named=["--root", "--dataset"])

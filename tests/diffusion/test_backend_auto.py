@@ -1,0 +1,137 @@
+"""--backend auto: every backend that runs here is timed on the same UNet batch, the fastest
+is chosen, the choice is cached per model/device/libraries and recorded as the real backend."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from genie_cli.main import app
+from genie_plugin.diffusion import auto
+from genie_plugin.diffusion.model import check_backend
+
+
+def test_cpu_candidates_are_torch_and_onnx_with_reasons_for_the_rest():
+    names, skipped = auto.candidates("cpu")
+    assert names == ["torch", "onnx"]  # onnxruntime is a dependency
+    assert "cuda-graphs" in skipped and "CUDA" in skipped["cuda-graphs"]
+    assert check_backend("auto") == "auto"
+
+
+def test_the_fastest_measured_backend_is_chosen_and_the_choice_cached(tiny_gen, monkeypatch):
+    calls = []
+
+    def fake_time(gen, backend, *, batch, iters, seed=0):
+        calls.append(backend)
+        return {"torch": 9.0, "onnx": 4.0}[backend]
+
+    monkeypatch.setattr(auto, "time_backend", fake_time)
+    key_batch = 7  # a batch no other test uses: a fresh cache entry
+    c = auto.choose_backend(tiny_gen, batch=key_batch)
+    assert (c.backend, c.cached, c.ms_per_call) == ("onnx", False, {"torch": 9.0, "onnx": 4.0})
+    assert "auto → onnx" in c.summary() and "measured now" in c.summary()
+    assert calls == ["torch", "onnx"]
+
+    def no_timing(*a, **k):
+        raise AssertionError("a cached choice is not measured again")
+
+    monkeypatch.setattr(auto, "time_backend", no_timing)
+    again = auto.choose_backend(tiny_gen, batch=key_batch)
+    assert (again.backend, again.cached) == ("onnx", True)
+    # the other way round on another batch: the choice follows the measurement
+    monkeypatch.setattr(auto, "time_backend", lambda g, b, **k: {"torch": 1.0, "onnx": 2.0}[b])
+    assert auto.choose_backend(tiny_gen, batch=key_batch + 1).backend == "torch"
+
+
+def test_a_backend_that_fails_here_is_skipped_with_its_reason(tiny_gen, monkeypatch):
+    def flaky(gen, backend, *, batch, iters, seed=0):
+        if backend == "onnx":
+            raise RuntimeError("export failed\nsecond line")
+        return 3.0
+
+    monkeypatch.setattr(auto, "time_backend", flaky)
+    c = auto.choose_backend(tiny_gen, batch=5, use_cache=False)
+    assert c.backend == "torch" and c.skipped["onnx"] == "RuntimeError: export failed"
+
+
+def test_real_calibration_on_the_tiny_model(tiny_gen):
+    ms = auto.time_backend(tiny_gen, "torch", batch=2, iters=2)
+    assert ms > 0
+    c = auto.choose_backend(tiny_gen, batch=3, iters=2)
+    assert c.backend in ("torch", "onnx") and set(c.ms_per_call) == {"torch", "onnx"}
+    assert c.ms_per_call[c.backend] == min(c.ms_per_call.values())
+    resolved = tiny_gen.with_backend("auto")
+    assert resolved.backend in ("torch", "onnx")  # never "auto"
+    assert "auto →" in resolved.stats["backend_choice"]
+
+
+def test_augment_with_auto_prints_and_records_the_choice(tmp_path):
+    from tests.conftest import make_image
+
+    make_image(0).save(tmp_path / "src.png")
+    r = CliRunner().invoke(
+        app,
+        [
+            "augment",
+            str(tmp_path / "src.png"),
+            "--target",
+            "star",
+            "--strategy",
+            "genie",
+            "--model",
+            "tiny-random",
+            "--steps",
+            "4",
+            "--backend",
+            "auto",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "backend auto →" in r.output
+    rec = json.loads((tmp_path / "out" / "manifest.jsonl").read_text().splitlines()[0])
+    assert rec["model"].get("backend", "torch") in ("torch", "onnx")
+
+
+@pytest.mark.parametrize("bad", ["fastest", "Auto"])
+def test_unknown_backend_names_list_auto(bad):
+    from genie_plugin.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="auto"):
+        check_backend(bad)
+
+
+def test_bench_run_with_auto_prints_the_choice_and_records_the_backend(tmp_path):
+    out = tmp_path / "r.jsonl"
+    r = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "run",
+            "--model",
+            "tiny-random",
+            "--steps",
+            "4",
+            "--episodes",
+            "1",
+            "-s",
+            "none",
+            "-s",
+            "genie",
+            "--backend",
+            "auto",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "cache"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "backend auto →" in r.output
+    rows = {json.loads(x)["strategy"]: json.loads(x) for x in out.read_text().splitlines()}
+    chosen = rows["genie"]["scenario_config"]["backend"]
+    assert chosen in ("torch", "onnx")  # the run records what ran, never "auto"
+    assert rows["genie"]["model"].get("backend", "torch") == chosen
