@@ -93,6 +93,12 @@ def main() -> None:
         "onnx_plain,onnx_optimized,onnx_cuda_graph",
     )
     ap.add_argument("--onnx-dir", type=Path, default=None, help="reuse an export")
+    ap.add_argument(
+        "--auto",
+        action="store_true",
+        help="also record --backend auto's pick at each batch (needs --model: it loads the "
+        "model and times its backends as a run would, without the cached choice)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
 
@@ -150,6 +156,15 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - a failed mode is a result
                 row[mode] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             print(b, mode, row[mode], flush=True)
+        if a.auto:
+            from genie_plugin.diffusion import load_generator
+            from genie_plugin.diffusion.auto import choose_backend
+
+            gen = compiled.setdefault("_gen", None) or load_generator(a.model, device=a.device)
+            compiled["_gen"] = gen
+            pick = choose_backend(gen, batch=b, iters=a.iters, use_cache=False)
+            row["auto_pick"] = {"backend": pick.backend, "ms_per_call": pick.ms_per_call}
+            print(b, "auto", row["auto_pick"], flush=True)
         base = row.get("torch_eager", {}).get("ms_per_step")
         for r in row.values():
             if base and "ms_per_step" in r:

@@ -101,7 +101,10 @@ def time_backend(gen, backend: str, *, batch: int, iters: int, seed: int = 0) ->
     rng = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, c.in_channels, s, s, generator=rng).to(gen.device, gen.dtype)
     t = torch.linspace(999, 21, batch).to(gen.device)
-    ehs = torch.randn(batch, 8, c.cross_attention_dim, generator=rng).to(gen.device, gen.dtype)
+    n_tok = getattr(gen.tokenizer, "model_max_length", 77)  # prompts are padded to it
+    n_tok = n_tok if isinstance(n_tok, int) and 0 < n_tok <= 512 else 77
+    ehs = torch.randn(batch, n_tok, c.cross_attention_dim, generator=rng)
+    ehs = ehs.to(gen.device, gen.dtype)
     sync = torch.cuda.synchronize if torch.device(gen.device).type == "cuda" else (lambda: None)
     out = []
     with torch.no_grad():
