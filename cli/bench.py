@@ -166,6 +166,14 @@ def run(
         Path | None,
         typer.Option(help="Also write the HTML report of the results file into this folder."),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Score the strategies in this many one-thread processes (CPU): same rows as "
+            "one process of one thread, sooner on several cores.",
+        ),
+    ] = 1,
 ) -> None:
     """Evaluate strategies on one scenario; every strategy sees the same episodes."""
     from rich.console import Console
@@ -200,6 +208,8 @@ def run(
     check_writable(cache, "--cache")
     if report is not None:
         check_out_dir(report, "--report")
+    if jobs > 1:
+        check_cpu_jobs(jobs, device)
     scn, gen = resolve_auto_backend(scn, device, console)
     from genie_plugin.progress import make_progress
 
@@ -210,14 +220,24 @@ def run(
             info = _cache_info(cached) if cached else ""
             bar.update(tasks[sname], completed=done, info=info)
 
-        rows = run_scenario(
-            scn,
-            cache_dir=cache,
-            progress=advance,
-            device=device,
-            on_row=lambda row: merge_rows(out, [row]),  # kept as soon as scored
-            generator=gen,
-        )
+        if jobs > 1:
+            from genie_plugin.bench.parallel import run_parallel
+
+            def advance_counts(sname, done, total, counts):
+                bar.update(tasks[sname], completed=done, info=_counts_info(counts))
+
+            rows = run_parallel(
+                scn, jobs=jobs, cache_dir=cache, out=out, device=device, progress=advance_counts
+            )
+        else:
+            rows = run_scenario(
+                scn,
+                cache_dir=cache,
+                progress=advance,
+                device=device,
+                on_row=lambda row: merge_rows(out, [row]),  # kept as soon as scored
+                generator=gen,
+            )
     genie_rows = genie_unet_rows(rows)
     for r in rows:
         if r["status"] == "ok":
@@ -336,8 +356,29 @@ def generate(
 
 
 def _cache_info(cached) -> str:
-    info = f"generated {cached.generated}, cached {cached.hits}"
-    return info + (f", repaired {cached.repaired}" if cached.repaired else "")
+    return _counts_info((cached.generated, cached.hits, cached.repaired))
+
+
+def _counts_info(counts) -> str:
+    if not counts:
+        return ""
+    generated, hits, repaired = counts
+    info = f"generated {generated}, cached {hits}"
+    return info + (f", repaired {repaired}" if repaired else "")
+
+
+def check_cpu_jobs(jobs: int, device) -> None:
+    """--jobs > 1 splits CPU cores; on a GPU each process would load its own model copy."""
+    import torch
+
+    from genie_plugin.errors import ConfigError
+
+    on_gpu = torch.device(device).type == "cuda" if device else torch.cuda.is_available()
+    if on_gpu:
+        raise ConfigError(
+            f"--jobs {jobs} runs strategies in CPU processes; on a GPU use --jobs 1 (or fill "
+            "the cache with `genie bench generate` under accelerate first)"
+        )
 
 
 @app.command("leaderboard")

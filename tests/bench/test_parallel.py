@@ -1,0 +1,83 @@
+"""bench run --jobs N: strategies split across one-thread processes give the rows a one-thread
+single process gives, bit for bit; the split balances cost and keeps every strategy once."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from genie_cli.main import app
+from genie_plugin.bench.parallel import COSTS, partition, strategy_cost
+
+
+def test_partition_balances_and_keeps_each_strategy_once_in_order():
+    names = list(COSTS)
+    groups = partition(names, 2, COSTS.__getitem__)
+    assert sorted(s for g in groups for s in g) == sorted(names)
+    for g in groups:
+        assert g == [s for s in names if s in g]  # the scenario's order inside a group
+    loads = [sum(COSTS[s] for s in g) for g in groups]
+    total = sum(loads)
+    # longest-first greedy: within the largest single cost of the ideal half
+    assert max(loads) - total / 2 <= max(COSTS.values())
+    assert max(loads) < 0.6 * total
+    assert partition(["none", "weak"], 8, COSTS.__getitem__) == [["none"], ["weak"]]
+    assert partition(["genie"], 3, COSTS.__getitem__) == [["genie"]]
+    assert strategy_cost("bogus") > 0 and strategy_cost("genie") == COSTS["genie"]
+
+
+def _args(tmp_path, name, *extra):
+    return [
+        "bench", "run", "--model", "tiny-random", "--steps", "4", "--episodes", "2",
+        "-s", "none", "-s", "weak", "-s", "genie", "--device", "cpu",
+        "--out", str(tmp_path / f"{name}.jsonl"), "--cache", str(tmp_path / f"{name}-cache"),
+        *extra,
+    ]  # fmt: skip
+
+
+def _rows(path):
+    return {json.loads(x)["strategy"]: json.loads(x) for x in path.read_text().splitlines()}
+
+
+def test_two_jobs_give_the_one_thread_rows(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r1 = CliRunner().invoke(app, _args(tmp_path, "one"))
+    finally:
+        torch.set_num_threads(threads)
+    assert r1.exit_code == 0, r1.output
+    r2 = CliRunner().invoke(app, _args(tmp_path, "two", "--jobs", "2"))
+    assert r2.exit_code == 0, r2.output
+    one, two = _rows(tmp_path / "one.jsonl"), _rows(tmp_path / "two.jsonl")
+    assert set(one) == set(two) == {"none", "weak", "genie"}
+    for s in ("none", "weak", "genie"):
+        assert two[s]["status"] == "ok"
+        for f in ("episode_accuracies", "mean", "ci95", "episodes_hash", "unet_rows"):
+            assert two[s][f] == one[s][f], (s, f)
+    assert "genie:" in r2.output and "none:" in r2.output  # the table, in scenario order
+    assert r2.output.index("none:") < r2.output.index("genie:")
+
+
+def test_jobs_are_checked_before_any_work(tmp_path, monkeypatch):
+    r = CliRunner().invoke(app, _args(tmp_path, "x", "--jobs", "0"))
+    assert r.exit_code == 2 and not (tmp_path / "x.jsonl").exists()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    args = _args(tmp_path, "y", "--jobs", "2")
+    i = args.index("--device")
+    r = CliRunner().invoke(app, args[:i] + args[i + 2 :])  # the default device: the GPU
+    assert r.exit_code == 2 and "--jobs 2" in r.output and "GPU" in r.output
+    assert not (tmp_path / "y.jsonl").exists()
+
+
+@pytest.mark.parametrize("jobs", [3])
+def test_more_jobs_than_strategies_is_fine(tmp_path, jobs):
+    args = [
+        "bench", "run", "--model", "tiny-random", "--steps", "4", "--episodes", "1",
+        "-s", "none", "-s", "weak", "--device", "cpu", "--jobs", str(jobs),
+        "--out", str(tmp_path / "r.jsonl"), "--cache", str(tmp_path / "c"),
+    ]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert set(_rows(tmp_path / "r.jsonl")) == {"none", "weak"}
