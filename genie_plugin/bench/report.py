@@ -188,8 +188,10 @@ def build_gallery(
     from genie_plugin.registry import REGISTRY
     from genie_plugin.strategies.base import RenderContext
 
-    ok = {r["strategy"] for r in rows if r.get("status") == "ok"}
-    names = [s for s in scn.strategies if s in ok and REGISTRY.get(s).create().generative]
+    # the rows' strategies, in their order: a results file may merge runs of the same scenario
+    # with different strategy lists (bench run --jobs, or strategies run one at a time)
+    ok = [r["strategy"] for r in rows if r.get("status") == "ok"]
+    names = [s for s in dict.fromkeys(ok) if REGISTRY.get(s).create().generative]
     data, eps = scenario_episodes(scn)
     want = rows[0].get("episodes_hash")
     if want and episodes_hash(eps) != want:

@@ -321,3 +321,22 @@ def test_between_strategy_differences_are_paired_and_antisymmetric():
     last = pairwise(other)
     k = last["names"].index(rows[-1]["strategy"])
     assert all(c is None for c in last["cells"][k])
+
+
+def test_rows_merged_from_runs_of_other_strategy_lists_all_get_their_gallery(run, tmp_path):
+    """A results file where each strategy ran in its own process (bench run --jobs, or the
+    boards' script): the rows record scenarios whose strategy lists differ; every generative
+    strategy of the rows is still in the gallery, whichever row comes first."""
+    from genie_plugin.bench.report import build_report
+
+    _, work = run
+    rows = [json.loads(x) for x in (work / "r.jsonl").read_text().splitlines()]
+    for r in rows:  # as if each strategy had run alone
+        r["scenario_config"] = {**r["scenario_config"], "strategies": [r["strategy"]]}
+    merged = tmp_path / "merged.jsonl"
+    merged.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page = build_report(merged, tmp_path / "o", cache_dir=work / "cache", quality_episodes=0)
+    html = page.read_text()
+    for name in ("genie", "genie_ada"):
+        assert f"<strong>{name}</strong>" in html
+    assert "0 generated again" in html
