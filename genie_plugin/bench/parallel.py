@@ -1,8 +1,8 @@
 """``genie bench run --jobs N``: the strategies of a scenario scored in N one-thread processes.
 
-On a small CPU one process of several threads leaves cores idle (the embedded model's UNet
-batches are too small to feed two threads: on 2 cores, two one-thread processes score about
-twice the episodes per second of one two-thread process). Rows do not depend on which other
+On a small CPU one process of several threads leaves cores idle (a cold embedded run used 1.4
+of 2 cores on average: much of a run is single-threaded Python, and the embedded model's UNet
+batches are small; the speed-up itself is not yet measured). Rows do not depend on which other
 strategies a process runs (per-episode seeds; the feature memo is per call), and one thread is
 the setting the committed leaderboard is made and checked with, so ``--jobs N`` gives the rows
 a one-thread ``--jobs 1`` run gives, bit for bit. Each worker merges its rows into the results

@@ -70,23 +70,23 @@ def classifier_info(kind: str) -> dict:
     return {"sha256": digest, **meta}
 
 
-def load_embedded_backbone(*, device=None):
-    """The shipped shapes backbone (a timm network trained on the base classes), head removed."""
+def _shipped_backbone(kind: str, name: str, device):
     from genie_plugin.fewshot.backbones import Embedder
 
-    model, size = load_classifier("backbone")
+    model, size = load_classifier(kind)
     model.reset_classifier(0)
-    return Embedder(model, image_size=size, device=device, name=EMBEDDED_NAME)
+    return Embedder(model, image_size=size, device=device, name=name)
+
+
+def load_embedded_backbone(*, device=None):
+    """The shipped shapes backbone (a timm network trained on the base classes), head removed."""
+    return _shipped_backbone("backbone", EMBEDDED_NAME, device)
 
 
 def load_context_backbone(*, device=None):
     """``embedded-ctx``: the backbone of the class–context experiment (trained on ``shapes-ctx``
-    base classes without colour scrambling; see docs/context.md). Never the default."""
-    from genie_plugin.fewshot.backbones import Embedder
-
-    model, size = load_classifier("backbone_ctx")
-    model.reset_classifier(0)
-    return Embedder(model, image_size=size, device=device, name="embedded-ctx")
+    base classes without colour scrambling; see docs/ordering.md). Never the default."""
+    return _shipped_backbone("backbone_ctx", "embedded-ctx", device)
 
 
 class Oracle:

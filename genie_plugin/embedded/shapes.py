@@ -290,8 +290,8 @@ def render(name: str, p: RenderParams, size: int = IMAGE_SIZE) -> Image.Image:
     return img.resize((size, size), Image.Resampling.LANCZOS)
 
 
-def _stream(seed: int, pool: str, cls: int) -> np.random.Generator:
-    return np.random.default_rng([seed, {"fewshot": 0, "generator": 1}[pool], cls])
+def _stream(seed: int, pool: str, cls: int, *sub: int) -> np.random.Generator:
+    return np.random.default_rng([seed, {"fewshot": 0, "generator": 1}[pool], cls, *sub])
 
 
 # ----------------------------------------------------------------------------- context variant
@@ -358,7 +358,7 @@ def generate_class(
     rng = _stream(seed, pool, cls)
     params = [sample_params(rng) for _ in range(n)]
     if context_rho > 0:
-        side = np.random.default_rng([seed, {"fewshot": 0, "generator": 1}[pool], cls, 7])
+        side = _stream(seed, pool, cls, 7)  # a stream of its own: rho = 0 draws nothing
         params = [correlate_context(name, p, side, context_rho) for p in params]
     return np.stack([np.asarray(render(name, p, size)) for p in params]), params
 
