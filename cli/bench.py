@@ -99,12 +99,15 @@ def load_scenario(path: Path | None, strategy: list[str] | None, **overrides):
     return Scenario.from_dict({**d, **over})
 
 
-def resolve_auto_backend(scn, device, console):
+def resolve_auto_backend(scn, device, console, *, threads: int | None = None):
     """``--backend auto``: load the model, time the backends that run here, print the choice
     under the header and go on with the chosen one (the scenario, its rows and the cache keys
     record it, never "auto"). Returns the scenario and the loaded model (None when nothing is
-    generated or the backend was named)."""
+    generated, the backend was named, or ``threads`` is given). ``threads``: time the backends
+    with this many CPU threads, as ``--jobs`` workers will run them (they load their own)."""
     import dataclasses
+
+    import torch
 
     from genie_plugin.registry import REGISTRY
 
@@ -112,9 +115,15 @@ def resolve_auto_backend(scn, device, console):
         return scn, None
     from genie_plugin.bench.runner import scenario_generator
 
-    gen = scenario_generator(scn, device)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        gen = scenario_generator(scn, device)
+    finally:
+        torch.set_num_threads(before)
     console.print(f"  backend {gen.stats['backend_choice']}", soft_wrap=True)
-    return dataclasses.replace(scn, backend=gen.backend), gen
+    return dataclasses.replace(scn, backend=gen.backend), (gen if threads is None else None)
 
 
 def scenario_header(scn) -> str:
@@ -167,13 +176,13 @@ def run(
         typer.Option(help="Also write the HTML report of the results file into this folder."),
     ] = None,
     jobs: Annotated[
-        int,
+        str,
         typer.Option(
-            min=1,
-            help="Score the strategies in this many one-thread processes (CPU): same rows as "
-            "one process of one thread, sooner on several cores.",
+            help="Generate and score in this many one-thread processes (CPU): the rows of one "
+            "process of one thread, sooner on several cores. 'auto': one per core (at most 8) "
+            "on a CPU, 1 on a GPU.",
         ),
-    ] = 1,
+    ] = "1",
 ) -> None:
     """Evaluate strategies on one scenario; every strategy sees the same episodes."""
     from rich.console import Console
@@ -208,9 +217,11 @@ def run(
     check_writable(cache, "--cache")
     if report is not None:
         check_out_dir(report, "--report")
+    jobs = parse_jobs(jobs, device)
     if jobs > 1:
         check_cpu_jobs(jobs, device)
-    scn, gen = resolve_auto_backend(scn, device, console)
+        console.print(f"  {jobs} one-thread processes (--jobs)", soft_wrap=True)
+    scn, gen = resolve_auto_backend(scn, device, console, threads=1 if jobs > 1 else None)
     from genie_plugin.progress import make_progress
 
     with make_progress(console=console) as bar:
@@ -226,8 +237,22 @@ def run(
             def advance_counts(sname, done, total, counts):
                 bar.update(tasks[sname], completed=done, info=_counts_info(counts))
 
+            gen_task = None
+
+            def advance_generation(done, total, counts):
+                nonlocal gen_task
+                if gen_task is None:
+                    gen_task = bar.add_task("generating", total=total, info="")
+                bar.update(gen_task, completed=done, info=_counts_info(counts))
+
             rows = run_parallel(
-                scn, jobs=jobs, cache_dir=cache, out=out, device=device, progress=advance_counts
+                scn,
+                jobs=jobs,
+                cache_dir=cache,
+                out=out,
+                device=device,
+                progress=advance_counts,
+                gen_progress=advance_generation,
             )
         else:
             rows = run_scenario(
@@ -365,6 +390,22 @@ def _counts_info(counts) -> str:
     generated, hits, repaired = counts
     info = f"generated {generated}, cached {hits}"
     return info + (f", repaired {repaired}" if repaired else "")
+
+
+def parse_jobs(value: str, device) -> int:
+    """``--jobs``: a count of at least 1, or ``auto`` (see :func:`auto_jobs`)."""
+    from genie_plugin.bench.parallel import auto_jobs
+    from genie_plugin.errors import ConfigError
+
+    if value.strip().lower() == "auto":
+        return auto_jobs(device)
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"--jobs {value!r}: give a number of processes (1 or more) or 'auto'")
+    return n
 
 
 def check_cpu_jobs(jobs: int, device) -> None:

@@ -76,6 +76,14 @@ if [ -n "${apt:-}" ]; then
     echo "setup: installing chromium failed (log above); the browser test will fail" >&2
   fi
 fi
+# Bytecode for everything installed and for the project: uv installs without it and a
+# PYTHONDONTWRITEBYTECODE environment (CI's) never writes it, so every process would compile
+# the ~6,000 modules a run imports from source again (10 s per process, measured:
+# benchmarks/results/main_job_2026-12-02.json). 26 s once, on 2 cores.
+t0=$(date +%s)
+"$py" -m compileall -q -j 0 "$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+  "$here/genie_plugin" "$here/cli" >/dev/null 2>&1 || true  # a vendored py2 file fails: harmless
+echo "setup: bytecode compiled in $(( $(date +%s) - t0 )) s"
 # learn2learn imports gym, whose import prints a deprecation banner: check quietly
 "$py" -c "import learn2learn, genie_plugin, genie_cli" 2>/dev/null \
   || "$py" -c "import learn2learn, genie_plugin, genie_cli"

@@ -237,11 +237,16 @@ def _session_options():
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
+    # as many CPU threads as torch uses: onnxruntime's default (every core) in each of
+    # ``bench run --jobs N``'s one-thread workers would oversubscribe the cores N times
+    so.intra_op_num_threads = torch.get_num_threads()
+    so.inter_op_num_threads = 1
     return so
 
 
 @cache
-def _session(path: str, providers: tuple[str, ...]):
+def _session(path: str, providers: tuple[str, ...], threads: int = 0):
+    """One session per graph, providers and thread count (``threads``: the cache key only)."""
     import onnxruntime as ort
 
     return ort.InferenceSession(path, _session_options(), providers=list(providers))
@@ -285,7 +290,7 @@ class OnnxDenoiser:
             raise ConfigError("ONNX CUDA graphs need --device cuda (onnxruntime-gpu)")
         self.variant = graph_variant(Path(path))
         self.providers = providers_for(self.device)
-        self.session = _session(self.path, self.providers)
+        self.session = _session(self.path, self.providers, torch.get_num_threads())
         self.input_types = {i.name: i.type for i in self.session.get_inputs()}
         self.cuda_graphs = cuda_graphs
         self.buckets = graph_buckets(512)

@@ -27,10 +27,13 @@ def test_partition_balances_and_keeps_each_strategy_once_in_order():
     assert strategy_cost("bogus") > 0 and strategy_cost("genie") == COSTS["genie"]
 
 
-def _args(tmp_path, name, *extra):
+STRATEGIES = ("none", "weak", "genie", "genie_ada", "genie_ada_lite")
+
+
+def _args(tmp_path, name, *extra, episodes=2, strategies=STRATEGIES[:3]):
     return [
-        "bench", "run", "--model", "tiny-random", "--steps", "4", "--episodes", "2",
-        "-s", "none", "-s", "weak", "-s", "genie", "--device", "cpu",
+        "bench", "run", "--model", "tiny-random", "--steps", "4", "--episodes", str(episodes),
+        *(a for s in strategies for a in ("-s", s)), "--device", "cpu",
         "--out", str(tmp_path / f"{name}.jsonl"), "--cache", str(tmp_path / f"{name}-cache"),
         *extra,
     ]  # fmt: skip
@@ -41,23 +44,53 @@ def _rows(path):
 
 
 def test_two_jobs_give_the_one_thread_rows(tmp_path):
+    """Five episodes: two blocks, one per worker. GeNIe-Ada reuses GeNIe's r = 0.8 images and
+    genie_ada_lite GeNIe-Ada's candidates: the same cache hits as in one process, whichever
+    worker renders a block, and every row field but the time equal."""
+    args = dict(episodes=5, strategies=STRATEGIES)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        r1 = CliRunner().invoke(app, _args(tmp_path, "one"))
+        r1 = CliRunner().invoke(app, _args(tmp_path, "one", **args))
     finally:
         torch.set_num_threads(threads)
     assert r1.exit_code == 0, r1.output
-    r2 = CliRunner().invoke(app, _args(tmp_path, "two", "--jobs", "2"))
+    r2 = CliRunner().invoke(app, _args(tmp_path, "two", "--jobs", "2", **args))
     assert r2.exit_code == 0, r2.output
     one, two = _rows(tmp_path / "one.jsonl"), _rows(tmp_path / "two.jsonl")
-    assert set(one) == set(two) == {"none", "weak", "genie"}
-    for s in ("none", "weak", "genie"):
+    assert set(one) == set(two) == set(STRATEGIES)
+    for s in STRATEGIES:
         assert two[s]["status"] == "ok"
-        for f in ("episode_accuracies", "mean", "ci95", "episodes_hash", "unet_rows"):
-            assert two[s][f] == one[s][f], (s, f)
+        for f in set(one[s]) | set(two[s]):
+            if f not in ("wall_s",):
+                assert two[s][f] == one[s][f], (s, f)
+    assert one["genie_ada"]["cache_hits"] == one["genie"]["images_generated"] > 0
+    assert one["genie_ada_lite"]["cache_hits"] > 0
+    assert "generating" in r2.output  # the generation phase's progress
     assert "genie:" in r2.output and "none:" in r2.output  # the table, in scenario order
     assert r2.output.index("none:") < r2.output.index("genie:")
+    # a rerun over the warm cache: nothing generated, the same accuracies
+    r3 = CliRunner().invoke(app, _args(tmp_path, "two", "--jobs", "2", **args))
+    assert r3.exit_code == 0, r3.output
+    warm = _rows(tmp_path / "two.jsonl")
+    for s in STRATEGIES:
+        assert warm[s]["episode_accuracies"] == one[s]["episode_accuracies"]
+        assert warm[s]["images_generated"] == 0
+
+
+def test_jobs_auto_and_bad_values(tmp_path, monkeypatch):
+    from genie_plugin.bench.parallel import auto_jobs
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert auto_jobs("cpu") == 3
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert auto_jobs("cpu") == 8
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert auto_jobs(None) == 1
+    monkeypatch.undo()
+    r = CliRunner().invoke(app, _args(tmp_path, "bad", "--jobs", "many"))
+    assert r.exit_code == 2 and "--jobs 'many'" in r.output and "auto" in r.output
+    assert not (tmp_path / "bad.jsonl").exists()
 
 
 def test_jobs_are_checked_before_any_work(tmp_path, monkeypatch):
