@@ -237,22 +237,8 @@ def run(
             def advance_counts(sname, done, total, counts):
                 bar.update(tasks[sname], completed=done, info=_counts_info(counts))
 
-            gen_task = None
-
-            def advance_generation(done, total, counts):
-                nonlocal gen_task
-                if gen_task is None:
-                    gen_task = bar.add_task("generating", total=total, info="")
-                bar.update(gen_task, completed=done, info=_counts_info(counts))
-
             rows = run_parallel(
-                scn,
-                jobs=jobs,
-                cache_dir=cache,
-                out=out,
-                device=device,
-                progress=advance_counts,
-                gen_progress=advance_generation,
+                scn, jobs=jobs, cache_dir=cache, out=out, device=device, progress=advance_counts
             )
         else:
             rows = run_scenario(

@@ -127,6 +127,100 @@ def strategy_features(strategy, scn: Scenario, embed, index: int, support, gener
 _STOP_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 UNIT_EPISODES = 4  # episodes rendered per batch (fixed: results must not depend on sharding)
+MAX_BATCH = 64  # items per sampler call in a benchmark run
+
+
+def row_header(scn: Scenario, sname: str, ep_hash: str, device) -> dict:
+    """The fields of a row that say what was run, before any result."""
+    return {
+        "scenario": scn.name,
+        "dataset": scn.dataset,
+        "split": scn.split,
+        "backbone": scn.backbone,
+        "ways": scn.ways,
+        "shots": scn.shots,
+        "queries": scn.queries,
+        "episodes": scn.episodes,
+        "seed": scn.seed,
+        "strategy": sname,
+        "episodes_hash": ep_hash,
+        # the whole definition, so a report can re-plan the episodes (genie bench report)
+        "scenario_config": scn.to_dict(),
+        "git_commit": git_commit(),
+        "versions": environment()["versions"],
+        "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu")),
+        "platform": platform.machine(),
+    }
+
+
+def describe_strategy(sname: str) -> tuple[object, dict]:
+    """(strategy, its row fields: config and distribution); raises for an unknown name."""
+    from genie_plugin.registry import REGISTRY
+
+    entry = REGISTRY.get(sname)
+    strategy = entry.create()
+    return strategy, {
+        "strategy_config": strategy.config.to_dict(),
+        "strategy_distribution": f"{entry.distribution} {entry.version}".strip(),
+    }
+
+
+def score_episode(strategy, scn: Scenario, embed, index: int, support, generated, query) -> float:
+    """Query accuracy of one episode: the reference logistic regression on the strategy's
+    training features (MixUp/CutMix: the soft-label linear head)."""
+    from genie_plugin.fewshot.protocol import logistic_regression_accuracy, soft_label_accuracy
+
+    xtr, ytr, xq, yq = strategy_features(strategy, scn, embed, index, support, generated, query)
+    if ytr.ndim == 2:  # soft labels (MixUp/CutMix)
+        return soft_label_accuracy(xtr, ytr, xq, yq)
+    return logistic_regression_accuracy(xtr, ytr, xq, yq)
+
+
+def row_result(accs, counts: dict | None, chosen: Counter | None = None) -> dict:
+    """The result fields of a finished row: accuracies (fractions, episode order), generation
+    counts (``generated``, ``hits``, ``repaired``, ``unet_rows``; None: not generative) and
+    GeNIe-Ada's r* counts."""
+    mean, ci = mean_ci95(accs)
+    counts = counts or {}
+    out = {
+        "status": "ok",
+        "mean": round(100 * mean, 2),
+        "ci95": round(100 * ci, 2),
+        # per episode, same order for every strategy: paired comparisons in leaderboards
+        "episode_accuracies": [round(100 * a, 4) for a in accs],
+        "images_generated": int(counts.get("generated", 0)),
+        "cache_hits": int(counts.get("hits", 0)),
+        # bad cache entries (truncated, corrupt, mismatching) found and regenerated
+        "cache_repaired": int(counts.get("repaired", 0)),
+        # generation cost from scratch (cache hits included): comparable across rows
+        "unet_rows": int(counts.get("unet_rows", 0)),
+    }
+    if chosen:  # GeNIe-Ada: how often each r was picked (r* distribution)
+        out["ada_r_star"] = dict(sorted(chosen.items(), key=lambda kv: float(kv[0])))
+    return out
+
+
+def failed_fields(exc: BaseException) -> dict:
+    """A failed strategy's row fields; a full or read-only disk is raised instead (no other
+    strategy would escape it)."""
+    if isinstance(exc, OSError) and exc.errno in _STOP_ERRNOS:
+        raise exc
+    return {
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": traceback.format_exc(limit=3),
+    }
+
+
+def cache_counts(cached) -> dict | None:
+    if cached is None:
+        return None
+    return {
+        "generated": cached.generated,
+        "hits": cached.hits,
+        "repaired": cached.repaired,
+        "unet_rows": cached.unet_rows,
+    }
 
 
 def run_scenario(
@@ -135,57 +229,29 @@ def run_scenario(
     cache_dir: Path,
     progress=None,
     device=None,
-    max_batch: int = 64,
+    max_batch: int = MAX_BATCH,
     on_row: Callable[[dict], None] | None = None,
     generator=None,
-    prior: dict[str, dict] | None = None,
-    strategies: list[str] | None = None,
 ) -> list[dict]:
     """Score every strategy of ``scn``; ``on_row`` gets each row as soon as it is scored (the
     CLI merges it into the results file then, so a crash later keeps the finished rows).
     ``generator``: the scenario's model already loaded (else loaded at the first generative
-    strategy). ``prior``: per strategy, what an earlier phase of the same run generated for it
-    (``generated``, ``hits``, ``repaired``, ``seconds``; ``bench run --jobs``): its images are
-    cache hits here, so the row counts them as generated, and its seconds as the row's.
-    ``strategies``: score only these of the scenario's (the rows still record the whole
-    scenario)."""
+    strategy)."""
     from genie_plugin.data.episodes import episodes_hash
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.fewshot.backbones import MemoEmbedder, load_backbone
-    from genie_plugin.fewshot.protocol import logistic_regression_accuracy, soft_label_accuracy
-    from genie_plugin.registry import REGISTRY
 
     data, episodes = scenario_episodes(scn)
     ep_hash = episodes_hash(episodes)
     embed = MemoEmbedder(load_backbone(scn.backbone, device=device), store=cache_dir / "features")
     gen = generator
     rows = []
-    for sname in scn.strategies if strategies is None else strategies:
+    for sname in scn.strategies:
         t0 = time.time()
-        row = {
-            "scenario": scn.name,
-            "dataset": scn.dataset,
-            "split": scn.split,
-            "backbone": scn.backbone,
-            "ways": scn.ways,
-            "shots": scn.shots,
-            "queries": scn.queries,
-            "episodes": scn.episodes,
-            "seed": scn.seed,
-            "strategy": sname,
-            "episodes_hash": ep_hash,
-            # the whole definition, so a report can re-plan the episodes (genie bench report)
-            "scenario_config": scn.to_dict(),
-            "git_commit": git_commit(),
-            "versions": environment()["versions"],
-            "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu")),
-            "platform": platform.machine(),
-        }
+        row = row_header(scn, sname, ep_hash, device)
         try:
-            entry = REGISTRY.get(sname)
-            strategy = entry.create()
-            row["strategy_config"] = strategy.config.to_dict()
-            row["strategy_distribution"] = f"{entry.distribution} {entry.version}".strip()
+            strategy, fields = describe_strategy(sname)
+            row.update(fields)
             cached = None
             if strategy.generative:
                 if gen is None:
@@ -206,47 +272,16 @@ def run_scenario(
                             strategy, scn, data, episodes, unit, cached, embed, max_batch, chosen
                         )
                     generated = pending.pop(ep.index)
-                xtr, ytr, xq, yq = strategy_features(
-                    strategy, scn, embed, ep.index, support, generated, query
+                accs.append(
+                    score_episode(strategy, scn, embed, ep.index, support, generated, query)
                 )
-                if ytr.ndim == 2:  # soft labels (MixUp/CutMix)
-                    accs.append(soft_label_accuracy(xtr, ytr, xq, yq))
-                else:
-                    accs.append(logistic_regression_accuracy(xtr, ytr, xq, yq))
                 if progress is not None:
                     progress(sname, ep.index + 1, len(episodes), cached)
-            mean, ci = mean_ci95(accs)
-            row.update(
-                status="ok",
-                mean=round(100 * mean, 2),
-                ci95=round(100 * ci, 2),
-                # per episode, same order for every strategy: paired comparisons in leaderboards
-                episode_accuracies=[round(100 * a, 4) for a in accs],
-                images_generated=cached.generated if cached else 0,
-                cache_hits=cached.hits if cached else 0,
-                # bad cache entries (truncated, corrupt, mismatching) found and regenerated
-                cache_repaired=cached.repaired if cached else 0,
-                # generation cost from scratch (cache hits included): comparable across rows
-                unet_rows=cached.unet_rows if cached else 0,
-            )
-            before = (prior or {}).get(sname)
-            if before and cached is not None:  # generated by an earlier phase of this run
-                row["images_generated"] += int(before["generated"])
-                row["cache_hits"] -= int(before["generated"])
-                row["cache_repaired"] += int(before["repaired"])
-                t0 -= before["seconds"]
-            if chosen:  # GeNIe-Ada: how often each r was picked (r* distribution)
-                row["ada_r_star"] = dict(sorted(chosen.items(), key=lambda kv: float(kv[0])))
+            row.update(row_result(accs, cache_counts(cached), chosen))
             if gen is not None and strategy.generative:
                 row["vae_fp32_reruns"] = gen.stats.get("vae_fp32_reruns", 0) - reruns_before
         except Exception as exc:  # a failed scenario is a row, not a crash
-            if isinstance(exc, OSError) and exc.errno in _STOP_ERRNOS:
-                raise  # a full or read-only disk stops the run: no other strategy would escape it
-            row.update(
-                status="failed",
-                error=f"{type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(limit=3),
-            )
+            row.update(failed_fields(exc))
         row["wall_s"] = round(time.time() - t0, 1)
         rows.append(dict(sorted(row.items())))
         if on_row is not None:
