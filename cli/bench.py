@@ -119,6 +119,14 @@ def resolve_auto_backend(scn, device, console, *, threads: int | None = None):
     if threads is not None:
         torch.set_num_threads(threads)
     try:
+        if threads is not None and not scn.model_config:
+            # the --jobs workers load their own model: a cached choice needs no load here
+            from genie_plugin.diffusion.auto import cached_choice
+
+            choice = cached_choice(scn.model, device)
+            if choice is not None:
+                console.print(f"  backend {choice.summary()}", soft_wrap=True)
+                return dataclasses.replace(scn, backend=choice.backend), None
         gen = scenario_generator(scn, device)
     finally:
         torch.set_num_threads(before)

@@ -9,6 +9,8 @@
 #       every reproduced field (means, CIs, per-episode accuracies, episode-list hash,
 #       generation counts) must match
 #   scripts/check_leaderboard.sh --update   # rerun all 50 and rewrite the committed files
+#   GENIE_CHECK_JOBS=2 scripts/check_leaderboard.sh --update   # in 2 one-thread processes
+#       (bench run --jobs: the same rows bit for bit, in about half the time on 2 free cores)
 # Why a prefix in CI: all 50 episodes cost ~1050 s of one CPU core, more than CI's 20-minute
 # budget leaves beside the test suite on 2 cores; 20 episodes (~420 s) still check 220
 # per-episode accuracies, each of which a change in sampling, generation or scoring moves.
@@ -42,7 +44,7 @@ if [ "$mode" = prefix ]; then
 fi
 # own empty cache: a warm GENIE_CACHE_DIR would turn generation counts into cache hits
 GENIE_CACHE_DIR="$tmp/genie-cache" "$bin" bench run embedded-5w1s "${episodes[@]}" \
-  --out "$tmp/embedded-5w1s.jsonl" --cache "$tmp/bench-cache"
+  --jobs "${GENIE_CHECK_JOBS:-1}" --out "$tmp/embedded-5w1s.jsonl" --cache "$tmp/bench-cache"
 echo "embedded benchmark: $(( $(date +%s) - start )) s"
 if [ "$mode" = prefix ]; then
   "$bin" bench compare "$committed" "$tmp/embedded-5w1s.jsonl" --prefix

@@ -111,3 +111,26 @@ def test_generation_throughput_per_pair_does_the_same_work_in_more_calls(tmp_pat
     for mode in ("genie", "genie_ada_lite"):
         a, b = packed["results"]["torch"][mode], per_pair["results"]["torch"][mode]
         assert a["unet_image_steps"] == b["unet_image_steps"] > 0
+
+
+def test_main_job_times_variants_cold_and_warm(tmp_path):
+    """benchmarks/perf/main_job.py on a tiny scenario: each variant cold then warm, the warm
+    rerun generates nothing and scores the same; --jobs 2 (one thread per process) gives the
+    rows a one-thread single process gives."""
+    data = _run(
+        [
+            "benchmarks/perf/main_job.py",
+            "--args", "--model tiny-random --steps 3 --episodes 5 -s none -s genie",
+            "--variant", "one=", "--variant", "jobs2=--jobs 2",
+            "--env", "one=OMP_NUM_THREADS=1",
+        ],
+        tmp_path / "main.json",
+    )  # fmt: skip
+    v = data["variants"]
+    assert list(v) == ["one", "jobs2"]
+    for r in v.values():
+        assert r["cold_s"] > 0 and r["warm_s"] > 0 and r["warm_equals_cold"]
+        assert r["warm_images_generated"] == 0 and r["cold_images_generated"] == 5 * 20
+        assert r["backends"] == ["torch"]
+    assert v["jobs2"]["rows_equal_first_variant"] and v["jobs2"]["max_abs_mean_diff_vs_first"] == 0
+    assert data["environment"]["versions"]["torch"]

@@ -4,6 +4,7 @@ is chosen, the choice is cached per model/device/libraries and recorded as the r
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from genie_cli.main import app
@@ -135,3 +136,40 @@ def test_bench_run_with_auto_prints_the_choice_and_records_the_backend(tmp_path)
     chosen = rows["genie"]["scenario_config"]["backend"]
     assert chosen in ("torch", "onnx")  # the run records what ran, never "auto"
     assert rows["genie"]["model"].get("backend", "torch") == chosen
+
+
+def test_jobs_with_auto_time_one_thread_and_reuse_the_choice_without_loading(tmp_path, monkeypatch):
+    """--jobs N workers run one thread each: auto times the backends with one thread, and the
+    next run finds that cached choice without loading the model in the parent."""
+    from genie_plugin.diffusion import auto
+
+    monkeypatch.setenv("GENIE_CACHE_DIR", str(tmp_path / "root"))
+    args = [
+        "bench", "run", "--model", "tiny-random", "--steps", "3", "--episodes", "1",
+        "-s", "genie", "--backend", "auto", "--jobs", "2", "--device", "cpu",
+        "--out", str(tmp_path / "r.jsonl"), "--cache", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    r1 = CliRunner().invoke(app, args)
+    assert r1.exit_code == 0, r1.output
+    assert "measured now" in r1.output
+    records = list((tmp_path / "root" / "backends").glob("*.json"))
+    assert len(records) == 1
+    choice = auto.cached_choice("tiny-random", "cpu")
+    assert choice is None  # cached for one thread, not for this process's threads
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        choice = auto.cached_choice("tiny-random", "cpu")
+    finally:
+        torch.set_num_threads(threads)
+    assert choice is not None and choice.cached
+
+    def no_load(*a, **k):
+        raise AssertionError("the parent loaded the model")
+
+    monkeypatch.setattr("genie_plugin.bench.runner.scenario_generator", no_load)
+    r2 = CliRunner().invoke(app, args)
+    assert r2.exit_code == 0, r2.output
+    assert f"auto → {choice.backend}" in r2.output and "cached choice" in r2.output
+    row = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])
+    assert row["scenario_config"]["backend"] == choice.backend
