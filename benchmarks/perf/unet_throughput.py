@@ -6,8 +6,9 @@ one run (ratios to torch eager, fraction of the FLOP limit, GPU name and version
     python benchmarks/perf/unet_throughput.py --arch tiny --device cpu --batches 2 --iters 3  # smoke
 
 Random weights (speed does not depend on them) or ``--model`` for a real checkpoint's UNet.
-One "image-step" is one UNet row (a CFG step of one image is two rows); SD 1.5 at 64×64
-latents costs about 803 GFLOP per image-step.
+One "image-step" is one UNet row (a CFG step of one image is two rows); its GFLOP are counted
+on the UNet itself (SD 1.5 at 64×64 latents: about 803) and the text rows have the model's own
+padded prompt length (77 for SD; 16 for the embedded model).
 """
 
 from __future__ import annotations
@@ -22,17 +23,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-GFLOP = {"sd15": 803.0, "sd21": 803.0}  # 64×64 latents (SD 2.1 base at 512 px: similar)
-
 
 def build_unet(arch: str, model: str | None, device, dtype):
+    """(UNet, prompt tokens it is called with): a real model's padded prompt length, else 77."""
     import torch
     from diffusers import UNet2DConditionModel
 
     if model:
         from genie_plugin.diffusion import load_generator
 
-        return load_generator(model, device=device).unet.to(device, dtype)
+        gen = load_generator(model, device=device)
+        n_tok = getattr(gen.tokenizer, "model_max_length", 77)
+        n_tok = n_tok if isinstance(n_tok, int) and 0 < n_tok <= 512 else 77
+        return gen.unet.to(device, dtype), n_tok
     cfg = {
         "sd15": dict(cross_attention_dim=768, attention_head_dim=8),
         "sd21": dict(
@@ -54,7 +57,22 @@ def build_unet(arch: str, model: str | None, device, dtype):
                 layers_per_block=2,
                 **cfg[arch],
             )
-    return unet.to(device, dtype).eval().requires_grad_(False)
+    return unet.to(device, dtype).eval().requires_grad_(False), 77
+
+
+def gflop_per_row(unet, tokens: int, device, dtype) -> float:
+    """GFLOP of one UNet row, counted by torch's FLOP counter on this UNet (convolutions and
+    matmuls)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    c = unet.config
+    s = int(c.sample_size)
+    x = torch.zeros(2, c.in_channels, s, s, device=device, dtype=dtype)
+    ehs = torch.zeros(2, tokens, c.cross_attention_dim, device=device, dtype=dtype)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        unet(x, torch.full((2,), 500.0, device=device), encoder_hidden_states=ehs)
+    return fc.get_total_flops() / 2 / 1e9
 
 
 def matmul_peak_tflops(device, dtype, n: int = 8192, iters: int = 20) -> float:
@@ -108,8 +126,9 @@ def main() -> None:
 
     cuda = torch.device(a.device).type == "cuda"
     dtype = torch.float16 if cuda else torch.float32
-    unet = build_unet(a.arch, a.model, a.device, dtype)
+    unet, tokens = build_unet(a.arch, a.model, a.device, dtype)
     c = unet.config
+    gflop = round(gflop_per_row(unet, tokens, a.device, dtype), 3)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     modes = [m for m in a.modes.split(",") if cuda or "cuda" not in m]
     onnx_dir = a.onnx_dir
@@ -143,7 +162,7 @@ def main() -> None:
         s = int(c.sample_size)
         x = torch.randn(b, c.in_channels, s, s, generator=g).to(a.device, dtype)
         t = torch.full((b,), 500.0).to(a.device)
-        ehs = torch.randn(b, 77, c.cross_attention_dim, generator=g).to(a.device, dtype)
+        ehs = torch.randn(b, tokens, c.cross_attention_dim, generator=g).to(a.device, dtype)
         row = {}
         for mode in modes:
             try:
@@ -169,8 +188,8 @@ def main() -> None:
         for r in row.values():
             if base and "ms_per_step" in r:
                 r["speedup_vs_torch_eager"] = round(base / r["ms_per_step"], 3)
-                if a.arch in GFLOP and cuda:
-                    r["tflops"] = round(r["image_steps_per_s"] * GFLOP[a.arch] / 1e3, 1)
+                r["tflops"] = round(r["image_steps_per_s"] * gflop / 1e3, 3)
+                if cuda:
                     r["fraction_of_matmul_peak"] = round(r["tflops"] / peak, 3)
         results[str(b)] = row
     out = {
@@ -179,7 +198,9 @@ def main() -> None:
         "device": a.device,
         "gpu": torch.cuda.get_device_name() if cuda else None,
         "dtype": str(dtype).replace("torch.", ""),
-        "gflop_per_image_step": GFLOP.get(a.arch),
+        "gflop_per_image_step": gflop,
+        "prompt_tokens": tokens,
+        "threads": torch.get_num_threads(),
         "matmul_peak_tflops": peak,
         "results": results,
         "onnx_export": {k: v for k, v in report.items() if k != "files"},

@@ -64,6 +64,8 @@ def test_unet_throughput_reports_modes_per_batch(tmp_path):
         ],
         tmp_path / "unet.json",
     )  # fmt: skip
+    assert data["gflop_per_image_step"] > 0 and data["prompt_tokens"] == 77  # counted, SD's
+    assert data["threads"] >= 1
     for b in ("2",):  # one batch size: torch.compile recompiles per shape (~20 s each here)
         assert data["results"][b]["torch_eager"]["image_steps_per_s"] > 0
         assert data["results"][b]["onnx_plain"]["speedup_vs_torch_eager"] > 0
