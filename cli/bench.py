@@ -121,9 +121,9 @@ def resolve_auto_backend(scn, device, console, *, threads: int | None = None):
     try:
         if threads is not None and not scn.model_config:
             # the --jobs workers load their own model: a cached choice needs no load here
-            from genie_plugin.diffusion.auto import cached_choice
+            from genie_plugin.diffusion.loading import cached_backend_choice
 
-            choice = cached_choice(scn.model, device)
+            choice = cached_backend_choice(scn.model, device)
             if choice is not None:
                 console.print(f"  backend {choice.summary()}", soft_wrap=True)
                 return dataclasses.replace(scn, backend=choice.backend), None

@@ -92,32 +92,6 @@ def _choice_key(fingerprint: str, dtype, device, names: list[str], batch: int) -
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
-def cached_choice(model: str, device, *, batch: int = CALIBRATION_BATCH) -> BackendChoice | None:
-    """The cached choice for a model folder (a built-in name or a local diffusers folder),
-    found without loading the model (its fingerprint is the folder's content hash, memoised);
-    None when there is none yet or the model is a single file or a hub id (load it then)."""
-    from pathlib import Path
-
-    from genie_plugin import plugins
-    from genie_plugin.diffusion.fingerprint import folder_fingerprint
-    from genie_plugin.diffusion.loading import _default_device_dtype, resolve_model
-    from genie_plugin.paths import cache_root
-
-    try:
-        kind, loc = resolve_model(model)
-        if kind == "builtin":
-            kind, loc = "folder", plugins.load(plugins.MODELS, str(loc))()
-        if kind != "folder":
-            return None
-        device, dtype = _default_device_dtype(device, None)
-        names, _ = candidates(device)
-        fp = folder_fingerprint(Path(loc))
-        path = cache_root() / "backends" / f"{_choice_key(fp, dtype, device, names, batch)}.json"
-        return BackendChoice(**{**json.loads(path.read_text()), "cached": True})
-    except Exception:  # noqa: BLE001 - no usable record: the caller loads and measures
-        return None
-
-
 def time_backend(gen, backend: str, *, batch: int, iters: int, seed: int = 0) -> float:
     """Median milliseconds per UNet call of ``gen`` on ``backend`` (a seeded batch, warmed up)."""
     from genie_plugin.diffusion.loop import torch_denoiser

@@ -273,3 +273,33 @@ def load_configured(
     if backend != "torch":
         gen = gen.with_backend(backend, **(backend_options or {}))
     return gen
+
+
+def cached_backend_choice(model: str, device, *, batch: int | None = None):
+    """The cached choice for a model folder (a built-in name or a local diffusers folder),
+    found without loading the model (its fingerprint is the folder's content hash, memoised);
+    None when there is none yet or the model is a single file or a hub id (load it then)."""
+    import json
+
+    from genie_plugin.diffusion.auto import (
+        CALIBRATION_BATCH,
+        BackendChoice,
+        _choice_key,
+        candidates,
+    )
+    from genie_plugin.paths import cache_root
+
+    batch = CALIBRATION_BATCH if batch is None else batch
+    try:
+        kind, loc = resolve_model(model)
+        if kind == "builtin":
+            kind, loc = "folder", plugins.load(plugins.MODELS, str(loc))()
+        if kind != "folder":
+            return None
+        device, dtype = _default_device_dtype(device, None)
+        names, _ = candidates(device)
+        fp = folder_fingerprint(Path(loc))
+        path = cache_root() / "backends" / f"{_choice_key(fp, dtype, device, names, batch)}.json"
+        return BackendChoice(**{**json.loads(path.read_text()), "cached": True})
+    except Exception:  # noqa: BLE001 - no usable record: the caller loads and measures
+        return None

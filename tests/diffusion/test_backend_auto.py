@@ -141,7 +141,7 @@ def test_bench_run_with_auto_prints_the_choice_and_records_the_backend(tmp_path)
 def test_jobs_with_auto_time_one_thread_and_reuse_the_choice_without_loading(tmp_path, monkeypatch):
     """--jobs N workers run one thread each: auto times the backends with one thread, and the
     next run finds that cached choice without loading the model in the parent."""
-    from genie_plugin.diffusion import auto
+    from genie_plugin.diffusion.loading import cached_backend_choice
 
     monkeypatch.setenv("GENIE_CACHE_DIR", str(tmp_path / "root"))
     args = [
@@ -154,12 +154,12 @@ def test_jobs_with_auto_time_one_thread_and_reuse_the_choice_without_loading(tmp
     assert "measured now" in r1.output
     records = list((tmp_path / "root" / "backends").glob("*.json"))
     assert len(records) == 1
-    choice = auto.cached_choice("tiny-random", "cpu")
+    choice = cached_backend_choice("tiny-random", "cpu")
     assert choice is None  # cached for one thread, not for this process's threads
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        choice = auto.cached_choice("tiny-random", "cpu")
+        choice = cached_backend_choice("tiny-random", "cpu")
     finally:
         torch.set_num_threads(threads)
     assert choice is not None and choice.cached
