@@ -154,11 +154,11 @@ def test_jobs_with_auto_time_one_thread_and_reuse_the_choice_without_loading(tmp
     assert "measured now" in r1.output
     records = list((tmp_path / "root" / "backends").glob("*.json"))
     assert len(records) == 1
-    choice = cached_backend_choice("tiny-random", "cpu")
-    assert choice is None  # cached for one thread, not for this process's threads
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
+        torch.set_num_threads(2)
+        assert cached_backend_choice("tiny-random", "cpu") is None  # timed for one thread only
+        torch.set_num_threads(1)
         choice = cached_backend_choice("tiny-random", "cpu")
     finally:
         torch.set_num_threads(threads)
