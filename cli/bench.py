@@ -404,12 +404,10 @@ def parse_jobs(value: str, device) -> int:
 
 def check_cpu_jobs(jobs: int, device) -> None:
     """--jobs > 1 splits CPU cores; on a GPU each process would load its own model copy."""
-    import torch
-
+    from genie_plugin.bench.parallel import runs_on_gpu
     from genie_plugin.errors import ConfigError
 
-    on_gpu = torch.device(device).type == "cuda" if device else torch.cuda.is_available()
-    if on_gpu:
+    if runs_on_gpu(device):
         raise ConfigError(
             f"--jobs {jobs} runs strategies in CPU processes; on a GPU use --jobs 1 (or fill "
             "the cache with `genie bench generate` under accelerate first)"

@@ -30,12 +30,16 @@ from pathlib import Path
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def auto_jobs(device) -> int:
-    """``--jobs auto``: one process per usable core on a CPU (at most 8), one on a GPU."""
+def runs_on_gpu(device) -> bool:
+    """Whether a run with ``--device device`` (None: the default) generates on a GPU."""
     import torch
 
-    on_gpu = torch.device(device).type == "cuda" if device else torch.cuda.is_available()
-    if on_gpu:
+    return torch.device(device).type == "cuda" if device else torch.cuda.is_available()
+
+
+def auto_jobs(device) -> int:
+    """``--jobs auto``: one process per usable core on a CPU (at most 8), one on a GPU."""
+    if runs_on_gpu(device):
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
@@ -47,12 +51,9 @@ def auto_jobs(device) -> int:
 def _worker(scn_dict: dict, cache: str, device, tasks, q) -> None:
     """Blocks from ``tasks`` until its ``None``; one message per (strategy, block)."""
     import torch
-    from threadpoolctl import threadpool_limits
 
-    # one thread for every pool: torch's, and numpy/scipy's BLAS (the logistic regressions),
-    # which would otherwise start a thread per core in every worker
+    # BLAS pools got one thread from the environment at spawn (run_parallel); torch's too
     torch.set_num_threads(1)
-    threadpool_limits(1)
     try:
         _work(scn_dict, Path(cache), device, tasks, q)
         q.put(("done", None))
@@ -67,12 +68,10 @@ def _work(scn_dict: dict, cache: Path, device, tasks, q) -> None:
         MAX_BATCH,
         cache_counts,
         describe_strategy,
-        episode_inputs,
         failed_fields,
-        render_unit,
         scenario_episodes,
         scenario_generator,
-        score_episode,
+        score_unit,
     )
     from genie_plugin.bench.scenario import Scenario
     from genie_plugin.data.episodes import episodes_hash
@@ -107,17 +106,9 @@ def _work(scn_dict: dict, cache: Path, device, tasks, q) -> None:
                         before = cache_counts(c)
                     strategies[sname] = strategy
                     q.put(("fields", sname, fields))
-                strategy = strategies[sname]
-                rendered = {}
-                if strategy.generative:
-                    rendered = render_unit(
-                        strategy, scn, data, episodes, block, c, embed, MAX_BATCH, chosen
-                    )
-                accs = {}
-                for e in block:
-                    _, support, query, _ = episode_inputs(scn, data, episodes[e])
-                    generated = rendered.get(e, [])
-                    accs[e] = score_episode(strategy, scn, embed, e, support, generated, query)
+                accs = score_unit(
+                    strategies[sname], scn, data, episodes, block, c, embed, MAX_BATCH, chosen
+                )
             except Exception as exc:  # noqa: BLE001 - the strategy's row fails, others go on
                 failed.add(sname)
                 q.put(("failed", sname, failed_fields(exc)))
@@ -142,9 +133,7 @@ class _Rows:
     def add(self, accs: dict, counts: dict | None, chosen: dict, seconds: float) -> None:
         self.accs.update(accs)
         if counts is not None:
-            self.counts = Counter(self.counts or {}) + Counter(counts)
-            for k in counts:  # Counter drops zeros: keep every field
-                self.counts.setdefault(k, 0)
+            self.counts = {k: (self.counts or {}).get(k, 0) + v for k, v in counts.items()}
         self.chosen.update(chosen)
         self.seconds += seconds
 

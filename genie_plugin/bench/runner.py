@@ -176,6 +176,35 @@ def score_episode(strategy, scn: Scenario, embed, index: int, support, generated
     return logistic_regression_accuracy(xtr, ytr, xq, yq)
 
 
+def score_unit(
+    strategy,
+    scn: Scenario,
+    data,
+    episodes,
+    unit,
+    cached,
+    embed,
+    max_batch: int,
+    chosen,
+    on_episode=None,
+) -> dict[int, float]:
+    """Accuracies of the episodes of one work unit: its generated images rendered as one batch
+    (generative strategies), then each episode scored; ``on_episode(index)`` after each. The
+    one loop a run and a ``--jobs`` worker go through."""
+    rendered = {}
+    if strategy.generative:
+        rendered = render_unit(
+            strategy, scn, data, episodes, unit, cached, embed, max_batch, chosen
+        )
+    accs = {}
+    for e in unit:
+        _, support, query, _ = episode_inputs(scn, data, episodes[e])
+        accs[e] = score_episode(strategy, scn, embed, e, support, rendered.get(e, []), query)
+        if on_episode is not None:
+            on_episode(e)
+    return accs
+
+
 def row_result(accs, counts: dict | None, chosen: Counter | None = None) -> dict:
     """The result fields of a finished row: accuracies (fractions, episode order), generation
     counts (``generated``, ``hits``, ``repaired``, ``unet_rows``; None: not generative) and
@@ -259,25 +288,21 @@ def run_scenario(
                 cached = CachedGenerator(gen, AugmentationCache(cache_dir))
                 row["model"] = gen.describe()
             reruns_before = gen.stats.get("vae_fp32_reruns", 0) if gen is not None else 0
-            accs = []
-            pending: dict[int, list] = {}
+            accs: dict[int, float] = {}
             chosen: Counter = Counter()
-            for ep in episodes:
-                _, support, query, _ = episode_inputs(scn, data, ep)
-                generated = []
-                if strategy.generative:
-                    if ep.index not in pending:
-                        unit = episode_unit(ep.index, len(episodes))
-                        pending = render_unit(
-                            strategy, scn, data, episodes, unit, cached, embed, max_batch, chosen
-                        )
-                    generated = pending.pop(ep.index)
-                accs.append(
-                    score_episode(strategy, scn, embed, ep.index, support, generated, query)
-                )
+
+            def advance(e, sname=sname, cached=cached):
                 if progress is not None:
-                    progress(sname, ep.index + 1, len(episodes), cached)
-            row.update(row_result(accs, cache_counts(cached), chosen))
+                    progress(sname, e + 1, len(episodes), cached)
+
+            for first in range(0, len(episodes), UNIT_EPISODES):
+                unit = episode_unit(first, len(episodes))
+                accs |= score_unit(
+                    strategy, scn, data, episodes, unit, cached, embed, max_batch, chosen, advance
+                )
+            row.update(
+                row_result([accs[e] for e in range(len(episodes))], cache_counts(cached), chosen)
+            )
             if gen is not None and strategy.generative:
                 row["vae_fp32_reruns"] = gen.stats.get("vae_fp32_reruns", 0) - reruns_before
         except Exception as exc:  # a failed scenario is a row, not a crash

@@ -80,16 +80,28 @@ def _device_name(device) -> str:
     return f"{platform.machine()} {platform.processor() or ''} x{torch.get_num_threads()}".strip()
 
 
-def choice_key(gen, names: list[str], batch: int) -> str:
-    """What a cached choice is valid for: the model, the device, the libraries, the batch."""
-    return _choice_key(gen.fingerprint, gen.dtype, gen.device, names, batch)
-
-
 def _choice_key(fingerprint: str, dtype, device, names: list[str], batch: int) -> str:
+    """What a cached choice is valid for: the model, the device, the libraries, the batch."""
     import hashlib
 
     raw = json.dumps([fingerprint, str(dtype), _device_name(device), _versions(), names, batch])
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def choice_path(fingerprint: str, dtype, device, names: list[str], batch: int):
+    """Where the choice for this model, device, libraries and batch is cached."""
+    from genie_plugin.paths import cache_root
+
+    key = _choice_key(fingerprint, dtype, device, names, batch)
+    return cache_root() / "backends" / f"{key}.json"
+
+
+def read_choice(path) -> BackendChoice | None:
+    """The cached choice at ``path``; None when there is none or it is damaged (measure again)."""
+    try:
+        return BackendChoice(**{**json.loads(path.read_text()), "cached": True})
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def time_backend(gen, backend: str, *, batch: int, iters: int, seed: int = 0) -> float:
@@ -126,16 +138,11 @@ def choose_backend(
 ) -> BackendChoice:
     """Time every backend that can run ``gen`` here and return the fastest (cached)."""
     from genie_plugin.io import atomic_write_text
-    from genie_plugin.paths import cache_root
 
     names, skipped = candidates(gen.device)
-    path = cache_root() / "backends" / f"{choice_key(gen, names, batch)}.json"
-    if use_cache and path.exists():
-        try:
-            d = json.loads(path.read_text())
-            return BackendChoice(**{**d, "cached": True})
-        except (ValueError, TypeError):
-            pass  # a damaged record is measured again
+    path = choice_path(gen.fingerprint, gen.dtype, gen.device, names, batch)
+    if use_cache and (cached := read_choice(path)) is not None:
+        return cached
     times: dict[str, float] = {}
     for name in names:
         try:

@@ -149,6 +149,14 @@ def resolve_model(model: str | os.PathLike) -> tuple[str, Path | str]:
     )
 
 
+def _located(model) -> tuple[str, Path | str]:
+    """:func:`resolve_model` with a built-in name resolved to its folder."""
+    kind, loc = resolve_model(model)
+    if kind == "builtin":
+        return "folder", plugins.load(plugins.MODELS, str(loc))()
+    return kind, loc
+
+
 def check_model_available(model: str, *, option: str = "--model") -> str:
     """Before any work: ``model`` resolves, and a hub id is in the HF cache or may download.
 
@@ -212,9 +220,7 @@ def load_generator(
     from genie_plugin.diffusion.settings import SamplerConfig
 
     device, dtype = _default_device_dtype(device, dtype)
-    kind, loc = resolve_model(model)
-    if kind == "builtin":
-        kind, loc = "folder", plugins.load(plugins.MODELS, str(loc))()
+    kind, loc = _located(model)
     if sampler is None:
         rec = recommended_sampler(Path(loc)) if kind == "folder" else {}
         sampler = SamplerConfig.from_dict(rec)
@@ -279,27 +285,15 @@ def cached_backend_choice(model: str, device, *, batch: int | None = None):
     """The cached choice for a model folder (a built-in name or a local diffusers folder),
     found without loading the model (its fingerprint is the folder's content hash, memoised);
     None when there is none yet or the model is a single file or a hub id (load it then)."""
-    import json
+    from genie_plugin.diffusion.auto import CALIBRATION_BATCH, candidates, choice_path, read_choice
 
-    from genie_plugin.diffusion.auto import (
-        CALIBRATION_BATCH,
-        BackendChoice,
-        _choice_key,
-        candidates,
-    )
-    from genie_plugin.paths import cache_root
-
-    batch = CALIBRATION_BATCH if batch is None else batch
     try:
-        kind, loc = resolve_model(model)
-        if kind == "builtin":
-            kind, loc = "folder", plugins.load(plugins.MODELS, str(loc))()
+        kind, loc = _located(model)
         if kind != "folder":
             return None
-        device, dtype = _default_device_dtype(device, None)
-        names, _ = candidates(device)
         fp = folder_fingerprint(Path(loc))
-        path = cache_root() / "backends" / f"{_choice_key(fp, dtype, device, names, batch)}.json"
-        return BackendChoice(**{**json.loads(path.read_text()), "cached": True})
-    except Exception:  # noqa: BLE001 - no usable record: the caller loads and measures
+    except Exception:  # noqa: BLE001 - no usable record: the caller loads (and says why)
         return None
+    device, dtype = _default_device_dtype(device, None)
+    names, _ = candidates(device)
+    return read_choice(choice_path(fp, dtype, device, names, batch or CALIBRATION_BATCH))

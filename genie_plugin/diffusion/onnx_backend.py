@@ -232,24 +232,24 @@ def _optimize(path: Path, out: Path, *, use_gpu: bool, fp16: bool) -> dict:
         }
 
 
-def _session_options():
+def _session_options(threads: int | None = None):
+    """``threads``: CPU threads (default: as many as torch uses — onnxruntime's default, every
+    core, in each of ``bench run --jobs N``'s one-thread workers would oversubscribe N times)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    # as many CPU threads as torch uses: onnxruntime's default (every core) in each of
-    # ``bench run --jobs N``'s one-thread workers would oversubscribe the cores N times
-    so.intra_op_num_threads = torch.get_num_threads()
+    so.intra_op_num_threads = torch.get_num_threads() if threads is None else threads
     so.inter_op_num_threads = 1
     return so
 
 
 @cache
-def _session(path: str, providers: tuple[str, ...], threads: int = 0):
-    """One session per graph, providers and thread count (``threads``: the cache key only)."""
+def _session(path: str, providers: tuple[str, ...], threads: int):
+    """One session per graph, providers and thread count."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(path, _session_options(), providers=list(providers))
+    return ort.InferenceSession(path, _session_options(threads), providers=list(providers))
 
 
 def providers_for(device) -> tuple[str, ...]:
