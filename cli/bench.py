@@ -342,7 +342,8 @@ def generate(
     preflight(scn)
     check_max_batch(max_batch)
     check_writable(cache, "--cache")
-    scn, _ = resolve_auto_backend(scn, dev, console)  # each process times (or reads) the choice
+    # each process times (or reads) the choice; the model it loaded for that is the one it uses
+    scn, gen = resolve_auto_backend(scn, dev, console)
     with make_progress(console=console) as bar:
         task = bar.add_task(f"{tag}{scn.name} units", total=None, info="")
 
@@ -363,6 +364,7 @@ def generate(
             max_batch=max_batch,
             channels_last=channels_last,
             progress=advance,
+            generator=gen,
         )
     console.print(
         f"{tag}{stats['units']} of {stats['of_units']} units: {stats['images']} images "

@@ -72,6 +72,7 @@ def _work(scn_dict: dict, cache: Path, device, tasks, q) -> None:
         scenario_episodes,
         scenario_generator,
         score_unit,
+        unit_inputs,
     )
     from genie_plugin.bench.scenario import Scenario
     from genie_plugin.data.episodes import episodes_hash
@@ -88,6 +89,7 @@ def _work(scn_dict: dict, cache: Path, device, tasks, q) -> None:
     cached: dict[str, object] = {}
     failed: set[str] = set()
     while (block := tasks.get()) is not None:
+        inputs = unit_inputs(scn, data, episodes, block)  # one read for every strategy
         for sname in scn.strategies:
             if sname in failed:
                 continue
@@ -99,16 +101,17 @@ def _work(scn_dict: dict, cache: Path, device, tasks, q) -> None:
                 if sname not in strategies:
                     strategy, fields = describe_strategy(sname)
                     if strategy.generative:
-                        if gen is None:
-                            gen = scenario_generator(scn, device)
+                        if gen is None:  # weights loaded at the first cache miss
+                            gen = scenario_generator(scn, device, lazy=True)
                         fields["model"] = gen.describe()
                         c = cached[sname] = CachedGenerator(gen, store)
                         before = cache_counts(c)
                     strategies[sname] = strategy
                     q.put(("fields", sname, fields))
                 accs = score_unit(
-                    strategies[sname], scn, data, episodes, block, c, embed, MAX_BATCH, chosen
-                )
+                    strategies[sname], scn, data, episodes, block, c, embed, MAX_BATCH, chosen,
+                    inputs=inputs,
+                )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - the strategy's row fails, others go on
                 failed.add(sname)
                 q.put(("failed", sname, failed_fields(exc)))

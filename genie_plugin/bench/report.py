@@ -206,7 +206,9 @@ def build_gallery(
     shown = set(chosen[:episodes])
     if not names or not chosen:
         return [], "no generative strategy in the results", {}
-    cached = CachedGenerator(scenario_generator(scn, device), AugmentationCache(cache_dir))
+    cached = CachedGenerator(
+        scenario_generator(scn, device, lazy=True), AugmentationCache(cache_dir)
+    )
     embed = MemoEmbedder(load_backbone(scn.backbone, device=device), store=cache_dir / "features")
     gallery, samples = [], {n: [] for n in names}
     for e in chosen:

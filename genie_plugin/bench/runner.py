@@ -61,6 +61,12 @@ def episode_inputs(scn: Scenario, data, ep):
     return episode, support, query, images
 
 
+def unit_inputs(scn: Scenario, data, episodes, unit) -> dict:
+    """{episode: :func:`episode_inputs`} of a work unit: its images read once, whatever scores
+    them (the dataset's images are decoded anew on every read)."""
+    return {e: episode_inputs(scn, data, episodes[e]) for e in unit}
+
+
 def render_unit(
     strategy,
     scn: Scenario,
@@ -71,8 +77,10 @@ def render_unit(
     embed,
     max_batch: int,
     chosen: Counter | None = None,
+    inputs: dict | None = None,
 ):
     """Generated images of several episodes rendered as one batch: {episode: [(image, label)]}.
+    ``inputs``: the episodes' :func:`episode_inputs`, where the caller has them.
 
     ``chosen`` counts the ratio GeNIe-Ada picked for each output (its records' ``r_star``).
 
@@ -84,7 +92,7 @@ def render_unit(
 
     specs, images = [], {}
     for e in indices:
-        episode, _, _, ims = episode_inputs(scn, data, episodes[e])
+        episode, _, _, ims = (inputs or {}).get(e) or episode_inputs(scn, data, episodes[e])
         pgen = torch.Generator().manual_seed(stable_seed(scn.seed, strategy.name, "plan", e))
         specs += strategy.plan(episode, pgen)
         images.update(ims)
@@ -187,18 +195,21 @@ def score_unit(
     max_batch: int,
     chosen,
     on_episode=None,
+    inputs: dict | None = None,
 ) -> dict[int, float]:
     """Accuracies of the episodes of one work unit: its generated images rendered as one batch
     (generative strategies), then each episode scored; ``on_episode(index)`` after each. The
-    one loop a run and a ``--jobs`` worker go through."""
+    one loop a run and a ``--jobs`` worker go through. ``inputs``: :func:`unit_inputs` of the
+    unit, which a caller scoring several strategies on it makes once."""
+    inputs = inputs or unit_inputs(scn, data, episodes, unit)
     rendered = {}
     if strategy.generative:
         rendered = render_unit(
-            strategy, scn, data, episodes, unit, cached, embed, max_batch, chosen
+            strategy, scn, data, episodes, unit, cached, embed, max_batch, chosen, inputs
         )
     accs = {}
     for e in unit:
-        _, support, query, _ = episode_inputs(scn, data, episodes[e])
+        _, support, query, _ = inputs[e]
         accs[e] = score_episode(strategy, scn, embed, e, support, rendered.get(e, []), query)
         if on_episode is not None:
             on_episode(e)
@@ -284,7 +295,7 @@ def run_scenario(
             cached = None
             if strategy.generative:
                 if gen is None:
-                    gen = scenario_generator(scn, device)
+                    gen = scenario_generator(scn, device, lazy=True)
                 cached = CachedGenerator(gen, AugmentationCache(cache_dir))
                 row["model"] = gen.describe()
             reruns_before = gen.stats.get("vae_fp32_reruns", 0) if gen is not None else 0
@@ -350,8 +361,11 @@ def scenario_episodes(scn: Scenario):
     return data, episodes
 
 
-def scenario_generator(scn: Scenario, device=None, *, channels_last: bool = False):
-    """The scenario's diffusion model with its sampler settings and UNet backend."""
+def scenario_generator(
+    scn: Scenario, device=None, *, channels_last: bool = False, lazy: bool = False
+):
+    """The scenario's diffusion model with its sampler settings and UNet backend; ``lazy``: its
+    weights loaded only when an image is not in the cache (``load_configured``)."""
     from genie_plugin.diffusion.loading import load_configured
 
     settings = {
@@ -368,6 +382,7 @@ def scenario_generator(scn: Scenario, device=None, *, channels_last: bool = Fals
         settings=settings,
         backend=scn.backend,
         channels_last=channels_last,
+        lazy=lazy,
     )
 
 
@@ -381,11 +396,13 @@ def generate_scenario(
     max_batch: int | str = 64,
     channels_last: bool = False,
     progress=None,
+    generator=None,
 ) -> dict:
     """Fill the augmentation cache for every generative strategy × episode, without scoring.
 
     Work units are dealt round-robin to ``num_processes`` shards; each process writes into the
     same content-addressed cache (safe for concurrent writers). Returns this shard's counts.
+    ``generator``: the scenario's model already loaded (``--backend auto`` timed it).
     """
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.registry import REGISTRY
@@ -402,7 +419,10 @@ def generate_scenario(
         return stats
     from genie_plugin.diffusion.memory import resolve_max_batch
 
-    gen = scenario_generator(scn, device, channels_last=channels_last)
+    if generator is None:
+        gen = scenario_generator(scn, device, channels_last=channels_last)
+    else:
+        gen = generator.use_channels_last() if channels_last else generator
     max_batch = stats["max_batch"] = resolve_max_batch(gen, max_batch)
     cached = CachedGenerator(gen, AugmentationCache(cache_dir))
     embed = None

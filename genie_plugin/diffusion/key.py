@@ -68,6 +68,7 @@ def generation_key(model, item) -> GenerationKey:
     cfg = model.sampler
     guided = cfg.guidance_scale > 1.0
     cap = cfg.max_item_steps
+    facts = generation_key_facts(model)
     return GenerationKey(
         model=model.fingerprint,
         scheduler=cfg.scheduler,
@@ -77,11 +78,11 @@ def generation_key(model, item) -> GenerationKey:
         timestep_shift=float(cfg.timestep_shift),
         max_item_steps=cap if cap is not None and _thins(model, item.ratio) else None,
         resolution=int(model.resolution),
-        backend=model.backend,
-        backend_variant=str(getattr(model.denoiser, "variant", "") or ""),
-        dtype=str(model.dtype).replace("torch.", ""),
+        backend=facts["backend"],
+        backend_variant=facts["backend_variant"],
+        dtype=facts["dtype"],
         device_type=_device_type(model.device),
-        memory_format="channels_last" if model.stats.get("channels_last") else "contiguous",
+        memory_format=facts["memory_format"],
         prompt=item.prompt,
         ratio=float(item.ratio),
         seed=int(item.seed),
@@ -89,28 +90,24 @@ def generation_key(model, item) -> GenerationKey:
     )
 
 
+def generation_key_facts(model) -> dict:
+    """What a key reads of the model's backend, precision and device (strings, JSON-ready)."""
+    return {
+        "backend": model.backend,
+        "backend_variant": str(getattr(model.denoiser, "variant", "") or ""),
+        "dtype": str(model.dtype).replace("torch.", ""),
+        "device": str(model.device),
+        "memory_format": "channels_last" if model.stats.get("channels_last") else "contiguous",
+    }
+
+
 def _thins(model, ratio: float) -> bool:
     """Whether the sampler's per-item step cap drops any of this ratio's steps."""
     if model.sampler.max_item_steps >= model.sampler.steps:
         return False
-    return _plan(model).is_thinned(ratio)
-
-
-_PLANS: dict[tuple, tuple] = {}
-
-
-def _plan(model):
-    """The model's schedule plan, kept per (scheduler config, sampler settings): it builds a
-    scheduler, too slow to do per item."""
     from genie_plugin.diffusion.schedulers import schedule_plan
 
-    k = (id(model.scheduler_config), model.sampler)
-    if k not in _PLANS:
-        if len(_PLANS) > 64:
-            _PLANS.clear()
-        # the config is kept with its plan, so its id is not reused while the entry lives
-        _PLANS[k] = (model.scheduler_config, schedule_plan(model))
-    return _PLANS[k][1]
+    return schedule_plan(model).is_thinned(ratio)
 
 
 def _device_type(device) -> str:

@@ -263,22 +263,84 @@ def load_configured(
     backend: str = "torch",
     backend_options: dict | None = None,
     channels_last: bool = False,
+    lazy: bool = False,
 ) -> DiffusionGenerator:
     """The model as a run uses it: ``settings`` (SamplerConfig fields; None values are left to
     the model's recommendation, then the reference) over its recommended sampler, channels-last
-    if asked, on ``backend``. The one place the CLI and the benchmark runner load through."""
+    if asked, on ``backend``. The one place the CLI and the benchmark runner load through.
+
+    ``lazy``: a model folder loaded before with the same request comes back as a
+    :class:`~genie_plugin.diffusion.lazy.LazyGenerator` (weights loaded on the first image
+    generated; a run served by the augmentation cache never loads them)."""
     from genie_plugin.diffusion.model import check_backend
 
     check_backend(backend)
-    gen = load_generator(model, device=device, config=config)
     given = {k: v for k, v in (settings or {}).items() if v is not None}
+    record = lazy and not backend_options and config is None
+    request = _lazy_request(model, device, given, backend, channels_last) if record else None
+    if request is not None:
+        from genie_plugin.diffusion.lazy import LazyGenerator, read_facts
+
+        facts = read_facts(request)
+        if facts is not None:
+            return LazyGenerator(
+                facts,
+                lambda: load_configured(
+                    model, device=device, settings=settings, backend=backend,
+                    channels_last=channels_last,
+                ),
+            )  # fmt: skip
+    gen = load_generator(model, device=device, config=config)
     if given:
         gen = gen.with_sampler(**given)
     if channels_last:
         gen.use_channels_last()
     if backend != "torch":
         gen = gen.with_backend(backend, **(backend_options or {}))
+    if record:  # after the load: an ONNX export made by it is part of the request now
+        request = _lazy_request(model, device, given, backend, channels_last)
+        if request is not None:
+            from genie_plugin.diffusion.lazy import write_facts
+
+            write_facts(request, gen)
     return gen
+
+
+def _lazy_request(model, device, settings: dict, backend: str, channels_last: bool):
+    """What a lazily served model's facts are a function of, or None where they cannot be known
+    without loading: a single file or hub id, a backend that compiles, an ONNX export not made
+    yet."""
+    from genie_plugin.diffusion.lazy import LAZY_BACKENDS
+
+    if backend not in LAZY_BACKENDS:
+        return None
+    try:
+        kind, loc = _located(model)
+        if kind != "folder":
+            return None
+        fp = folder_fingerprint(Path(loc))
+    except Exception:  # noqa: BLE001 - the eager load says what is wrong
+        return None
+    device, dtype = _default_device_dtype(device, None)
+    graph = None
+    if backend == "onnx":
+        import torch
+
+        from genie_plugin.diffusion.onnx_backend import cached_graph_variant
+
+        graph = cached_graph_variant(fp, dtype == torch.float16, device)
+        if graph is None:
+            return None
+    return {
+        "model": str(model),
+        "fingerprint": fp,
+        "settings": settings,
+        "backend": backend,
+        "graph": graph,
+        "device": str(device),
+        "dtype": str(dtype),
+        "channels_last": channels_last,
+    }
 
 
 def cached_backend_choice(model: str, device, *, batch: int | None = None):

@@ -32,6 +32,14 @@ def check_backend(name: str) -> str:
     return name
 
 
+def describe_model(name: str, fingerprint: str, sampler: SamplerConfig, backend: str) -> dict:
+    """A model as rows and manifests record it (loaded or not: :mod:`.lazy`)."""
+    d = {"model": name, "fingerprint": fingerprint, **sampler.to_dict()}
+    if backend != "torch":
+        d["backend"] = backend
+    return d
+
+
 @dataclass(eq=False)
 class ModelHelpers:
     """Per-model state that every view of a loaded model shares (made once per model)."""
@@ -90,10 +98,7 @@ class DiffusionGenerator:
         return replace(self, sampler=replace(self.sampler, **changes))
 
     def describe(self) -> dict:
-        d = {"model": self.name, "fingerprint": self.fingerprint, **self.sampler.to_dict()}
-        if self.backend != "torch":
-            d["backend"] = self.backend
-        return d
+        return describe_model(self.name, self.fingerprint, self.sampler, self.backend)
 
     def with_backend(self, backend: str, **options: Any) -> DiffusionGenerator:
         """The same model with its UNet call on another backend (see :data:`BACKENDS`)."""

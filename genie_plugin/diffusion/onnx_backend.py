@@ -406,10 +406,37 @@ def parity(gen, path: Path, *, device="cpu", fp16: bool = False, batch: int = 3)
 
 
 def export_dir_for(gen, fp16: bool) -> Path:
+    return export_dir(gen.fingerprint, fp16)
+
+
+def export_dir(fingerprint: str, fp16: bool) -> Path:
+    """Where a model's export is cached: by its content fingerprint and precision."""
     from genie_plugin.paths import cache_root
 
-    fp = gen.fingerprint.replace("sha256:", "")
+    fp = fingerprint.replace("sha256:", "")
     return cache_root() / "onnx" / f"{fp}-{'fp16' if fp16 else 'fp32'}"
+
+
+def graph_file(d: Path, device, optimized: bool = True) -> Path:
+    """The graph of export folder ``d`` that runs on ``device``: onnxruntime's fused UNet ops
+    (GroupNorm, NhwcConv, ...) are CUDA kernels, so a CPU runs the plain graph."""
+    use_opt = optimized and torch.device(device).type == "cuda"
+    f = d / "unet" / ("model_optimized.onnx" if use_opt else "model.onnx")
+    return f if f.exists() else d / "unet" / "model.onnx"
+
+
+def cached_graph_variant(fingerprint: str, fp16: bool, device) -> str | None:
+    """The variant the cached export of a model would run on ``device``, or None when there is
+    no export of that model yet (known without loading the model: :mod:`.lazy`)."""
+    d = export_dir(fingerprint, fp16)
+    try:
+        meta = json.loads((d / "genie_onnx.json").read_text())
+    except (OSError, ValueError):
+        return None
+    f = graph_file(d, device)
+    if meta.get("fingerprint") != fingerprint or not f.exists():
+        return None
+    return graph_variant(f)
 
 
 def onnx_denoiser(
@@ -433,9 +460,4 @@ def onnx_denoiser(
                 f"{d} was exported from another model ({m.get('fingerprint')}, loaded "
                 f"{gen.fingerprint}); export this model with `genie export-onnx`"
             )
-    # onnxruntime's fused UNet ops (GroupNorm, NhwcConv, ...) are CUDA kernels: CPU runs the plain graph
-    use_opt = optimized and torch.device(gen.device).type == "cuda"
-    f = d / "unet" / ("model_optimized.onnx" if use_opt else "model.onnx")
-    if not f.exists():
-        f = d / "unet" / "model.onnx"
-    return OnnxDenoiser(f, gen.device, cuda_graphs=cuda_graphs)
+    return OnnxDenoiser(graph_file(d, gen.device, optimized), gen.device, cuda_graphs=cuda_graphs)

@@ -198,7 +198,9 @@ class MemoEmbedder:
 
                 buf = io.BytesIO()
                 np.save(buf, feats)
-                atomic_write_bytes(path, buf.getvalue())
+                # no fsync (one per call, ~1,500 in a cold main job): an entry a power cut
+                # empties fails np.load above and is recomputed
+                atomic_write_bytes(path, buf.getvalue(), durable=False)
         if len(self.memo) >= self.max_calls:
             self.memo.clear()
         self.memo[key] = feats

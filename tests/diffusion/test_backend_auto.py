@@ -173,3 +173,29 @@ def test_jobs_with_auto_time_one_thread_and_reuse_the_choice_without_loading(tmp
     assert f"auto → {choice.backend}" in r2.output and "cached choice" in r2.output
     row = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])
     assert row["scenario_config"]["backend"] == choice.backend
+
+
+def test_bench_generate_with_auto_loads_the_model_once(tmp_path, monkeypatch):
+    """The model ``--backend auto`` loaded to time the backends is the one that generates."""
+    from genie_plugin.diffusion import loading
+
+    monkeypatch.setenv("GENIE_CACHE_DIR", str(tmp_path / "root"))
+    loads = []
+    real = loading.load_generator
+
+    def counted(*a, **k):
+        loads.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(loading, "load_generator", counted)
+    r = CliRunner().invoke(
+        app,
+        [
+            "bench", "generate", "--model", "tiny-random", "--episodes", "1",
+            "-s", "genie", "--backend", "auto", "--device", "cpu",
+            "--cache", str(tmp_path / "cache"),
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "backend auto →" in r.output and "generated" in r.output
+    assert len(loads) == 1
