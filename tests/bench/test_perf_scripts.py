@@ -124,7 +124,7 @@ def test_main_job_times_variants_cold_and_warm(tmp_path):
             "benchmarks/perf/main_job.py",
             "--args", "--model tiny-random --steps 3 --episodes 5 -s none -s genie",
             "--variant", "one=", "--variant", "jobs2=--jobs 2",
-            "--env", "one=OMP_NUM_THREADS=1",
+            "--env", "one=OMP_NUM_THREADS=1", "--warm-runs", "2",
         ],
         tmp_path / "main.json",
     )  # fmt: skip
@@ -132,6 +132,7 @@ def test_main_job_times_variants_cold_and_warm(tmp_path):
     assert set(v) == {"one", "jobs2"}
     for r in v.values():
         assert r["cold_s"] > 0 and r["warm_s"] > 0 and r["warm_equals_cold"]
+        assert len(r["warm_s_runs"]) == 2 and r["warm_s"] in r["warm_s_runs"]
         assert r["warm_images_generated"] == 0 and r["cold_images_generated"] == 5 * 20
         assert r["backends"] == ["torch"]
     assert v["jobs2"]["rows_equal_first_variant"] and v["jobs2"]["max_abs_mean_diff_vs_first"] == 0
