@@ -173,15 +173,16 @@ def describe_strategy(sname: str) -> tuple[object, dict]:
     }
 
 
-def score_episode(strategy, scn: Scenario, embed, index: int, support, generated, query) -> float:
-    """Query accuracy of one episode: the reference logistic regression on the strategy's
-    training features (MixUp/CutMix: the soft-label linear head)."""
-    from genie_plugin.fewshot.protocol import logistic_regression_accuracy, soft_label_accuracy
+def query_hits(strategy, scn: Scenario, embed, index: int, support, generated, query):
+    """Which queries of one episode are classified right (a bool per query, episode order): the
+    reference logistic regression on the strategy's training features (MixUp/CutMix: the
+    soft-label linear head). Their mean is the episode's accuracy."""
+    from genie_plugin.fewshot.protocol import logistic_regression_predict, soft_label_predict
 
     xtr, ytr, xq, yq = strategy_features(strategy, scn, embed, index, support, generated, query)
     if ytr.ndim == 2:  # soft labels (MixUp/CutMix)
-        return soft_label_accuracy(xtr, ytr, xq, yq)
-    return logistic_regression_accuracy(xtr, ytr, xq, yq)
+        return soft_label_predict(xtr, ytr, xq) == yq
+    return logistic_regression_predict(xtr, ytr, xq) == yq
 
 
 def score_unit(
@@ -196,11 +197,13 @@ def score_unit(
     chosen,
     on_episode=None,
     inputs: dict | None = None,
+    hits: dict | None = None,
 ) -> dict[int, float]:
     """Accuracies of the episodes of one work unit: its generated images rendered as one batch
     (generative strategies), then each episode scored; ``on_episode(index)`` after each. The
     one loop a run and a ``--jobs`` worker go through. ``inputs``: :func:`unit_inputs` of the
-    unit, which a caller scoring several strategies on it makes once."""
+    unit, which a caller scoring several strategies on it makes once; ``hits``: filled with each
+    episode's :func:`query_hits` (a caller that splits the accuracy by query)."""
     inputs = inputs or unit_inputs(scn, data, episodes, unit)
     rendered = {}
     if strategy.generative:
@@ -210,7 +213,10 @@ def score_unit(
     accs = {}
     for e in unit:
         _, support, query, _ = inputs[e]
-        accs[e] = score_episode(strategy, scn, embed, e, support, rendered.get(e, []), query)
+        right = query_hits(strategy, scn, embed, e, support, rendered.get(e, []), query)
+        if hits is not None:
+            hits[e] = right
+        accs[e] = float(right.mean())
         if on_episode is not None:
             on_episode(e)
     return accs

@@ -157,10 +157,22 @@ def soft_label_accuracy(
     scikit-learn's ``LogisticRegression(C)`` generalised to soft targets, so MixUp/CutMix rows are
     comparable with the hard-label ones. Full-batch L-BFGS from zeros: deterministic.
     """
+    pred = soft_label_predict(x_train, y_soft, x_test, C=C, max_iter=max_iter)
+    return float((pred == y_test).mean())
+
+
+def soft_label_predict(
+    x_train: np.ndarray,
+    y_soft: np.ndarray,
+    x_test: np.ndarray,
+    *,
+    C: float = 1.0,
+    max_iter: int = 200,
+) -> np.ndarray:
+    """The classes :func:`soft_label_accuracy` predicts for ``x_test``."""
     w, b = fit_soft_linear(x_train, y_soft, C=C, max_iter=max_iter)
     with torch.no_grad():
-        pred = (torch.as_tensor(x_test, dtype=torch.float64) @ w + b).argmax(1).numpy()
-    return float((pred == y_test).mean())
+        return (torch.as_tensor(x_test, dtype=torch.float64) @ w + b).argmax(1).numpy()
 
 
 def fit_soft_linear(
