@@ -5,8 +5,9 @@ against its parent on the same cache: one cold run at the first commit fills an 
 cache and cache root, then each round runs ``genie bench run ARGS`` once per commit, checking
 the commit out in this working tree in between (the editable install runs whatever is checked
 out, its bytecode compiled), so machine drift spreads over every commit alike; an untimed
-first round lets each commit write what its own warm runs read (e.g. the model facts). Rows of every run must equal the cold
-run's (per-episode accuracies, counts), else the script stops. Refuses a dirty working tree.
+first round lets each commit write what its own warm runs read (e.g. the model facts). Rows
+of every run must equal the cold run's (per-episode accuracies, counts), else the script
+stops. Refuses a dirty working tree.
 
     python benchmarks/perf/warm_commits.py --commits e232fa0,HEAD --rounds 5 --out FILE
 """

@@ -137,3 +137,30 @@ def test_main_job_times_variants_cold_and_warm(tmp_path):
         assert r["backends"] == ["torch"]
     assert v["jobs2"]["rows_equal_first_variant"] and v["jobs2"]["max_abs_mean_diff_vs_first"] == 0
     assert data["environment"]["versions"]["torch"]
+
+
+def test_warm_commits_times_each_commit_and_refuses_a_dirty_tree(tmp_path):
+    """benchmarks/perf/warm_commits.py in a clone of this repository (it checks commits out in
+    the tree it lives in): one cold run, then every commit warm per round; a working tree with
+    uncommitted changes is refused before anything is checked out."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    sha = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=clone, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    script = str(clone / "benchmarks" / "perf" / "warm_commits.py")
+    args = "--model tiny-random --steps 2 --episodes 2 -s none -s genie"
+    data = _run(
+        [script, "--commits", f"HEAD,{sha}", "--rounds", "1", "--args", args],
+        tmp_path / "w.json",
+    )
+    assert data["cold_s"] > 0 and set(data["commits"]) == {"HEAD", sha}
+    for c in data["commits"].values():
+        assert c["sha"] == sha[: len(c["sha"])] and len(c["warm_s_runs"]) == 1
+    (clone / "README.md").write_text("changed\n")
+    res = subprocess.run(
+        [sys.executable, script, "--commits", "HEAD", "--out", str(tmp_path / "x.json")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode != 0 and "uncommitted changes" in res.stderr
+    assert not (tmp_path / "x.json").exists()
