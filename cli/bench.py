@@ -100,11 +100,12 @@ def load_scenario(path: Path | None, strategy: list[str] | None, **overrides):
 
 
 def resolve_auto_backend(scn, device, console, *, threads: int | None = None):
-    """``--backend auto``: load the model, time the backends that run here, print the choice
-    under the header and go on with the chosen one (the scenario, its rows and the cache keys
-    record it, never "auto"). Returns the scenario and the loaded model (None when nothing is
-    generated, the backend was named, or ``threads`` is given). ``threads``: time the backends
-    with this many CPU threads, as ``--jobs`` workers will run them (they load their own)."""
+    """``--backend auto``: the cached choice for this model, device and thread count, else load
+    the model and time the backends that run here; print the choice under the header and go on
+    with the chosen one (the scenario, its rows and the cache keys record it, never "auto").
+    Returns the scenario and the loaded model (None when nothing is generated, the backend was
+    named, the choice was cached, or ``threads`` is given). ``threads``: time the backends with
+    this many CPU threads, as ``--jobs`` workers will run them (they load their own)."""
     import dataclasses
 
     import torch
@@ -119,15 +120,16 @@ def resolve_auto_backend(scn, device, console, *, threads: int | None = None):
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        if threads is not None and not scn.model_config:
-            # the --jobs workers load their own model: a cached choice needs no load here
+        if not scn.model_config:
+            # a cached choice needs no load here: the run (or each --jobs worker) loads the
+            # model only if an image is not in the cache
             from genie_plugin.diffusion.loading import cached_backend_choice
 
             choice = cached_backend_choice(scn.model, device)
             if choice is not None:
                 console.print(f"  backend {choice.summary()}", soft_wrap=True)
                 return dataclasses.replace(scn, backend=choice.backend), None
-        gen = scenario_generator(scn, device)
+        gen = scenario_generator(scn, device, lazy=True)  # lazy: its facts are recorded
     finally:
         torch.set_num_threads(before)
     console.print(f"  backend {gen.stats['backend_choice']}", soft_wrap=True)

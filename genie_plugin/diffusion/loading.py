@@ -297,8 +297,8 @@ def load_configured(
         gen.use_channels_last()
     if backend != "torch":
         gen = gen.with_backend(backend, **(backend_options or {}))
-    if record:  # after the load: an ONNX export made by it is part of the request now
-        request = _lazy_request(model, device, given, backend, channels_last)
+    if record:  # after the load: an ONNX export made by it, and what auto chose, are known
+        request = _lazy_request(model, device, given, gen.backend, channels_last)
         if request is not None:
             from genie_plugin.diffusion.lazy import write_facts
 

@@ -116,3 +116,31 @@ def test_a_warm_run_never_loads_the_weights(cache_root, tmp_path, monkeypatch):
     victim.unlink()
     again = run_scenario(scn, cache_dir=tmp_path / "cache", device="cpu")
     assert sum(r["images_generated"] for r in again) == 1
+
+
+def test_a_warm_run_with_backend_auto_loads_nothing(cache_root, tmp_path, monkeypatch):
+    """``bench run --backend auto`` (one process): the first run times the backends with the
+    model it loads and records its facts; the second finds the cached choice and the facts,
+    and every image in the cache: it never loads the weights."""
+    from typer.testing import CliRunner
+
+    from genie_cli.main import app
+
+    args = [
+        "bench", "run", "--model", "tiny-random", "--steps", "3", "--episodes", "1",
+        "-s", "genie", "--backend", "auto", "--device", "cpu",
+        "--out", str(tmp_path / "r.jsonl"), "--cache", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "measured now" in first.output
+
+    def no_load(*a, **k):
+        raise AssertionError("the weights were loaded on a warm run")
+
+    monkeypatch.setattr(loading, "_from_components", no_load)
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert "cached choice" in second.output and "failed" not in second.output
+    row = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])
+    assert row["status"] == "ok" and row["images_generated"] == 0
