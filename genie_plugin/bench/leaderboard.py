@@ -43,23 +43,34 @@ def load_rows(paths) -> list[dict]:
 BASELINE = "none"
 
 
+def paired_delta(a: dict, b: dict) -> tuple[float, float] | None:
+    """Row ``a`` − row ``b`` paired per episode: (mean difference, 95% CI) in accuracy points,
+    rounded to 0.01; None unless both are ok rows of the same episode list."""
+    from genie_plugin.core.stats import paired_diff_ci95
+
+    xa, xb = a.get("episode_accuracies"), b.get("episode_accuracies")
+    if a.get("status") != "ok" or b.get("status") != "ok" or not xa or not xb:
+        return None
+    if a.get("episodes_hash") != b.get("episodes_hash") or len(xa) != len(xb):
+        return None
+    d, ci = paired_diff_ci95(xa, xb)
+    return round(d, 2), round(ci, 2)
+
+
 def with_paired_deltas(rows: list[dict]) -> list[dict]:
     """Rows plus ``delta_vs_none``/``delta_ci95``: the paired per-episode difference to the
     scenario's ``none`` row (same episode list), in accuracy points; absent where not pairable."""
-    from genie_plugin.core.stats import paired_diff_ci95
-
     base = {
-        (r["scenario"], r.get("episodes_hash")): r["episode_accuracies"]
+        (r["scenario"], r.get("episodes_hash")): r
         for r in rows
-        if r["strategy"] == BASELINE and r.get("status") == "ok" and r.get("episode_accuracies")
+        if r["strategy"] == BASELINE and r.get("status") == "ok"
     }
     out = []
     for r in rows:
         b = base.get((r["scenario"], r.get("episodes_hash")))
-        a = r.get("episode_accuracies")
-        if r.get("status") == "ok" and a and b and len(a) == len(b) and r["strategy"] != BASELINE:
-            d, ci = paired_diff_ci95(a, b)
-            r = {**r, "delta_vs_none": round(d, 2), "delta_ci95": round(ci, 2)}
+        pair = paired_delta(r, b) if b is not None and r["strategy"] != BASELINE else None
+        if pair is not None:
+            r = {**r, "delta_vs_none": pair[0], "delta_ci95": pair[1]}
         out.append(r)
     return out
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genie_plugin.bench.leaderboard import genie_unet_rows, unet_cost
+from genie_plugin.bench.leaderboard import genie_unet_rows, paired_delta, unet_cost
 from genie_plugin.bench.scenario import Scenario
 from genie_plugin.errors import ConfigError
 from genie_plugin.io import atomic_write_bytes, atomic_write_text, png_bytes, read_jsonl
@@ -77,23 +77,9 @@ def table_rows(rows: list[dict], pairs: dict) -> list[dict]:
 def pairwise(rows: list[dict]) -> dict:
     """Paired differences *between* strategies: {"names": [...], "cells": [[(Δ, CI) | None]]},
     row − column, in accuracy points, on the same episodes (e.g. GeNIe − Text2Image)."""
-    from genie_plugin.core.stats import paired_diff_ci95
-
     ok = [r for r in rows if r.get("status") == "ok" and r.get("episode_accuracies")]
     ok.sort(key=lambda r: -(r.get("mean") or 0.0))
-    cells = []
-    for a in ok:
-        line = []
-        for b in ok:
-            same = a.get("episodes_hash") == b.get("episodes_hash") and len(
-                a["episode_accuracies"]
-            ) == len(b["episode_accuracies"])
-            if a is b or not same:
-                line.append(None)
-                continue
-            d, ci = paired_diff_ci95(a["episode_accuracies"], b["episode_accuracies"])
-            line.append((round(d, 2), round(ci, 2)))
-        cells.append(line)
+    cells = [[None if a is b else paired_delta(a, b) for b in ok] for a in ok]
     return {"names": [r["strategy"] for r in ok], "cells": cells}
 
 
