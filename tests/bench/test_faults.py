@@ -71,7 +71,7 @@ def test_a_run_interrupted_late_keeps_the_rows_it_finished(tmp_path, monkeypatch
     second strategy keeps the first one's row; exit code 130 and one line."""
     from genie_plugin.fewshot import protocol
 
-    real = protocol.logistic_regression_accuracy
+    real = protocol.logistic_regression_predict
     calls = {"n": 0}
 
     def dies_in_the_second_strategy(*a, **kw):
@@ -80,7 +80,7 @@ def test_a_run_interrupted_late_keeps_the_rows_it_finished(tmp_path, monkeypatch
             raise KeyboardInterrupt
         return real(*a, **kw)
 
-    monkeypatch.setattr(protocol, "logistic_regression_accuracy", dies_in_the_second_strategy)
+    monkeypatch.setattr(protocol, "logistic_regression_predict", dies_in_the_second_strategy)
     out = tmp_path / "results.jsonl"
     scn = _scenario_file(tmp_path, strategies=["none", "weak"])
     res = CliRunner().invoke(app, ["bench", "run", str(scn), "--out", str(out)])
