@@ -142,12 +142,9 @@ class LazyGenerator:
         it against the recorded facts)."""
         if self._shared["model"] is None:
             gen = self._shared["load"]()
-            got = model_facts(gen)
-            want = {k: self._facts[k] for k in got}
-            if json.loads(json.dumps(got, default=str)) != want:
-                diff = sorted(
-                    k for k in got if json.dumps(got[k], default=str) != json.dumps(want[k])
-                )
+            got = json.loads(json.dumps(model_facts(gen), default=str))  # as recorded
+            diff = sorted(k for k in got if got[k] != self._facts.get(k))
+            if diff:
                 from genie_plugin.errors import GenieError
 
                 raise GenieError(

@@ -306,6 +306,17 @@ def load_configured(
     return gen
 
 
+def _folder_fingerprint(model) -> str | None:
+    """The content fingerprint of a model folder (a built-in name or a local diffusers folder),
+    without loading it; None for a single file, a hub id, or a model that does not resolve (its
+    load then says what is wrong)."""
+    try:
+        kind, loc = _located(model)
+        return folder_fingerprint(Path(loc)) if kind == "folder" else None
+    except Exception:  # noqa: BLE001 - see above
+        return None
+
+
 def _lazy_request(model, device, settings: dict, backend: str, channels_last: bool):
     """What a lazily served model's facts are a function of, or None where they cannot be known
     without loading: a single file or hub id, a backend that compiles, an ONNX export not made
@@ -314,12 +325,8 @@ def _lazy_request(model, device, settings: dict, backend: str, channels_last: bo
 
     if backend not in LAZY_BACKENDS:
         return None
-    try:
-        kind, loc = _located(model)
-        if kind != "folder":
-            return None
-        fp = folder_fingerprint(Path(loc))
-    except Exception:  # noqa: BLE001 - the eager load says what is wrong
+    fp = _folder_fingerprint(model)
+    if fp is None:
         return None
     device, dtype = _default_device_dtype(device, None)
     graph = None
@@ -349,12 +356,8 @@ def cached_backend_choice(model: str, device, *, batch: int | None = None):
     None when there is none yet or the model is a single file or a hub id (load it then)."""
     from genie_plugin.diffusion.auto import CALIBRATION_BATCH, candidates, choice_path, read_choice
 
-    try:
-        kind, loc = _located(model)
-        if kind != "folder":
-            return None
-        fp = folder_fingerprint(Path(loc))
-    except Exception:  # noqa: BLE001 - no usable record: the caller loads (and says why)
+    fp = _folder_fingerprint(model)
+    if fp is None:
         return None
     device, dtype = _default_device_dtype(device, None)
     names, _ = candidates(device)

@@ -71,8 +71,8 @@ def schedule_plan(model, base=None):
             if len(_PLANS) > 64:
                 _PLANS.clear()
             # the config is kept with its plan, so its id is not reused while the entry lives
-            base = base_scheduler(model, device="cpu")
-            _PLANS[k] = (model.scheduler_config, schedule_plan(model, base))
+            plan = _plan_of(model, base_scheduler(model, device="cpu"))
+            _PLANS[k] = (model.scheduler_config, plan)
         return _PLANS[k][1]
     return _plan_of(model, base)
 
