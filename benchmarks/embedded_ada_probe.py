@@ -47,7 +47,7 @@ def main() -> None:
     import numpy as np
 
     from genie_plugin.bench.env import environment
-    from genie_plugin.core.ada import ADA_RATIOS, select_ratio, unit_rows
+    from genie_plugin.core.ada import ADA_RATIOS, exact_mean_rows, select_ratio, unit_rows
     from genie_plugin.diffusion import load_generator
     from genie_plugin.diffusion.sampler import SampleItem, total_image_steps
     from genie_plugin.embedded.assets import Oracle, load_embedded_backbone
@@ -61,7 +61,7 @@ def main() -> None:
     sources = fewshot_sources(20, seed=a.seed)
     pairs = sample_pairs(sources, a.pairs, seed=a.seed, shots=shots)
     f_src = unit_rows(embed([sources[x][k] for x, _, k, _ in pairs]))
-    protos = {y: unit_rows(embed(sources[y][:shots])).mean(0) for _, y, _, _ in pairs}
+    protos = {y: exact_mean_rows(unit_rows(embed(sources[y][:shots]))) for _, y, _, _ in pairs}
 
     def pick(g, keep=None):
         items = [

@@ -25,7 +25,11 @@ committed=benchmarks/results/embedded-5w1s.jsonl
 # made on another CPU, said 68.00 — one query of 4000 flipped by a different rounding. ATen,
 # oneDNN and MKL each pick kernels by the instruction set found; these cap all three at AVX2
 # (MKL_CBWR: MKL's conditional numerical reproducibility). No effect on other architectures.
-# One thread as well: a reduction split across threads can round differently.
+# One thread as well: a reduction split across threads can round differently. numpy's and
+# scipy's OpenBLAS are not pinned (OPENBLAS_CORETYPE is the machine's to set, never ours): what
+# numpy computes is made independent of its kernels instead — GeNIe-Ada's r* from exactly
+# rounded sums, the logistic regression in float64 (benchmarks/results/cpu_kernels_*.json: the
+# check's prefix equal, every episode, under 11 OpenBLAS core type / numpy SIMD combinations).
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 if [ "$(uname -m)" = x86_64 ]; then
   export ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_CBWR=AVX2
@@ -47,7 +51,10 @@ GENIE_CACHE_DIR="$tmp/genie-cache" "$bin" bench run embedded-5w1s "${episodes[@]
   --jobs "${GENIE_CHECK_JOBS:-1}" --out "$tmp/embedded-5w1s.jsonl" --cache "$tmp/bench-cache"
 echo "embedded benchmark: $(( $(date +%s) - start )) s"
 if [ "$mode" = prefix ]; then
-  "$bin" bench compare "$committed" "$tmp/embedded-5w1s.jsonl" --prefix
+  if ! "$bin" bench compare "$committed" "$tmp/embedded-5w1s.jsonl" --prefix; then
+    "$bin" bench compare "$committed" "$tmp/embedded-5w1s.jsonl" --explain
+    exit 1
+  fi
   exit 0
 fi
 "$bin" bench leaderboard "$tmp/embedded-5w1s.jsonl" --out "$tmp/embedded.md" >/dev/null

@@ -27,6 +27,22 @@ def git_commit() -> str | None:
 CPU_KERNEL_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
 
 
+def compute_record(threads: int | None = None) -> dict:
+    """What decides the last bits of a run's numbers on this machine: the CPU kernels' instruction
+    set and its pins, the thread count, the accelerator, and the BLAS numpy/scipy load."""
+    import torch
+
+    rec = {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_kernel_pins": {v: os.environ[v] for v in CPU_KERNEL_PINS if v in os.environ},
+        "threads": torch.get_num_threads() if threads is None else threads,
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+    }
+    if torch.cuda.is_available():
+        rec["gpu"] = torch.cuda.get_device_name(0)
+    return rec
+
+
 def environment() -> dict:
     import torch
 

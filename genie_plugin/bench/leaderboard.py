@@ -218,6 +218,7 @@ REPRODUCED_FIELDS = (
     "ci95",
     "episode_accuracies",
     "episodes_hash",
+    "classifier",
     "images_generated",
     "cache_hits",
     "unet_rows",
@@ -226,7 +227,9 @@ REPRODUCED_FIELDS = (
 
 #: What a rerun of the first n episodes must match (``compare_results(prefix=True)``): the
 #: settings, the outcome, and each of its episodes' accuracy against the committed first n.
-PREFIX_FIELDS = ("status", "dataset", "split", "ways", "shots", "queries", "seed", "backbone")
+PREFIX_FIELDS = (
+    "status", "dataset", "split", "ways", "shots", "queries", "seed", "backbone", "classifier",
+)  # fmt: skip
 
 
 def compare_results(committed: list[dict], fresh: list[dict], *, prefix: bool = False) -> list[str]:
@@ -269,3 +272,72 @@ def compare_results(committed: list[dict], fresh: list[dict], *, prefix: bool = 
             else:
                 out.append(f"{k[0]}/{k[1]}: {f} committed {a}, rerun {b}")
     return out
+
+
+#: Row fields that say how a number was computed, with why each can move the last bits.
+_PROVENANCE = (
+    (("model", "backend"), "UNet backend: other kernels, other last bits of every image"),
+    (("model", "backend_variant"), "UNet graph: other kernels, other last bits of every image"),
+    (("model", "dtype"), "generation precision"),
+    (("compute", "cpu_capability"), "CPU kernels' instruction set (torch)"),
+    (("compute", "cpu_kernel_pins"), "CPU kernel pins (ATen / oneDNN / MKL)"),
+    (("compute", "threads"), "CPU threads: a reduction split across threads rounds otherwise"),
+    (("compute", "gpu"), "GPU model: other kernels"),
+    (("device",), "device"),
+    (("classifier",), "classifier"),
+    (("versions", "torch"), "torch version"),
+    (("versions", "diffusers"), "diffusers version"),
+    (("versions", "onnxruntime"), "onnxruntime version"),
+)
+
+
+def _field(row: dict, path: tuple[str, ...]):
+    v = row
+    for k in path:
+        if not isinstance(v, dict) or k not in v:
+            return None
+        v = v[k]
+    return v
+
+
+def explain_differences(committed: list[dict], fresh: list[dict]) -> list[str]:
+    """For each rerun row, whether it equals the committed row of its (scenario, strategy) —
+    per-episode accuracies over the episodes both have — and if not, by how much and which
+    recorded settings differ (the reasons a number can move: backend, CPU kernels, threads,
+    versions). Lines for people, not a check: see :func:`compare_results` for that."""
+    old = {(r.get("scenario"), r.get("strategy")): r for r in committed}
+    lines, same = [], 0
+    for r in fresh:
+        k = (r.get("scenario"), r.get("strategy"))
+        c = old.get(k)
+        name = f"{k[0]}/{k[1]}"
+        if c is None:
+            lines.append(f"{name}: not in the committed board")
+            continue
+        a, b = c.get("episode_accuracies") or [], r.get("episode_accuracies") or []
+        n = min(len(a), len(b))
+        diff = [i for i in range(n) if a[i] != b[i]]
+        if r.get("status") != "ok" or c.get("status") != "ok":
+            lines.append(f"{name}: status {r.get('status')} here, {c.get('status')} committed")
+            continue
+        if not diff:
+            same += 1
+            continue
+        delta = sum(b[:n]) / n - sum(a[:n]) / n
+        why = [
+            f"{label} ({_field(r, path)} here, {_field(c, path)} committed)"
+            for path, label in _PROVENANCE
+            if _field(r, path) != _field(c, path)
+        ]
+        lines.append(
+            f"{name}: {len(diff)} of {n} episodes differ (episodes {_ranges(diff)}), mean over "
+            f"them {sum(a[:n]) / n:.2f} committed, {sum(b[:n]) / n:.2f} here ({delta:+.2f}); "
+            + ("recorded differences: " + "; ".join(why) if why else "no recorded difference")
+        )
+    head = f"{same} of {len(fresh)} rows equal the committed board's, every episode"
+    return [head, *lines]
+
+
+def _ranges(ix: list[int]) -> str:
+    shown = ", ".join(str(i) for i in ix[:8])
+    return shown + (f", … ({len(ix) - 8} more)" if len(ix) > 8 else "")

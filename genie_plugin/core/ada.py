@@ -4,10 +4,17 @@ For a (source s, target class c) pair the candidates e_r (L2-normalised backbone
 the outputs generated at each r with one shared ε) are projected on v = prototype(c) − e(s).
 The class "flips" where the projection jumps most; r* is the ratio right *after* that jump:
 d_i = |<e_{r_i} − e_{r_{i+1}}, v>| / ||v||, r* = r_{argmax d + 1}.
+
+Every sum here is exactly rounded (``math.fsum`` over elementwise products, each of which IEEE
+arithmetic rounds the same on every CPU), never a BLAS dot or a SIMD reduction: r* is an argmax,
+so a last-bit difference between OpenBLAS kernels (Haswell vs SkylakeX, chosen by the CPU found)
+would pick another image and change the board (measured: one episode of 20 on an AVX-512 CPU).
+The inputs (backbone features) come from torch, whose kernels the leaderboard check pins.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,10 +23,30 @@ import numpy as np
 from genie_plugin.errors import ConfigError
 
 
-def unit_rows(x) -> np.ndarray:
-    """Rows scaled to unit L2 norm (float64), as the rule's embeddings are."""
+def exact_dot(a, b) -> float:
+    """<a, b> of two float64 vectors: the exactly rounded sum of the elementwise products
+    (each IEEE-rounded, no FMA), so the same bits on every CPU and in any order."""
+    return math.fsum(np.multiply(a, b, dtype=np.float64).tolist())
+
+
+def exact_norm(x) -> float:
+    """||x||₂ from an exactly rounded sum of squares (``np.linalg.norm`` calls BLAS)."""
+    return math.sqrt(exact_dot(x, x))
+
+
+def exact_mean_rows(x) -> np.ndarray:
+    """Column means of a 2-D float64 array, each an exactly rounded sum divided by the count."""
     x = np.asarray(x, dtype=np.float64)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    return np.array([math.fsum(col) / len(x) for col in x.T.tolist()], dtype=np.float64)
+
+
+def unit_rows(x) -> np.ndarray:
+    """Rows scaled to unit L2 norm (float64), as the rule's embeddings are; norms exactly
+    rounded, so the rows are the same bits on every CPU."""
+    x = np.asarray(x, dtype=np.float64)
+    flat = x.reshape(-1, x.shape[-1])
+    norms = np.array([exact_norm(row) for row in flat], dtype=np.float64)
+    return x / np.maximum(norms.reshape((*x.shape[:-1], 1)), 1e-12)
 
 
 #: The reference grid (paper §3.2).
@@ -67,12 +94,12 @@ def select_ratio(
     if e.ndim != 2 or e.shape[0] != len(r):
         raise ConfigError(f"expected {len(r)} candidate embeddings, got array of shape {e.shape}")
     v = np.asarray(prototype, dtype=np.float64) - np.asarray(source_embedding, dtype=np.float64)
-    norm = float(np.linalg.norm(v))
-    if norm == 0.0 or not np.isfinite(norm):
+    norm = exact_norm(v) if np.all(np.isfinite(v)) else math.inf
+    if norm == 0.0 or not math.isfinite(norm):
         # Source already sits on the prototype: every direction is flat.
         proj = np.zeros(len(r))
     else:
-        proj = e @ v / norm
+        proj = np.array([exact_dot(row, v) / norm for row in e], dtype=np.float64)
     jumps = np.abs(np.diff(proj))
     i = int(np.argmax(jumps))
     flat = bool(np.allclose(jumps, jumps[0], rtol=0.0, atol=1e-12))
@@ -97,4 +124,4 @@ def select_from_rows(
     proto_rows = np.asarray(prototype_rows, dtype=np.float64)
     if proto_rows.ndim != 2 or len(proto_rows) == 0:
         raise ConfigError("GeNIe-Ada needs at least one prototype embedding")
-    return select_ratio(ratios, candidate_rows, source_row, np.mean(proto_rows, axis=0))
+    return select_ratio(ratios, candidate_rows, source_row, exact_mean_rows(proto_rows))

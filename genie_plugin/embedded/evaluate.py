@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from genie_plugin.core.ada import ADA_RATIOS, select_ratio, unit_rows
+from genie_plugin.core.ada import ADA_RATIOS, exact_mean_rows, select_ratio, unit_rows
 from genie_plugin.core.prompts import DEFAULT_PROMPT, class_prompt
 from genie_plugin.diffusion.sampler import SampleItem
 from genie_plugin.embedded import shapes
@@ -136,7 +136,9 @@ def genie_pairs(
     # GeNIe-Ada with the few-shot backbone: prototype = mean of B's first ``shots`` real images
     f_all = unit_rows(embed(images)).reshape(len(pairs), len(SWEEP), -1)
     f_src = unit_rows(embed([sources[a][k] for a, _, k in pairs]))
-    protos = {b: unit_rows(embed(sources[b][:shots])).mean(0) for b in {b for _, b, _ in pairs}}
+    protos = {
+        b: exact_mean_rows(unit_rows(embed(sources[b][:shots]))) for b in {b for _, b, _ in pairs}
+    }
 
     def ada(grid):
         """r* per pair on ``grid`` and the oracle's flip (first grid r labelled B; 1.0: never)."""

@@ -49,15 +49,27 @@ def center_view(img: Image.Image, size: int) -> Image.Image:
     return ImageOps.fit(img, (size, size), Image.Resampling.BICUBIC)
 
 
+#: The classifier every hard-label row is scored with, as rows record it.
+CLASSIFIER = "sklearn LogisticRegression(C=1.0, lbfgs, max_iter=1000), float64 features"
+
+
 def logistic_regression_predict(
     x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray
 ) -> np.ndarray:
-    """Reference classifier: LogisticRegression(l2, C=1.0, lbfgs, max_iter=1000, multinomial)."""
+    """Reference classifier: LogisticRegression(l2, C=1.0, lbfgs, max_iter=1000, multinomial),
+    fitted in float64.
+
+    Why float64: scikit-learn fits float32 input in float32, where the objective is too flat
+    near its optimum for the line search, so L-BFGS stops at an iteration that a last-bit
+    difference between OpenBLAS kernels moves (measured on one embedded episode: 17 iterations
+    with Haswell kernels, 16 with SkylakeX, decisions 9e-4 apart, one query of 80 flipped). In
+    float64 all four kernel sets tried stop at the same iteration, decisions within 3e-15
+    (``benchmarks/results/cpu_kernels_*.json`` has the board-wide check)."""
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(C=1.0, solver="lbfgs", max_iter=1000)
-    clf.fit(x_train, y_train)
-    return clf.predict(x_test)
+    clf.fit(np.asarray(x_train, dtype=np.float64), y_train)
+    return clf.predict(np.asarray(x_test, dtype=np.float64))
 
 
 def logistic_regression_accuracy(

@@ -152,3 +152,24 @@ def test_the_rule_runs_in_float64_whatever_the_input_dtype():
     ref = select_ratio(ADA_RATIOS, c32.astype(np.float64), s32.astype(np.float64),
                        p32.astype(np.float64).mean(0).astype(np.float32).astype(np.float64))  # fmt: skip
     assert got.projections == ref.projections
+
+
+def test_exact_sums_are_correctly_rounded_whatever_the_order():
+    """The decisions' sums must not depend on a BLAS kernel's order or width: exact_dot is the
+    correctly rounded sum of the (IEEE-rounded, hence CPU-independent) products, so any
+    permutation gives the same bits (a pairwise/FMA numpy dot of the same data may not)."""
+    from fractions import Fraction
+
+    from genie_plugin.core.ada import exact_dot, exact_mean_rows
+
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal(257) * 10.0 ** rng.integers(-8, 8, 257)
+    b = rng.standard_normal(257)
+    exact = float(sum(Fraction(x * y) for x, y in zip(a.tolist(), b.tolist())))
+    assert exact_dot(a, b) == exact
+    perm = rng.permutation(257)
+    assert exact_dot(a[perm], b[perm]) == exact
+    rows = rng.standard_normal((5, 33))
+    m = exact_mean_rows(rows)
+    assert np.array_equal(m, exact_mean_rows(rows[::-1]))
+    assert m[0] == float(sum(Fraction(x) for x in rows[:, 0].tolist()) / 5)
