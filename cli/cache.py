@@ -19,26 +19,35 @@ def verify(
     repair: Annotated[
         bool,
         typer.Option(
-            help="Delete bad images and rewrite the manifest without torn lines or records of "
-            "missing files; the next run regenerates exactly those images."
+            help="Remove bad images and bad backbone-feature entries (only regular files of the "
+            "cache's own shard folders, each re-checked first); the next run regenerates "
+            "exactly those. Safe beside running writers: no manifest is rewritten."
         ),
     ] = False,
 ) -> None:
-    """Check every cached image against its manifest hash; exit 1 if something is bad."""
+    """Check every cached image against its manifest hash and every backbone-feature entry
+    against its sealed hash; exit 1 if something is bad. Records of files that are gone and
+    torn manifest lines are reported, not problems: the next run regenerates those images."""
     from genie_plugin.diffusion.cache import verify_cache
 
     rep = verify_cache(folder, repair=repair)
     typer.echo(
         f"{folder}: {rep['ok']} ok, {rep['bad']} bad, {rep['missing']} listed but missing, "
-        f"{rep['unlisted']} without a manifest record, {rep['torn_lines']} torn manifest lines"
+        f"{rep['unlisted']} without a manifest record, {rep['torn_lines']} torn or invalid "
+        f"manifest lines; features {rep['features_ok']} ok, {rep['features_bad']} bad"
+        + (f"; {rep['links_skipped']} links skipped" if rep["links_skipped"] else "")
     )
     for line in rep["bad_keys"][:20]:
         typer.echo(f"  bad {line}")
     if len(rep["bad_keys"]) > 20:
         typer.echo(f"  ... and {len(rep['bad_keys']) - 20} more")
-    problems = rep["bad"] + rep["missing"] + rep["torn_lines"]
+    problems = rep["bad"] + rep["features_bad"]
     if repair:
-        typer.echo(f"repaired: {rep['repaired']} (the next run regenerates the removed images)")
+        marks = rep.get("done_marks_cleared", 0)
+        typer.echo(
+            f"repaired: {rep['repaired']} (the next run regenerates the removed images)"
+            + (f"; {marks} `bench generate` blocks marked done reopened" if marks else "")
+        )
     elif problems:
         typer.echo(f"run `genie cache verify --repair {folder}` to mend it")
         raise typer.Exit(code=1)

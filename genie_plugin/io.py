@@ -7,6 +7,7 @@ interrupted run never leaves a half-written PNG or manifest behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -55,6 +56,66 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     return path
+
+
+def link_new_bytes(path: str | os.PathLike, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` unless it exists: first writer wins.
+
+    The bytes go to a temp file beside it, which is then hard-linked to ``path`` (``link``
+    fails with EEXIST rather than replacing: a reader never sees a file change under it, and
+    two writers of one name never replace each other's file). False: ``path`` existed and was
+    left as it was. Not fsynced (for files whose readers verify them, see
+    :func:`atomic_write_bytes`). Where hard links are refused (some FUSE/SMB mounts) the
+    temp file is renamed into place only if ``path`` is still absent."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        except OSError as exc:
+            if exc.filename is None:  # ENOSPC on write names no file: name the one meant
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
+            raise
+        os.chmod(tmp, _FILE_MODE)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            if os.path.lexists(path):
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+#: The header of a sealed file (:func:`seal`): a magic and the sha256 of what follows.
+_SEAL_MAGIC = b"GENIE-SEALED-1\n"
+
+
+def seal(payload: bytes) -> bytes:
+    """``payload`` with a header carrying its sha256, so that a reader can tell a whole file
+    from one a power cut zeroed or truncated (:func:`unseal`)."""
+    import hashlib
+
+    return _SEAL_MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def unseal(data: bytes) -> bytes | None:
+    """The payload of a :func:`seal`-ed file, or None when its header or hash is wrong."""
+    import hashlib
+
+    n = len(_SEAL_MAGIC)
+    if not data.startswith(_SEAL_MAGIC) or len(data) < n + 32:
+        return None
+    payload = data[n + 32 :]
+    return payload if hashlib.sha256(payload).digest() == data[n : n + 32] else None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -122,6 +122,26 @@ class Embedder:
 PREPROCESS_VERSION = "1"  # bump when images_to_tensor changes
 
 
+def _read_sealed_npy(path: Path) -> np.ndarray | None:
+    """A feature-memo entry, or None: absent, or not whole (its sealed hash is checked before
+    anything is parsed, so zeros a power cut left past a valid header are never features)."""
+    import io
+
+    from genie_plugin.io import unseal
+
+    try:
+        with open(path, "rb") as fh:
+            payload = unseal(fh.read())
+    except OSError:
+        return None
+    if payload is None:
+        return None
+    try:
+        return np.load(io.BytesIO(payload), allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+
+
 class MemoEmbedder:
     """An embedder that remembers the features of whole calls (a list of images, in order).
 
@@ -183,24 +203,19 @@ class MemoEmbedder:
             return self.memo[key]
         feats = None
         if self.store is not None:
-            path = self._path(key)
-            if path.exists():
-                try:
-                    feats = np.load(path)
-                except (OSError, ValueError):
-                    feats = None  # a damaged entry is recomputed and rewritten
+            feats = _read_sealed_npy(self._path(key))
         if feats is None:
             feats = self.embed(list(images))
             if self.store is not None:
                 import io
 
-                from genie_plugin.io import atomic_write_bytes
+                from genie_plugin.io import atomic_write_bytes, seal
 
                 buf = io.BytesIO()
-                np.save(buf, feats)
-                # no fsync (one per call, ~1,500 in a cold main job): an entry a power cut
-                # empties fails np.load above and is recomputed
-                atomic_write_bytes(path, buf.getvalue(), durable=False)
+                np.save(buf, feats, allow_pickle=False)
+                # sealed with its sha256, every read checked: no fsync needed (one per call,
+                # ~1,500 in a cold main job), a file a power cut zeroes is recomputed
+                atomic_write_bytes(self._path(key), seal(buf.getvalue()), durable=False)
         if len(self.memo) >= self.max_calls:
             self.memo.clear()
         self.memo[key] = feats

@@ -78,14 +78,14 @@ def test_concurrent_writers_do_not_corrupt(tmp_path):
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    from genie_plugin.io import read_jsonl
-
-    rows = read_jsonl(tmp_path / "manifest.jsonl")
-    assert len(rows) == 90  # every line intact (parsable) and none lost
     cache = AugmentationCache(tmp_path)
-    for i in range(30):
-        im = cache.get(f"{i:032x}")
-        assert im is not None and im.getpixel((0, 0))[0] == i
+    rows, torn = cache.records()
+    # first writer wins: one record per key, from whichever writer linked its file first
+    assert torn == 0 and len(rows) == 30 and 1 <= len(cache.manifest_files()) <= 3
+    assert sorted(r["i"] for r in rows) == list(range(30))
+    for r in rows:
+        im = cache.get(f"{r['i']:032x}")
+        assert im is not None and im.getpixel((0, 0)) == (r["i"], r["writer"], 0)
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -141,4 +141,9 @@ def test_cached_generator_with_other_sampler_settings_keeps_cache_and_counts(tin
     coarse.generate(_items())
     assert cached.hits == 3
     assert a[0].tobytes() != b[0].tobytes()
-    assert a[0].tobytes() == tiny_gen.with_sampler(steps=3).generate(_items()[:1])[0].tobytes()
+    # the view's images are the plain generator's at steps=3 (same batch: kernels are not
+    # batch-invariant, e.g. oneDNN's AVX2 convolutions round a batch of 1 differently)
+    direct = tiny_gen.with_sampler(steps=3)
+    assert a[0].tobytes() == direct.generate(_items())[0].tobytes()
+    alone = np.asarray(direct.generate(_items()[:1])[0], dtype=np.int16)
+    assert np.abs(np.asarray(a[0], dtype=np.int16) - alone).max() <= 1

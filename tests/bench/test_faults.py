@@ -192,7 +192,7 @@ def test_a_full_disk_stops_with_one_line_and_a_rerun_completes(tmp_path, monkeyp
     if small is None:  # simulated: every PNG write after the 12th fails as a full disk would
         from genie_plugin.diffusion import cache as cache_mod
 
-        real, calls = cache_mod.atomic_write_bytes, {"n": 0}
+        real, calls = cache_mod.link_new_bytes, {"n": 0}
 
         def full_after_12(path, data):
             calls["n"] += 1
@@ -200,7 +200,7 @@ def test_a_full_disk_stops_with_one_line_and_a_rerun_completes(tmp_path, monkeyp
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
             return real(path, data)
 
-        monkeypatch.setattr(cache_mod, "atomic_write_bytes", full_after_12)
+        monkeypatch.setattr(cache_mod, "link_new_bytes", full_after_12)
         small = tmp_path / "small"
     try:
         out = tmp_path / "results.jsonl"

@@ -80,7 +80,7 @@ def test_shipped_scenario_runs_end_to_end(stand_ins, scenario, tmp_path):
     assert all(r["model"]["fingerprint"] == fp for r in rows.values() if "model" in r)
     assert rows["genie"]["images_generated"] > 0
     # the manifests carry the checkpoint's fingerprint, and every prompt is words
-    manifest = read_jsonl(AugmentationCache(cache).manifest)
+    manifest, _ = AugmentationCache(cache).records()
     assert manifest and {m["model"] for m in manifest} == {fp}
     prompts = {m["prompt"] for m in manifest}
     assert not [p for p in prompts if is_synset_id(p) or "_" in p], sorted(prompts)[:3]
