@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from ._common import (
-    ChannelsLastOpt,
     ConfigOpt,
     DeviceOpt,
     MaxBatchOpt,
@@ -51,6 +50,28 @@ RootOpt = Annotated[
 ]
 ShotsOpt = Annotated[int | None, typer.Option(help="Support images per class (1 or 5: shipped).")]
 BackboneScnOpt = Annotated[str | None, typer.Option(help="Few-shot backbone.")]
+SplitOpt = Annotated[str | None, typer.Option(help="Split to draw episodes from.")]
+WaysOpt = Annotated[int | None, typer.Option(help="Classes per episode.")]
+StepsOpt = Annotated[int | None, typer.Option(help="Sampler steps.")]
+ResolutionOpt = Annotated[
+    int | None, typer.Option(help="Generation size in px (default: the model's native).")
+]
+GuidanceOpt = Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")]
+ShiftOpt = Annotated[
+    float | None, typer.Option(help="Sampler time shift (see `genie augment --help`).")
+]
+GuidanceFloorOpt = Annotated[
+    float | None, typer.Option(help="Guidance floor (see `genie augment --help`).")
+]
+ScnChannelsLastOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--channels-last/--no-channels-last",
+        help="UNet and VAE channels-last (faster GPU convolutions; other pixels, so other "
+        "cache keys): the scenario's setting unless given.",
+        show_default=False,
+    ),
+]
 
 
 #: Scenario fields chosen for one dataset: dropped when --dataset points a file at another.
@@ -156,23 +177,18 @@ def run(
     scenario: ScenarioArg = None,
     strategy: StrategyOpt = None,
     dataset: DatasetOpt = None,
-    split: Annotated[str | None, typer.Option(help="Split to draw episodes from.")] = None,
+    split: SplitOpt = None,
     root: RootOpt = None,
     episodes: EpisodesOpt = None,
-    ways: Annotated[int | None, typer.Option(help="Classes per episode.")] = None,
+    ways: WaysOpt = None,
     shots: ShotsOpt = None,
-    steps: Annotated[int | None, typer.Option(help="Sampler steps.")] = None,
-    resolution: Annotated[
-        int | None, typer.Option(help="Generation size in px (default: the model's native).")
-    ] = None,
-    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
-    timestep_shift: Annotated[
-        float | None, typer.Option(help="Sampler time shift (see `genie augment --help`).")
-    ] = None,
-    guidance_t_min: Annotated[
-        float | None, typer.Option(help="Guidance floor (see `genie augment --help`).")
-    ] = None,
+    steps: StepsOpt = None,
+    resolution: ResolutionOpt = None,
+    guidance: GuidanceOpt = None,
+    timestep_shift: ShiftOpt = None,
+    guidance_t_min: GuidanceFloorOpt = None,
     backend: ScnBackendOpt = None,
+    channels_last: ScnChannelsLastOpt = None,
     model: ScnModelOpt = None,
     config: ConfigOpt = None,
     backbone: BackboneScnOpt = None,
@@ -216,6 +232,7 @@ def run(
         timestep_shift=timestep_shift,
         guidance_t_min=guidance_t_min,
         backend=backend,
+        channels_last=channels_last,
         model=model,
         model_config=config,
         backbone=backbone,
@@ -289,26 +306,54 @@ def generate(
     scenario: ScenarioArg = None,
     strategy: StrategyOpt = None,
     dataset: DatasetOpt = None,
+    split: SplitOpt = None,
     root: RootOpt = None,
-    shots: ShotsOpt = None,
     episodes: EpisodesOpt = None,
+    ways: WaysOpt = None,
+    shots: ShotsOpt = None,
+    steps: StepsOpt = None,
+    resolution: ResolutionOpt = None,
+    guidance: GuidanceOpt = None,
+    timestep_shift: ShiftOpt = None,
+    guidance_t_min: GuidanceFloorOpt = None,
+    backend: ScnBackendOpt = None,
+    channels_last: ScnChannelsLastOpt = None,
     model: ScnModelOpt = None,
     config: ConfigOpt = None,
     backbone: BackboneScnOpt = None,
     cache: CacheOpt = Path("out/bench/cache"),
     max_batch: MaxBatchOpt = "64",
-    backend: ScnBackendOpt = None,
-    channels_last: ChannelsLastOpt = False,
     device: DeviceOpt = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="This process's rank as I/N (e.g. a Slurm array: "
+            "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT). Default: SLURM_PROCID/"
+            "SLURM_NTASKS under srun, RANK/WORLD_SIZE under torchrun or accelerate launch, else "
+            "0/1. It only picks where this process starts: blocks are claimed, so any number "
+            "of processes, started at any time, finish the scenario together.",
+        ),
+    ] = None,
+    lease: Annotated[
+        float,
+        typer.Option(
+            help="Seconds after which a block claimed by a process that stopped renewing it "
+            "(a lost node) is taken over; a dead process on the same host is taken over at once.",
+        ),
+    ] = 120.0,
 ) -> None:
     """Fill the augmentation cache for a whole scenario without scoring it.
 
-    Under `accelerate launch` (multi-GPU, multi-node; on CPU `--multi_gpu --num_processes N`) the work
-    units are sharded across processes; every process writes into the same cache, and the
-    cache and results are identical to a single process's.
+    Any number of processes on any number of GPUs and nodes may run this over one shared cache
+    (a Slurm array, `srun`, `torchrun`, `accelerate launch`, or by hand with --shard): each claims
+    the next free block of episodes and renders all of its strategies, with no process group,
+    so a lost rank hangs nobody. The cache is the same as one process's. Every option that
+    changes an image is a scenario setting that `genie bench run` reads the same way.
     """
     from rich.console import Console
+    from rich.markup import escape
 
+    from genie_plugin.bench.claims import parse_rank
     from genie_plugin.bench.runner import generate_scenario
     from genie_plugin.bench.scenario import preflight
     from genie_plugin.progress import make_progress
@@ -317,45 +362,46 @@ def generate(
         scenario,
         strategy,
         dataset=dataset,
+        split=split,
         root=root,
-        shots=shots,
         episodes=episodes,
+        ways=ways,
+        shots=shots,
+        steps=steps,
+        resolution=resolution,
+        guidance=guidance,
+        timestep_shift=timestep_shift,
+        guidance_t_min=guidance_t_min,
+        backend=backend,
+        channels_last=channels_last,
         model=model,
         model_config=config,
         backbone=backbone,
-        backend=backend,
     )
-    rank, world, dev, state = 0, 1, device, None
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    rank, world, local, source = parse_rank(shard)
+    if lease <= 0:
+        raise typer.BadParameter(f"{lease} must be > 0 seconds", param_hint="--lease")
+    dev = device
+    if dev is None and local is not None:
         import torch
-        from accelerate import PartialState
 
-        # on CPU-only machines accelerate needs cpu=True to form its (gloo) process group
-        on_cpu = not torch.cuda.is_available()
-        state = PartialState(cpu=on_cpu)
-        rank, world = state.process_index, state.num_processes
-        dev = device or ("cpu" if on_cpu else str(state.device))
+        if torch.cuda.is_available():  # one GPU per local rank
+            dev = f"cuda:{local % torch.cuda.device_count()}"
     console = Console(highlight=False)
     tag = f"[{rank}/{world}] " if world > 1 else ""
-    if rank == 0:
-        console.print(scenario_header(scn), soft_wrap=True)
+    console.print(scenario_header(scn), soft_wrap=True)
+    if world > 1:
+        console.print(f"  rank {rank} of {world} ({escape(source)}), device {dev or 'default'}")
     preflight(scn)
     check_max_batch(max_batch)
     check_writable(cache, "--cache")
     # each process times (or reads) the choice; the model it loaded for that is the one it uses
     scn, gen = resolve_auto_backend(scn, dev, console)
     with make_progress(console=console) as bar:
-        task = bar.add_task(f"{tag}{scn.name} units", total=None, info="")
+        task = bar.add_task(f"{escape(tag)}{escape(scn.name)} blocks", total=None, info="")
 
         def advance(done, total, cached):
-            bar.update(
-                task,
-                completed=done,
-                total=total,
-                info=_cache_info(cached),
-            )
+            bar.update(task, completed=done, total=total, info=_cache_info(cached))
 
         stats = generate_scenario(
             scn,
@@ -364,18 +410,18 @@ def generate(
             num_processes=world,
             device=dev,
             max_batch=max_batch,
-            channels_last=channels_last,
             progress=advance,
             generator=gen,
+            lease_s=lease,
         )
+    took = f", {stats['taken_over']} taken over from stopped ranks" if stats["taken_over"] else ""
     console.print(
-        f"{tag}{stats['units']} of {stats['of_units']} units: {stats['images']} images "
-        f"({stats['generated']} generated, {stats['hits']} from the cache, "
-        f"{stats.get('repaired', 0)} bad cache entries regenerated; "
-        f"{stats.get('unet_rows', 0)} UNet rows from scratch) in {cache}"
+        f"{escape(tag)}{stats['blocks']} of {stats['of_blocks']} blocks{took}: "
+        f"{stats['images']} images ({stats['generated']} generated, {stats['hits']} from the "
+        f"cache, {stats.get('repaired', 0)} bad cache entries regenerated; "
+        f"{stats.get('unet_rows', 0)} UNet rows from scratch) in {escape(str(cache))}",
+        soft_wrap=True,
     )
-    if state is not None:
-        state.wait_for_everyone()
 
 
 def _cache_info(cached) -> str:
@@ -493,14 +539,28 @@ def compare(
             "status and per-episode accuracies with the committed first n.",
         ),
     ] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Say, per row, whether it equals the committed one episode for episode and, "
+            "if not, by how much and which recorded settings differ (backend, CPU kernels, "
+            "threads, versions); always exit 0.",
+        ),
+    ] = False,
 ) -> None:
     """Check that a rerun reproduces committed result rows: means, CIs, per-episode accuracies,
     episode-list hash and generation counts (with --prefix: the first n episodes). Exit 1
     listing what differs."""
-    from genie_plugin.bench.leaderboard import compare_results
+    from genie_plugin.bench.leaderboard import compare_results, explain_differences
     from genie_plugin.io import read_jsonl
 
     rows = read_jsonl(rerun)
+    if explain:
+        typer.echo(f"{rerun} against the committed board {committed}:")
+        for line in explain_differences(read_jsonl(committed), rows):
+            typer.echo(f"  {line}")
+        return
     diffs = compare_results(read_jsonl(committed), rows, prefix=prefix)
     for d in diffs:
         typer.echo(d)

@@ -235,7 +235,7 @@ def run_parallel(
                         counts = (c["generated"], c["hits"], c["repaired"]) if c else None
                         progress(sname, len(st.accs), scn.episodes, counts)
                 if st.done and sname not in rows:
-                    rows[sname] = st.row(row_header(scn, sname, ep_hash, device))
+                    rows[sname] = st.row(row_header(scn, sname, ep_hash, device, threads=1))
                     merge_rows(Path(out), [rows[sname]])
             elif kind in ("done", "stopped", "error"):
                 running -= 1

@@ -85,8 +85,8 @@ def render_unit(
     ``chosen`` counts the ratio GeNIe-Ada picked for each output (its records' ``r_star``).
 
     Each episode's plan is seeded from (run seed, strategy, episode), so what is generated does
-    not depend on how episodes are grouped; only the batching does, which is fixed by
-    :func:`work_units`.
+    not depend on how episodes are grouped; only the batching does, which is fixed by the
+    blocks (:func:`episode_unit`), the same in every kind of run.
     """
     from genie_plugin.strategies.base import RenderContext
 
@@ -138,8 +138,14 @@ UNIT_EPISODES = 4  # episodes rendered per batch (fixed: results must not depend
 MAX_BATCH = 64  # items per sampler call in a benchmark run
 
 
-def row_header(scn: Scenario, sname: str, ep_hash: str, device) -> dict:
-    """The fields of a row that say what was run, before any result."""
+def row_header(
+    scn: Scenario, sname: str, ep_hash: str, device, *, threads: int | None = None
+) -> dict:
+    """The fields of a row that say what was run, before any result. ``threads``: the CPU
+    threads it was scored with, where not this process's (``--jobs`` workers run one)."""
+    from genie_plugin.bench.env import compute_record
+    from genie_plugin.fewshot.protocol import CLASSIFIER
+
     return {
         "scenario": scn.name,
         "dataset": scn.dataset,
@@ -152,12 +158,16 @@ def row_header(scn: Scenario, sname: str, ep_hash: str, device) -> dict:
         "seed": scn.seed,
         "strategy": sname,
         "episodes_hash": ep_hash,
+        "classifier": CLASSIFIER,
         # the whole definition, so a report can re-plan the episodes (genie bench report)
         "scenario_config": scn.to_dict(),
         "git_commit": git_commit(),
         "versions": environment()["versions"],
         "device": str(device or ("cuda" if torch.cuda.is_available() else "cpu")),
         "platform": platform.machine(),
+        # what decides a CPU run's last bits: a row that differs from the committed board's
+        # says why (genie bench compare --explain)
+        "compute": compute_record(threads),
     }
 
 
@@ -337,19 +347,6 @@ def episode_unit(e: int, n_episodes: int) -> tuple[int, ...]:
     return tuple(range(first, min(first + UNIT_EPISODES, n_episodes)))
 
 
-def work_units(generative: list[str], n_episodes: int):
-    """(strategy, episode indices) units in a fixed order; a unit is rendered as one batch.
-
-    Units never depend on the number of processes, so a sharded run batches every image exactly
-    as a single process does (PyTorch kernels are not batch-invariant at the last bit).
-    """
-    return [
-        (s, episode_unit(e, n_episodes))
-        for s in generative
-        for e in range(0, n_episodes, UNIT_EPISODES)
-    ]
-
-
 def scenario_episodes(scn: Scenario):
     """The scenario's split and its materialised episode list (every run starts here)."""
     from genie_plugin.data.episodes import materialise_episodes
@@ -367,9 +364,7 @@ def scenario_episodes(scn: Scenario):
     return data, episodes
 
 
-def scenario_generator(
-    scn: Scenario, device=None, *, channels_last: bool = False, lazy: bool = False
-):
+def scenario_generator(scn: Scenario, device=None, *, lazy: bool = False):
     """The scenario's diffusion model with its sampler settings and UNet backend; ``lazy``: its
     weights loaded only when an image is not in the cache (``load_configured``)."""
     from genie_plugin.diffusion.loading import load_configured
@@ -387,9 +382,20 @@ def scenario_generator(
         config=scn.model_config,
         settings=settings,
         backend=scn.backend,
-        channels_last=channels_last,
+        channels_last=scn.channels_last,
         lazy=lazy,
     )
+
+
+def claims_folder(scn: Scenario, cache_dir: Path, what: str) -> Path:
+    """Where the ranks of one job over ``scn`` claim its blocks: under the cache, named by
+    everything the job's outputs depend on (the whole scenario), so ranks of one job meet
+    there and another job never takes a block as done."""
+    import hashlib
+    import json
+
+    doc = json.dumps({"what": what, "scenario": scn.to_dict()}, sort_keys=True)
+    return Path(cache_dir) / "claims" / hashlib.sha256(doc.encode()).hexdigest()[:24]
 
 
 def generate_scenario(
@@ -400,16 +406,22 @@ def generate_scenario(
     num_processes: int = 1,
     device=None,
     max_batch: int | str = 64,
-    channels_last: bool = False,
     progress=None,
     generator=None,
+    lease_s: float | None = None,
 ) -> dict:
     """Fill the augmentation cache for every generative strategy × episode, without scoring.
 
-    Work units are dealt round-robin to ``num_processes`` shards; each process writes into the
-    same content-addressed cache (safe for concurrent writers). Returns this shard's counts.
-    ``generator``: the scenario's model already loaded (``--backend auto`` timed it).
+    Work is claimed by episode block (:mod:`genie_plugin.bench.claims`): each process takes
+    the next free block, from its own starting point (``process_index`` of
+    ``num_processes``), and renders every generative strategy of it in scenario order — the
+    batches of a one-process run, and GeNIe-Ada finding GeNIe's images — until every block is
+    done; no process group, so a lost rank delays its blocks by one lease and hangs nobody.
+    Every process writes into the same content-addressed cache (first writer wins). Returns
+    this process's counts. ``generator``: the scenario's model already loaded (``--backend
+    auto`` timed it).
     """
+    from genie_plugin.bench.claims import DEFAULT_LEASE_S, BlockClaims, rank_start
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.registry import REGISTRY
 
@@ -418,33 +430,47 @@ def generate_scenario(
     data, episodes = scenario_episodes(scn)
     strategies = {s: REGISTRY.get(s).create() for s in scn.strategies}
     generative = [s for s, st in strategies.items() if st.generative]
-    units = work_units(generative, len(episodes))
-    mine = units[process_index::num_processes]
-    stats = {"units": len(mine), "of_units": len(units), "images": 0, "generated": 0, "hits": 0}
-    if not mine:
+    blocks = [episode_unit(e, len(episodes)) for e in range(0, len(episodes), UNIT_EPISODES)]
+    stats = {"blocks": 0, "of_blocks": len(blocks), "images": 0, "generated": 0, "hits": 0}
+    stats["taken_over"] = 0
+    if not generative or not blocks:
         return stats
+    claims = BlockClaims(
+        claims_folder(scn, cache_dir, "generate"),
+        rank=process_index,
+        lease_s=DEFAULT_LEASE_S if lease_s is None else lease_s,
+    )
+    if all(claims.is_done(b) for b in range(len(blocks))):
+        return stats  # another process of this job finished it: no model to load
     from genie_plugin.diffusion.memory import resolve_max_batch
 
-    if generator is None:
-        gen = scenario_generator(scn, device, channels_last=channels_last)
-    else:
-        gen = generator.use_channels_last() if channels_last else generator
+    gen = generator if generator is not None else scenario_generator(scn, device)
     max_batch = stats["max_batch"] = resolve_max_batch(gen, max_batch)
     cached = CachedGenerator(gen, AugmentationCache(cache_dir))
     embed = None
-    if any(strategies[s].needs_embedder for s, _ in mine):
+    if any(strategies[s].needs_embedder for s in generative):
         from genie_plugin.fewshot.backbones import load_backbone
 
         embed = load_backbone(scn.backbone, device=device)
-    for done, (sname, eps) in enumerate(mine, 1):
-        outs = render_unit(strategies[sname], scn, data, episodes, eps, cached, embed, max_batch)
-        stats["images"] += sum(len(v) for v in outs.values())
-        if progress is not None:
-            progress(done, len(mine), cached)
+    start = rank_start(process_index, num_processes, len(blocks))
+    with claims:
+        for b in claims.blocks(len(blocks), start=start):
+            inputs = unit_inputs(scn, data, episodes, blocks[b])
+            for sname in generative:
+                outs = render_unit(
+                    strategies[sname], scn, data, episodes, blocks[b], cached, embed, max_batch,
+                    inputs=inputs,
+                )  # fmt: skip
+                stats["images"] += sum(len(v) for v in outs.values())
+            claims.finish(b)
+            stats["blocks"] += 1
+            if progress is not None:
+                progress(sum(claims.is_done(i) for i in range(len(blocks))), len(blocks), cached)
     stats.update(
         generated=cached.generated,
         hits=cached.hits,
         repaired=cached.repaired,
         unet_rows=cached.unet_rows,
+        taken_over=claims.taken_over,
     )
     return stats

@@ -108,6 +108,9 @@ class Scenario:
     # guidance floor (SamplerConfig.guidance_t_min)
     guidance_t_min: Annotated[float, Field(ge=0, lt=1)] | None = None
     backend: Text = "torch"  # UNet backend (diffusion.model.BACKENDS)
+    # UNet and VAE channels-last (GPU convolutions): a generation-key input, so it lives here,
+    # where `bench generate` and `bench run` both read it
+    channels_last: Annotated[bool, Field(strict=True)] = False
     real_views: Annotated[int, Field(ge=0, strict=True)] = 5
     gen_views: Annotated[int, Field(ge=0, strict=True)] = 1
     view_size: Count | None = None  # reference: 224; the embedded benchmark: 32
