@@ -165,7 +165,7 @@ def test_exact_sums_are_correctly_rounded_whatever_the_order():
     rng = np.random.default_rng(7)
     a = rng.standard_normal(257) * 10.0 ** rng.integers(-8, 8, 257)
     b = rng.standard_normal(257)
-    exact = float(sum(Fraction(x * y) for x, y in zip(a.tolist(), b.tolist())))
+    exact = float(sum(Fraction(x * y) for x, y in zip(a.tolist(), b.tolist(), strict=True)))
     assert exact_dot(a, b) == exact
     perm = rng.permutation(257)
     assert exact_dot(a[perm], b[perm]) == exact
