@@ -28,29 +28,87 @@ def content_hash(path: Path) -> str:
     return file_sha256(path, _hash_memo_dir())
 
 
-#: What a model folder's fingerprint covers: the components the loader reads, and the
-#: top-level JSON (model_index.json, genie_sampler.json). Other files in a hub snapshot (fp16
-#: variants, a full .ckpt, the safety checker) do not change the images and are not hashed.
-FINGERPRINT_PARTS = REQUIRED_COMPONENTS
+#: Top-level files of a model folder that change the images: the pipeline's index and the
+#: sampler settings this plugin reads (``genie_sampler.json``).
+TOP_LEVEL_FILES: tuple[str, ...] = ("model_index.json", "genie_sampler.json")
+
+#: The weight files ``from_pretrained`` picks in a component folder, in its order of
+#: preference (no ``variant``, safetensors first): diffusers' models, then transformers'.
+_WEIGHT_NAMES = {
+    "unet": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
+    "vae": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
+    "text_encoder": ("model.safetensors", "pytorch_model.bin"),
+}
+#: What the slow CLIP tokenizer reads (``tokenizer.json`` is the fast tokenizer's).
+_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json",
+                    "special_tokens_map.json", "added_tokens.json")  # fmt: skip
+
+
+def _weights(sub: Path, names: tuple[str, ...]) -> list[Path]:
+    """The weight files of one component: a single file, or a sharded one's index and the
+    shards it names. ``.fp16``/``.non_ema`` variants and a second format are not read."""
+    import json
+
+    for name in names:
+        if (sub / name).is_file():
+            return [sub / name]
+        index = sub / f"{name}.index.json"
+        if index.is_file():
+            try:
+                shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ModelFormatError(
+                    f"{index}: not a sharded-weights index ({type(exc).__name__}); re-download "
+                    "the component"
+                ) from None
+            for shard in shards:
+                if "/" in shard or "\\" in shard or shard.startswith("."):
+                    raise ModelFormatError(f"{index}: shard name {shard!r} leaves the folder")
+            return [index, *(sub / shard for shard in shards)]
+    return []
+
+
+def loader_files(folder: Path) -> list[Path]:
+    """Exactly the files the loader reads of a diffusers SD folder (or hub snapshot)."""
+    folder = Path(folder)
+    files = [folder / n for n in TOP_LEVEL_FILES]
+    for comp, names in _WEIGHT_NAMES.items():
+        files += [folder / comp / "config.json", *_weights(folder / comp, names)]
+    files += [folder / "tokenizer" / n for n in _TOKENIZER_FILES]
+    files.append(folder / "scheduler" / "scheduler_config.json")
+    return [p for p in files if p.is_file()]
 
 
 def folder_fingerprint(folder: Path) -> str:
     """Content fingerprint of a model folder: the full sha256 of every file the loader reads.
 
-    Any changed tensor (a fine-tune that touches middle layers too) changes it; each file is
-    hashed once per (path, size, mtime), so reloading a multi-GB model costs nothing.
+    Any changed tensor (a fine-tune that touches middle layers too) changes it; files the
+    loader never opens (fp16/non-EMA variants, a full .ckpt, the safety checker, a README) do
+    not. Each file is hashed once per (path, size, mtime), and a hub snapshot's LFS files are
+    named by their sha256 already: reloading a multi-GB model costs nothing. A hub snapshot
+    and a local copy of it (``--local-dir``, ``save_pretrained`` of the same bytes) share it.
     """
     h = hashlib.sha256()
     folder = Path(folder)
-    files = [p for p in folder.glob("*.json") if p.is_file()]
-    for part in FINGERPRINT_PARTS:
-        files += [p for p in (folder / part).rglob("*") if p.is_file()]
-    for p in sorted(files):
+    for p in sorted(loader_files(folder), key=lambda p: p.relative_to(folder).as_posix()):
         rel = p.relative_to(folder).as_posix()
-        if any(s.startswith(".") for s in rel.split("/")):
-            continue
-        h.update(f"{rel}\0{content_hash(p)}\n".encode())
+        h.update(f"{rel}\0{_file_digest(p)}\n".encode())
     return "sha256:" + h.hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file: a hub cache blob's own name when it is one (LFS blobs are named by
+    their sha256 by the hub), else hashed (memoised)."""
+    if path.is_symlink():
+        target = path.resolve()
+        name = target.name
+        if target.parent.name == "blobs" and len(name) == 64 and _is_hex(name):
+            return name
+    return content_hash(path)
+
+
+def _is_hex(s: str) -> bool:
+    return all(c in "0123456789abcdef" for c in s)
 
 
 def single_file_fingerprint(path: Path, config: str | None) -> str:

@@ -14,6 +14,7 @@ list. Equivalent requests are normalised here, in one place, so they share a key
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, fields
@@ -37,6 +38,7 @@ class GenerationKey:
     backend_variant: str  # e.g. the ONNX graph's own hash (plain / fused / fp16 / a user export)
     dtype: str  # float16 on CUDA, float32 on CPU by default
     device_type: str  # cuda / cpu / mps: kernels differ
+    accelerator: str  # the chip the kernels ran on: GPU model + compute capability, CPU ISA
     memory_format: str  # contiguous / channels_last
     prompt: str
     ratio: float
@@ -82,6 +84,7 @@ def generation_key(model, item) -> GenerationKey:
         backend_variant=facts["backend_variant"],
         dtype=facts["dtype"],
         device_type=_device_type(model.device),
+        accelerator=accelerator(model.device),
         memory_format=facts["memory_format"],
         prompt=item.prompt,
         ratio=float(item.ratio),
@@ -112,3 +115,36 @@ def _thins(model, ratio: float) -> bool:
 
 def _device_type(device) -> str:
     return str(getattr(device, "type", None) or str(device).split(":")[0])
+
+
+def accelerator(device) -> str:
+    """The chip a device's kernels run on, as keys record it: ``"NVIDIA H100 80GB HBM3 sm_90"``
+    on CUDA (an A100's and an H100's kernels give other bits, so their images never share a
+    key), the ATen CPU capability on a CPU (``"cpu AVX2"``: oneDNN's AVX2 and AVX-512
+    convolutions differ in the last bits too). Read live, never from a stored record: one
+    cache serves a farm of mixed GPUs."""
+    kind = _device_type(device)
+    if kind == "cuda":
+        index = getattr(device, "index", None)
+        if index is None and ":" in str(device):
+            index = int(str(device).split(":")[1])
+        return _cuda_accelerator(index)
+    if kind == "cpu":
+        return _cpu_accelerator()
+    return kind
+
+
+@functools.cache
+def _cuda_accelerator(index: int | None) -> str:  # pragma: no cover - CUDA only
+    import torch
+
+    i = torch.cuda.current_device() if index is None else index
+    major, minor = torch.cuda.get_device_capability(i)
+    return f"{torch.cuda.get_device_name(i)} sm_{major}{minor}"
+
+
+@functools.cache
+def _cpu_accelerator() -> str:
+    import torch
+
+    return f"cpu {torch.backends.cpu.get_cpu_capability()}"

@@ -7,6 +7,7 @@ Only diffusers' own model and scheduler classes are used; the sampler loop lives
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -71,8 +72,6 @@ def _hub_offline() -> bool:
 
 
 def _load_hub(repo_id: str, dtype):
-    from huggingface_hub import try_to_load_from_cache
-
     offline = _hub_offline()
     try:
         parts = _from_components(repo_id, dtype, local_files_only=offline)
@@ -87,10 +86,26 @@ def _load_hub(repo_id: str, dtype):
             f"`huggingface-cli download {repo_id}` on a machine with network (it lands in the HF "
             "cache), or pass a local diffusers folder or a .safetensors file"
         ) from None
-    cached = try_to_load_from_cache(repo_id, "model_index.json")
-    if isinstance(cached, str):  # the snapshot folder the components were read from
-        return (*parts, folder_fingerprint(Path(cached).parent))
-    return (*parts, f"hub:{repo_id}@unknown")
+    return (*parts, folder_fingerprint(_hub_snapshot(repo_id, offline)))
+
+
+def _hub_snapshot(repo_id: str, offline: bool) -> Path:
+    """The HF-cache snapshot folder the components were just read from. Its fingerprint is
+    by content, as a local folder's (LFS blobs are named by their sha256: free); the pipeline's
+    ``model_index.json``, which the component loads skip, is fetched when online (1 kB) so a
+    snapshot and a downloaded folder of the same repo agree."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    with contextlib.suppress(Exception):  # offline, or a repo without one: content still counts
+        hf_hub_download(repo_id, "model_index.json", local_files_only=offline)
+    cached = try_to_load_from_cache(repo_id, "unet/config.json")
+    if not isinstance(cached, str):
+        raise ModelNotFoundError(
+            f"model {repo_id!r}: loaded, but its snapshot is not in the HF cache "
+            "(HF_HUB_CACHE changed meanwhile?), so its weights cannot be fingerprinted; "
+            "download it with `huggingface-cli download` or pass a local folder"
+        )
+    return Path(cached).parent.parent
 
 
 def _load_single_file(path: Path, dtype, config: str | None):

@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from genie_plugin.diffusion.cache import AugmentationCache
-from genie_plugin.diffusion.fingerprint import folder_fingerprint, single_file_fingerprint
+from genie_plugin.diffusion.fingerprint import (
+    folder_fingerprint,
+    loader_files,
+    single_file_fingerprint,
+)
 from genie_plugin.diffusion.key import GENERATION_VERSION, generation_key
 from genie_plugin.diffusion.model import ModelHelpers
 from genie_plugin.diffusion.sampler import SampleItem
@@ -39,9 +43,16 @@ def _key(gen, item=None):
     return generation_key(gen, item or _item()).digest()
 
 
-def test_every_input_that_changes_the_image_changes_the_key(tiny_gen):
+def test_every_input_that_changes_the_image_changes_the_key(tiny_gen, monkeypatch):
+    from genie_plugin.diffusion import key as key_mod
+
+    monkeypatch.setattr(key_mod, "_cuda_accelerator", lambda i: "NVIDIA H100 sm_90")
     g = tiny_gen.with_sampler(guidance_scale=5.0)
     base = _key(g)
+    with monkeypatch.context() as m:  # the same CPU run with other kernels (AVX2 vs AVX-512)
+        other = "cpu AVX2" if key_mod._cpu_accelerator() != "cpu AVX2" else "cpu AVX512"
+        m.setattr(key_mod, "_cpu_accelerator", lambda: other)
+        isa = _key(g)
     varied = {
         "model weights": _key(_view(g, fingerprint="sha256:other")),
         "scheduler": _key(g.with_sampler(scheduler="euler")),
@@ -55,6 +66,7 @@ def test_every_input_that_changes_the_image_changes_the_key(tiny_gen):
         "onnx variant": _key(_view(g, backend="onnx", denoiser=_Variant("model_optimized.onnx:1"))),
         "dtype": _key(_view(g, dtype=torch.float16)),
         "device type": _key(_view(g, device=torch.device("cuda"))),
+        "cpu isa": isa,
         "memory format": _key(_view(g, stats={"channels_last": True})),
         "prompt": _key(g, _item(prompt="a photo of a dog.")),
         "ratio": _key(g, _item(ratio=0.7)),
@@ -125,6 +137,51 @@ def _flip_middle_byte(path):
     path.write_bytes(bytes(data))
 
 
+def test_sharded_weights_are_covered_shard_by_shard(tmp_path):
+    """A sharded component (index + shards, as SDXL's and Flux's are published) is hashed by
+    its index and every shard it names; a shard name leaving the folder is refused."""
+    import json
+
+    from genie_plugin.errors import ModelFormatError
+
+    copy = tmp_path / "sd"
+    shutil.copytree(tiny_model_dir(), copy)
+    te = copy / "text_encoder"
+    (te / "model.safetensors").rename(te / "model-00001-of-00002.safetensors")
+    (te / "model-00002-of-00002.safetensors").write_bytes(b"second shard")
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors",
+                            "b": "model-00002-of-00002.safetensors"}}  # fmt: skip
+    (te / "model.safetensors.index.json").write_text(json.dumps(index))
+    names = {f.name for f in loader_files(copy) if f.parent == te}
+    assert names == {"config.json", "model.safetensors.index.json",
+                     "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"}  # fmt: skip
+    before = folder_fingerprint(copy)
+    (te / "model-00002-of-00002.safetensors").write_bytes(b"second shard, fine-tuned")
+    assert folder_fingerprint(copy) != before
+    index["weight_map"]["b"] = "../../elsewhere.safetensors"
+    (te / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ModelFormatError, match="leaves the folder"):
+        folder_fingerprint(copy)
+
+
+def test_a_hub_blob_is_fingerprinted_by_its_name(tmp_path):
+    """A hub snapshot's files are symlinks to blobs named by their sha256: read, not hashed."""
+    import hashlib
+
+    copy = tmp_path / "sd"
+    shutil.copytree(tiny_model_dir(), copy)
+    before = folder_fingerprint(copy)
+    w = next((copy / "unet").glob("*.safetensors"))
+    blobs = tmp_path / "blobs"
+    blobs.mkdir()
+    digest = hashlib.sha256(w.read_bytes()).hexdigest()
+    w.rename(blobs / digest)
+    w.symlink_to(blobs / digest)
+    assert folder_fingerprint(copy) == before  # same content, same fingerprint
+    (blobs / digest).write_bytes(b"not opened: the name is the hash")
+    assert folder_fingerprint(copy) == before
+
+
 def test_fingerprint_covers_every_byte_and_a_single_files_config(tmp_path):
     copy = tmp_path / "sd"
     shutil.copytree(tiny_model_dir(), copy)
@@ -136,6 +193,20 @@ def test_fingerprint_covers_every_byte_and_a_single_files_config(tmp_path):
     after = folder_fingerprint(copy)
     (copy / "README.md").write_text("still not read")
     assert folder_fingerprint(copy) == after
+    # weight variants from_pretrained never picks (no variant=, safetensors first), a fast
+    # tokenizer's file, the safety checker: not read, not hashed
+    unet_w = next((copy / "unet").glob("*.safetensors"))
+    for junk in ("diffusion_pytorch_model.fp16.safetensors", "diffusion_pytorch_model.bin",
+                 "diffusion_pytorch_model.non_ema.safetensors"):  # fmt: skip
+        (copy / "unet" / junk).write_bytes(b"not read")
+    (copy / "tokenizer" / "tokenizer.json").write_text("{}")
+    (copy / "safety_checker").mkdir()
+    (copy / "safety_checker" / "model.safetensors").write_bytes(b"x")
+    assert folder_fingerprint(copy) == after
+    assert unet_w in loader_files(copy) and not any(
+        f.name.endswith((".fp16.safetensors", ".bin", ".non_ema.safetensors", "tokenizer.json"))
+        for f in loader_files(copy)
+    )
     # a single file is hashed whole, together with the architecture folder it is read with
     f = tmp_path / "model.safetensors"
     shutil.copy(next((copy / "unet").glob("*.safetensors")), f)
@@ -155,14 +226,17 @@ def test_fingerprint_covers_every_byte_and_a_single_files_config(tmp_path):
     assert single_file_fingerprint(f, str(copy)) != a
 
 
-@pytest.mark.parametrize("field", ["dtype", "device_type", "memory_format", "backend_variant"])
+@pytest.mark.parametrize(
+    "field", ["dtype", "device_type", "accelerator", "memory_format", "backend_variant"]
+)
 def test_manifest_records_the_key_fields(tiny_gen, field):
     assert field in generation_key(tiny_gen, _item()).to_dict()
 
 
 def test_digests_are_the_cache_format_and_stay_put():
     """Cache file names are these digests: a change orphans every user's cache, so it must be
-    deliberate (bump GENERATION_VERSION, then update these two literals)."""
+    deliberate (a new key field, or a GENERATION_VERSION bump; then update these literals).
+    Last change: the ``accelerator`` field (GPU model and compute capability, CPU ISA)."""
     from PIL import Image
 
     from genie_plugin.diffusion.key import GenerationKey, image_digest
@@ -171,11 +245,11 @@ def test_digests_are_the_cache_format_and_stay_put():
     fields = dict(
         model="m", scheduler="dpm++", steps=10, guidance_scale=5.0, guidance_t_min=0.2,
         timestep_shift=1.0, max_item_steps=None, resolution=64, backend="torch",
-        backend_variant="", dtype="float32", device_type="cpu", memory_format="contiguous",
-        prompt="a photo of a cat.", ratio=0.8, seed=7, source="abc",
+        backend_variant="", dtype="float32", device_type="cpu", accelerator="cpu AVX2",
+        memory_format="contiguous", prompt="a photo of a cat.", ratio=0.8, seed=7, source="abc",
     )  # fmt: skip
     assert GENERATION_VERSION == 2
-    assert GenerationKey(**fields).digest() == "daecfbda3c92c4a29152f6c7d0038b07"
+    assert GenerationKey(**fields).digest() == "83e044b589c9e87a07bb1d37ac35acc6"
 
 
 def _stub_model(**kw):
@@ -231,3 +305,18 @@ def test_device_type_from_strings_devices_and_device_like_objects(device, kind):
 
     assert _device_type(device) == kind
     assert _device_type(SimpleNamespace(type="mps")) == "mps"  # its type, not its repr
+
+
+def test_the_accelerator_is_in_the_key_and_read_live(monkeypatch):
+    """An A100's and an H100's images must not share keys; one CPU's ISA is part of it too."""
+    from genie_plugin.diffusion import key as key_mod
+
+    k = generation_key(_stub_model(), _item())
+    assert k.accelerator == f"cpu {torch.backends.cpu.get_cpu_capability()}"
+    monkeypatch.setattr(key_mod, "_cuda_accelerator", lambda i: f"NVIDIA A100 sm_80 #{i}")
+    a100 = generation_key(_stub_model(device=torch.device("cuda", 1)), _item())
+    assert a100.accelerator == "NVIDIA A100 sm_80 #1" and a100.device_type == "cuda"
+    monkeypatch.setattr(key_mod, "_cuda_accelerator", lambda i: "NVIDIA H100 80GB HBM3 sm_90")
+    h100 = generation_key(_stub_model(device=torch.device("cuda", 1)), _item())
+    assert h100.digest() != a100.digest()
+    assert key_mod.accelerator("mps") == "mps"

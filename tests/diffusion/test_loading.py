@@ -169,6 +169,7 @@ def test_a_hub_id_loads_from_the_hf_cache_offline(tmp_path):
     """A user's ``--model org/name`` with the snapshot in the HF cache and HF_HUB_OFFLINE=1: it
     loads through diffusers' hub path, is fingerprinted by the snapshot's files, and generates
     what the same weights give from a folder. In a subprocess: the hub reads HF_HOME at import."""
+    import hashlib
     import json
     import os
     import shutil
@@ -180,6 +181,14 @@ def test_a_hub_id_loads_from_the_hf_cache_offline(tmp_path):
     repo = tmp_path / "hf" / "hub" / "models--genie-test--tiny"
     snap = repo / "snapshots" / ("0" * 40)
     shutil.copytree(tiny_model_dir(), snap)
+    # the hub's layout: snapshot files are links to blobs named by their sha256; the repo
+    # also has an fp16 variant the loader does not read
+    (snap / "unet" / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"fp16 weights")
+    (repo / "blobs").mkdir()
+    for f in [f for f in snap.rglob("*") if f.is_file()]:
+        blob = repo / "blobs" / hashlib.sha256(f.read_bytes()).hexdigest()
+        f.rename(blob)
+        f.symlink_to(os.path.relpath(blob, f.parent))
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0" * 40)
     code = """
