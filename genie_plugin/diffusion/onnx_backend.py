@@ -10,6 +10,7 @@ root; sessions are cached per (file, providers).
 from __future__ import annotations
 
 import json
+import os
 import time
 from functools import cache
 from pathlib import Path
@@ -57,6 +58,80 @@ def _configs():
 def export_unet(
     gen,
     out_dir: str | Path,
+    *,
+    fp16: bool = False,
+    optimize: bool = False,
+    opset: int = 17,
+    device: str | None = None,
+    replace: bool = True,
+) -> dict:
+    """Export ``gen.unet`` into ``out_dir`` (see :func:`_export_into`), atomically.
+
+    The export is built in a private folder beside ``out_dir`` and renamed into place when
+    complete and checked: a reader (another rank on the shared cache, a killed export rerun)
+    sees no folder or a whole one, never a half-written graph. ``replace``: an earlier export
+    in ``out_dir`` is replaced (``genie export-onnx``); otherwise the first complete export
+    wins and this one is dropped (the cache: two nodes exporting at once). A folder that holds
+    anything but an export is refused, not replaced.
+    """
+    import shutil
+    import tempfile
+
+    out = Path(out_dir)
+    _check_export_target(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        report = _export_into(gen, tmp, fp16=fp16, optimize=optimize, opset=opset, device=device)
+        text = json.dumps(report).replace(json.dumps(str(tmp))[1:-1], json.dumps(str(out))[1:-1])
+        report = json.loads(text)  # the paths where the files will be
+        (tmp / "export_report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        _install(tmp, out, replace=replace)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def _check_export_target(out: Path) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ConfigError(
+            f"--out {out}: exists and is not a folder; name a new or empty folder for the export"
+        )
+    if out.is_dir() and any(out.iterdir()) and not (out / "genie_onnx.json").is_file():
+        raise ConfigError(
+            f"--out {out}: a folder with other files in it (no genie_onnx.json: not an "
+            "export); name a new or empty folder, nothing there is replaced"
+        )
+
+
+def _install(tmp: Path, out: Path, *, replace: bool) -> None:
+    """Rename the finished export ``tmp`` to ``out``; an existing export there is replaced
+    (``replace``) or kept (first writer wins), an empty folder is replaced."""
+    import secrets
+    import shutil
+
+    try:
+        os.rename(tmp, out)  # atomic; fails when out is a non-empty folder
+        return
+    except OSError:
+        if not out.is_dir():
+            raise
+    _check_export_target(out)  # still an export (or empty) now
+    if not replace and (out / "genie_onnx.json").is_file():
+        return  # another process's complete export: it wins, ours is dropped
+    aside = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
+    os.rename(out, aside)
+    try:
+        os.rename(tmp, out)
+    except OSError:  # someone installed meanwhile: theirs stands
+        if not (out / "genie_onnx.json").is_file():
+            raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _export_into(
+    gen,
+    out_dir: Path,
     *,
     fp16: bool = False,
     optimize: bool = False,
@@ -134,7 +209,6 @@ def export_unet(
             opt["parity"] = parity(gen, Path(opt["file"]), device=dev, fp16=fp16)
     meta = {"fingerprint": gen.fingerprint, "precision": report["precision"]}
     (out / "genie_onnx.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (out / "export_report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
 
 
@@ -439,6 +513,33 @@ def cached_graph_variant(fingerprint: str, fp16: bool, device) -> str | None:
     return graph_variant(f)
 
 
+#: A private export folder untouched this long was left by a killed export (SD 1.5 takes
+#: minutes): the next export of that model removes it.
+STALE_EXPORT_S = 6 * 3600.0
+
+
+def _export_to_cache(gen, d: Path, fp16: bool) -> None:
+    """Export into the shared cache's ``onnx/`` folder: one process per node exports (a lock
+    beside the folder; the others wait and then read it), and the export is renamed into
+    place whole, so across nodes (where the lock may be node-local) the first complete export
+    wins and nobody reads a partial one."""
+    from filelock import FileLock
+
+    d.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(d.parent / f".{d.name}.lock")):
+        if (d / "genie_onnx.json").exists():
+            return  # exported by another process while we waited
+        import shutil
+
+        if d.is_dir() and not (d / "genie_onnx.json").exists():
+            shutil.rmtree(d)  # a torn export from before exports were atomic
+        for old in d.parent.glob(f".{d.name}.tmp-*"):  # left by a killed export (SIGKILL)
+            if time.time() - old.stat().st_mtime > STALE_EXPORT_S:
+                shutil.rmtree(old, ignore_errors=True)
+        on_gpu = torch.device(gen.device).type == "cuda"  # fused kernels are CUDA-only
+        export_unet(gen, d, fp16=fp16, optimize=on_gpu, device=str(gen.device), replace=False)
+
+
 def onnx_denoiser(
     gen, *, onnx_dir: str | Path | None = None, optimized: bool = True, cuda_graphs: bool = False
 ):
@@ -447,8 +548,7 @@ def onnx_denoiser(
     d = Path(onnx_dir) if onnx_dir else export_dir_for(gen, fp16)
     meta = d / "genie_onnx.json"
     if onnx_dir is None and not meta.exists():
-        on_gpu = torch.device(gen.device).type == "cuda"  # fused kernels are CUDA-only
-        export_unet(gen, d, fp16=fp16, optimize=on_gpu, device=str(gen.device))
+        _export_to_cache(gen, d, fp16)
     if not (d / "unet" / "model.onnx").exists():
         raise ConfigError(
             f"{d}: no unet/model.onnx; create it with `genie export-onnx --model ... --out {d}`"

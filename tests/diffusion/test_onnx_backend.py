@@ -166,3 +166,85 @@ def test_cpu_export_fuses_only_what_the_cpu_provider_runs(tiny_gen, tmp_path):
         ort.InferenceSession(
             str(tmp_path / "cuda.onnx"), _session_options(), providers=["CPUExecutionProvider"]
         )
+
+
+def test_an_export_appears_whole_or_not_at_all(tiny_gen, tmp_path, monkeypatch):
+    """Exports are built in a private folder and renamed into place: while one runs (here:
+    its parity check), the target does not exist; an export that fails leaves nothing."""
+    from genie_plugin.diffusion import onnx_backend as ob
+
+    out = tmp_path / "cache" / "onnx" / "fp-fp32"
+    seen = []
+    real = ob.parity
+
+    def watching(gen, path, **kw):
+        seen.append((out.exists(), out not in path.parents))
+        return real(gen, path, **kw)
+
+    monkeypatch.setattr(ob, "parity", watching)
+    rep = export_unet(tiny_gen, out)
+    assert seen == [(False, True)] and rep["files"]["unet"] == str(out / "unet" / "model.onnx")
+    assert (out / "genie_onnx.json").is_file() and (out / "export_report.json").is_file()
+    assert [p.name for p in out.parent.iterdir()] == ["fp-fp32"]  # no temp folder left
+
+    def failing(gen, path, **kw):
+        raise RuntimeError("killed mid-export")
+
+    monkeypatch.setattr(ob, "parity", failing)
+    other = tmp_path / "cache" / "onnx" / "fp-fp16"
+    with pytest.raises(RuntimeError, match="killed"):
+        export_unet(tiny_gen, other)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fp-fp32"]
+
+
+def test_the_first_complete_export_wins_in_the_cache(tiny_gen, tmp_path, monkeypatch):
+    """Two nodes exporting one model into the shared cache (their locks node-local): the
+    second finds a complete export in place and drops its own; a torn folder left by an
+    export from before exports were atomic is replaced, and the lock file sits beside it."""
+    from genie_plugin.diffusion import onnx_backend as ob
+
+    d = tmp_path / "onnx" / "fp-fp32"
+    export_unet(tiny_gen, d, replace=False)
+    first = (d / "unet" / "model.onnx").stat().st_ino
+    export_unet(tiny_gen, d, replace=False)
+    assert (d / "unet" / "model.onnx").stat().st_ino == first
+    assert sorted(p.name for p in d.parent.iterdir()) == ["fp-fp32"]
+    export_unet(tiny_gen, d)  # genie export-onnx: an earlier export is replaced
+    assert (d / "unet" / "model.onnx").stat().st_ino != first
+
+    torn = tmp_path / "cache2" / "onnx" / "fp-fp32"
+    (torn / "unet").mkdir(parents=True)
+    (torn / "unet" / "model.onnx").write_bytes(b"half a graph")
+    import os
+    import time
+
+    killed = torn.parent / ".fp-fp32.tmp-dead"  # a SIGKILLed export's private folder
+    (killed / "unet").mkdir(parents=True)
+    old = time.time() - ob.STALE_EXPORT_S - 60
+    os.utime(killed, (old, old))
+    running = torn.parent / ".fp-fp32.tmp-live"  # another node's export, still going
+    running.mkdir()
+    monkeypatch.setattr(ob, "export_dir_for", lambda gen, fp16: torn)
+    den = ob.onnx_denoiser(tiny_gen)
+    assert (torn / "genie_onnx.json").is_file() and den is not None
+    assert (torn / "unet" / "model.onnx").stat().st_size > 1000
+    assert (torn.parent / ".fp-fp32.lock").exists()
+    assert not killed.exists() and running.exists()
+
+
+def test_export_refuses_to_replace_what_is_not_an_export(tiny_gen, tmp_path):
+    from genie_plugin.errors import ConfigError
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match="not an export"):
+        export_unet(tiny_gen, notes)
+    assert (notes / "thesis.tex").read_text() == "years of work"
+    f = tmp_path / "file.onnx"
+    f.write_text("x")
+    with pytest.raises(ConfigError, match="not a folder"):
+        export_unet(tiny_gen, f)
+    assert f.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "file.onnx", "notes"
+    ]  # fmt: skip
