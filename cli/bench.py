@@ -264,9 +264,16 @@ def run(
             def advance_counts(sname, done, total, counts):
                 bar.update(tasks[sname], completed=done, info=_counts_info(counts))
 
+            pstats: dict = {}
             rows = run_parallel(
-                scn, jobs=jobs, cache_dir=cache, out=out, device=device, progress=advance_counts
-            )
+                scn, jobs=jobs, cache_dir=cache, out=out, device=device, progress=advance_counts,
+                stats=pstats,
+            )  # fmt: skip
+            if pstats.get("workers_lost"):
+                console.print(
+                    f"{pstats['workers_lost']} worker process(es) died; the others redid "
+                    f"{pstats['taken_over']} of their blocks"
+                )
         else:
             rows = run_scenario(
                 scn,

@@ -161,3 +161,23 @@ def test_a_killed_shard_restarted_ends_with_the_same_cache(farm):
     assert len(recs) == len({r["key"] for r in recs})  # nothing stored twice
     generated = int(log.split(" generated,")[0].rsplit("(", 1)[-1])
     assert generated == len(recs) - stored  # only what the killed shard had not stored
+
+
+def test_generate_and_run_take_the_same_image_settings():
+    """Generate-then-run finds every image only if both commands take every setting that is in
+    the generation key, with the same defaults: one option list, from the scenario's fields."""
+    import inspect
+
+    from genie_cli import bench
+
+    def params(fn):
+        return {n: (p.default, p.annotation) for n, p in inspect.signature(fn).parameters.items()}
+
+    run, gen = params(bench.run), params(bench.generate)
+    image_settings = ("scenario", "strategy", "dataset", "split", "root", "episodes", "ways",
+                      "shots", "steps", "resolution", "guidance", "timestep_shift",
+                      "guidance_t_min", "backend", "channels_last", "model", "config",
+                      "backbone", "cache", "device")  # fmt: skip
+    for name in image_settings:
+        assert name in run and name in gen, name
+        assert run[name] == gen[name], name

@@ -95,3 +95,56 @@ def test_more_jobs_than_strategies_is_fine(tmp_path, jobs):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert set(_rows(tmp_path / "r.jsonl")) == {"none", "weak"}
+
+
+def test_a_killed_worker_s_blocks_are_redone_by_the_others(tmp_path):
+    """One of three workers SIGKILLed while it holds a block (claims, not a dealt queue): the
+    others take its claim over (its pid is dead), and the rows are the one-thread rows."""
+    import contextlib
+    import multiprocessing
+    import os
+    import signal
+
+    from genie_plugin.bench.parallel import run_parallel
+    from genie_plugin.bench.scenario import Scenario
+
+    scn = Scenario.from_dict(
+        {
+            "name": "kill",
+            "model": "tiny-random",
+            "steps": 4,
+            "episodes": 9,
+            "strategies": ["none", "genie", "genie_ada"],
+        }  # fmt: skip
+    )
+    killed = []
+
+    def kill_one(strategy, done, total, counts):
+        if killed:
+            return
+        for claim in (tmp_path / "c" / "claims").glob("*/*.claim"):  # a worker holding a block
+            with contextlib.suppress(OSError, ValueError):
+                pid = json.loads(claim.read_text())["pid"]
+                if pid in {p.pid for p in multiprocessing.active_children()}:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+
+    stats: dict = {}
+    rows = run_parallel(scn, jobs=3, cache_dir=tmp_path / "c", out=tmp_path / "k.jsonl",
+                        device="cpu", progress=kill_one, stats=stats)  # fmt: skip
+    assert killed and [r["strategy"] for r in rows] == ["none", "genie", "genie_ada"]
+    assert stats == {"workers_lost": 1, "taken_over": 1}  # its one block, redone
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = run_parallel(scn, jobs=1, cache_dir=tmp_path / "c1", out=tmp_path / "o.jsonl",
+                           device="cpu")  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(rows, one, strict=True):
+        assert a["status"] == b["status"] == "ok"
+        assert a["episode_accuracies"] == b["episode_accuracies"], a["strategy"]
+    assert not (tmp_path / "c" / "claims").exists() or not any(
+        (tmp_path / "c" / "claims").iterdir()
+    )
