@@ -100,7 +100,11 @@ BackboneOpt = Annotated[
 def fail(message: str) -> typer.Exit:
     from rich.console import Console
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
+    from genie_plugin.sinks import markup
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]error:[/] {markup(message)}"
+    )
     return typer.Exit(code=2)
 
 

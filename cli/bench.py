@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from genie_plugin.sinks import markup, one_line
+
 from ._common import (
     ConfigOpt,
     DeviceOpt,
@@ -159,15 +161,16 @@ def resolve_auto_backend(scn, device, console, *, threads: int | None = None):
 
 def scenario_header(scn) -> str:
     """What a run will use, printed before any work: a reader of the log knows what ran."""
+    m = markup
     res = f"{scn.resolution} px" if scn.resolution else "the model's native resolution"
-    where = f" from {scn.root}" if scn.root else ""
-    model = f"{scn.model} --config {scn.model_config}" if scn.model_config else scn.model
+    where = f" from {m(scn.root)}" if scn.root else ""
+    model = f"{m(scn.model)} --config {m(scn.model_config)}" if scn.model_config else m(scn.model)
     return (
-        f"[bold]{scn.name}[/]: {scn.dataset}/{scn.split}{where}, {scn.ways}-way {scn.shots}-shot, "
-        f"{scn.queries} queries, {scn.episodes} episodes\n"
-        f"  model {model} ({scn.steps} steps, {res}, backend {scn.backend}), backbone "
-        f"{scn.backbone} ({scn.view_size} px views)\n"
-        f"  strategies {', '.join(scn.strategies)}"
+        f"[bold]{m(scn.name)}[/]: {m(scn.dataset)}/{m(scn.split)}{where}, {scn.ways}-way "
+        f"{scn.shots}-shot, {scn.queries} queries, {scn.episodes} episodes\n"
+        f"  model {model} ({scn.steps} steps, {res}, backend {m(scn.backend)}), backbone "
+        f"{m(scn.backbone)} ({scn.view_size} px views)\n"
+        f"  strategies {', '.join(m(x) for x in scn.strategies)}"
     )
 
 
@@ -295,16 +298,17 @@ def run(
             if r.get("cache_repaired"):
                 cost += f", {r['cache_repaired']} bad cache entries regenerated"
             console.print(
-                f"{r['strategy']:>14}: {r['mean']:.2f} ± {r['ci95']:.2f}  ({r['wall_s']} s{cost})"
+                f"{markup(r['strategy']):>14}: {r['mean']:.2f} ± {r['ci95']:.2f}  "
+                f"({r['wall_s']} s{cost})"
             )
         else:
-            console.print(f"{r['strategy']:>14}: [red]failed[/] {r['error']}")
-    console.print(f"results: {out}", soft_wrap=True)
+            console.print(f"{markup(r['strategy']):>14}: [red]failed[/] {markup(r['error'])}")
+    console.print(f"results: {markup(out)}", soft_wrap=True)
     if report is not None:
         from genie_plugin.bench.report import build_report
 
         page = build_report(out, report, cache_dir=cache, scenario=scn, device=device)
-        console.print(f"report: {page}", soft_wrap=True)
+        console.print(f"report: {markup(page)}", soft_wrap=True)
 
 
 @app.command("generate")
@@ -405,7 +409,7 @@ def generate(
     # each process times (or reads) the choice; the model it loaded for that is the one it uses
     scn, gen = resolve_auto_backend(scn, dev, console)
     with make_progress(console=console) as bar:
-        task = bar.add_task(f"{escape(tag)}{escape(scn.name)} blocks", total=None, info="")
+        task = bar.add_task(f"{tag}{scn.name} blocks", total=None, info="")
 
         def advance(done, total, cached):
             bar.update(task, completed=done, total=total, info=_cache_info(cached))
@@ -476,14 +480,20 @@ def check_cpu_jobs(jobs: int, device) -> None:
 def leaderboard(
     results: Annotated[list[Path], typer.Argument(help="Result JSONL files.")],
     out: Annotated[
-        Path, typer.Option(help="Markdown path; .csv and .png are written beside it.")
-    ] = Path("benchmarks/leaderboards/embedded.md"),
+        Path | None,
+        typer.Option(
+            help="Markdown path; .csv and .png are written beside it. Default: leaderboard.md "
+            "beside the first results file."
+        ),
+    ] = None,
 ) -> None:
-    """Render Markdown, CSV and a bar chart from committed result files."""
+    """Render Markdown, CSV and a bar chart from result files (never over an input)."""
     from genie_plugin.bench.leaderboard import write_leaderboard
 
+    if out is None:
+        out = results[0].with_name("leaderboard.md")
     for kind, path in write_leaderboard(results, out).items():
-        typer.echo(f"{kind}: {path}")
+        typer.echo(f"{kind}: {one_line(path)}")
 
 
 @app.command("report")
@@ -560,15 +570,16 @@ def compare(
     episode-list hash and generation counts (with --prefix: the first n episodes). Exit 1
     listing what differs."""
     from genie_plugin.bench.leaderboard import compare_results, explain_differences
-    from genie_plugin.io import read_jsonl
+    from genie_plugin.bench.rows import read_results
 
-    rows = read_jsonl(rerun)
+    rows = read_results(rerun, option="RERUN")
+    board = read_results(committed, option="COMMITTED")
     if explain:
-        typer.echo(f"{rerun} against the committed board {committed}:")
-        for line in explain_differences(read_jsonl(committed), rows):
-            typer.echo(f"  {line}")
+        typer.echo(f"{one_line(rerun)} against the committed board {one_line(committed)}:")
+        for line in explain_differences(board, rows):
+            typer.echo(f"  {one_line(line)}")
         return
-    diffs = compare_results(read_jsonl(committed), rows, prefix=prefix)
+    diffs = compare_results(board, rows, prefix=prefix)
     for d in diffs:
         typer.echo(d)
     if diffs:

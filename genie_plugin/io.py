@@ -31,14 +31,66 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+def writable_target(path: str | os.PathLike, option: str | None = None) -> Path:
+    """Where writing ``path`` lands: a symlink is written through (its target is replaced and
+    the link kept), anything that exists and is not a regular file (a device such as
+    ``/dev/null``, a FIFO, a socket, a folder) is refused with one line — a rename over it
+    would replace it with a plain file."""
+    import stat
+
+    from genie_plugin.errors import ConfigError
+
+    path = Path(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return target
+    except NotADirectoryError:
+        raise ConfigError(
+            f"{_named(path, option)}: a parent of it is a file, not a folder"
+        ) from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(st.st_mode)
+            else "not a regular file (a device, FIFO or socket)"
+        )
+        raise ConfigError(
+            f"{_named(path, option)}: exists and is {kind}; nothing was written — name a file path"
+        )
+    return target
+
+
+def _named(path: Path, option: str | None) -> str:
+    from genie_plugin.sinks import one_line
+
+    return f"{option} {one_line(path)}" if option else one_line(path)
+
+
+def check_not_input(out: str | os.PathLike, inputs, option: str) -> None:
+    """Refuse an output that is one of the inputs it is computed from (the same file, through
+    any link), before anything is read or written."""
+    from genie_plugin.errors import ConfigError
+
+    for src in inputs:
+        with contextlib.suppress(OSError):
+            if Path(out).exists() and os.path.samefile(out, src):
+                raise ConfigError(
+                    f"{_named(Path(out), option)}: is the input {_named(Path(src), None)}; "
+                    "writing it would destroy what it is computed from — name another path"
+                )
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``).
 
-    ``durable=False`` skips the fsync: a process killed at any point still leaves the old file
-    or the whole new one, but a power cut may leave a renamed file with lost contents — only
-    for files whose reader verifies them (the augmentation cache checks every entry against its
-    manifest hash and regenerates a bad one)."""
-    path = Path(path)
+    A symlink is written through; an existing non-regular file is refused
+    (:func:`writable_target`). ``durable=False`` skips the fsync: a process killed at any point
+    still leaves the old file or the whole new one, but a power cut may leave a renamed file
+    with lost contents — only for files whose reader verifies them (the augmentation cache
+    checks every entry against its manifest hash and regenerates a bad one)."""
+    path = writable_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

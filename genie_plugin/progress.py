@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+from genie_plugin.sinks import terminal
+
 
 def make_progress(middle: str = "{task.fields[info]}", **kwargs):
     """Description, bar, done/total, ``middle`` text, elapsed, remaining (a terminal), else a
@@ -26,7 +28,7 @@ def make_progress(middle: str = "{task.fields[info]}", **kwargs):
     if not console.is_terminal:
         return PlainProgress(middle, stream=console.file)
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),  # names are text
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn(middle),
@@ -96,7 +98,7 @@ class PlainProgress:
         info = f" {t['info']}" if t["info"] and "info" in self.middle else ""
         unit = "" if "info" in self.middle else f" {self.middle}".rstrip()
         print(
-            f"{t['description']} {t['completed']:g}/{total}{unit}{info} ({elapsed:.0f} s)",
+            f"{terminal(t['description'])} {t['completed']:g}/{total}{unit}{info} ({elapsed:.0f} s)",
             file=self.stream,
             flush=True,
         )

@@ -21,7 +21,7 @@ import numpy as np
 from genie_plugin.bench.leaderboard import genie_unet_rows, paired_delta, unet_cost
 from genie_plugin.bench.scenario import Scenario
 from genie_plugin.errors import ConfigError
-from genie_plugin.io import atomic_write_bytes, atomic_write_text, png_bytes, read_jsonl
+from genie_plugin.io import atomic_write_bytes, atomic_write_text, png_bytes
 from genie_plugin.seeding import stable_seed
 
 BASELINES = ("none", "weak")  # weak: the generative rows' real views are weak views too
@@ -366,7 +366,9 @@ def build_report(
     """Write ``out/index.html`` (and its images) for the rows of ``results``."""
     import jinja2
 
-    rows = read_jsonl(results)
+    from genie_plugin.bench.rows import read_results
+
+    rows = read_results(results)
     if not rows:
         raise ConfigError(f"{results}: no result rows")
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,78 @@
+"""Text from files and users, made safe for each place it is written to.
+
+Names (strategies, scenarios, classes, paths) and error messages come from files a user did
+not write (a label file, a results row, a plugin): each sink has its own dangerous characters,
+so each gets its own escape, applied where the text is written, never at the source.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal(text: object) -> str:
+    """Control characters (ESC sequences that move the cursor, recolour or retitle a terminal,
+    a bell, a carriage return that hides a line) as visible ``\\xNN`` escapes; tab and newline
+    kept."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def one_line(text: object) -> str:
+    """:func:`terminal` on a single line: newlines and tabs as spaces."""
+    return " ".join(terminal(text).split())
+
+
+def markup(text: object) -> str:
+    """For rich's console markup: ``[`` escaped, so ``[/]`` in a path is text, not a tag."""
+    from rich.markup import escape
+
+    return escape(terminal(text))
+
+
+def markdown_cell(text: object) -> str:
+    """For a Markdown table cell: one line, ``|`` escaped (it would shift the columns), HTML
+    special characters as entities (GitHub renders inline HTML), backticks kept literal."""
+    s = one_line(text)
+    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
+        s = s.replace(a, b)
+    return s
+
+
+def markdown_text(text: object) -> str:
+    """For Markdown outside a table (a heading): one line, HTML special characters as
+    entities."""
+    s = one_line(text)
+    for a, b in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        s = s.replace(a, b)
+    return s
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """For a CSV cell: text a spreadsheet would run as a formula gets a leading ``'`` (numbers,
+    negative ones too, are left alone); control characters escaped."""
+    if not isinstance(value, str):
+        return value
+    s = terminal(value)
+    if s.startswith(_FORMULA_START) and not _is_number(s):
+        return "'" + s
+    return s
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def plot_text(text: object) -> str:
+    """For matplotlib text: ``$`` escaped (two of them start mathtext, which fails to parse
+    ``budget_$5_vs_$10`` and would stop the plot), control characters escaped."""
+    return one_line(text).replace("$", r"\$")
