@@ -17,7 +17,7 @@ import typer
 
 from genie_plugin.errors import ConfigError, GenieError
 
-from . import INTERRUPTED
+from . import INTERRUPTED, exit_code
 
 ModelOpt = Annotated[
     str,
@@ -113,6 +113,17 @@ _FILE_SYSTEM_ERRORS = {
     errno.EDQUOT: "free some of your quota and rerun",
     errno.EROFS: "a read-only file system: choose another folder",
     errno.EACCES: "no permission: choose another folder or fix its permissions",
+    errno.EPERM: "not permitted: choose another folder or fix its permissions",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: fix the path",
+    errno.EISDIR: "a folder where a file was expected: name a file",
+    errno.ENAMETOOLONG: "a name too long for the file system: shorten it",
+    errno.ENOTEMPTY: "a folder that should be empty is not (half-deleted?): remove it and rerun",
+    errno.ENOENT: "no such file or folder: check the path",
+    errno.EEXIST: "already exists: remove it or choose another path",
+    errno.ELOOP: "a symlink loop: fix the link",
+    errno.EMFILE: "too many open files: raise `ulimit -n` and rerun",
+    errno.EIO: "an I/O error from the disk or network file system: check it and rerun",
+    errno.ESTALE: "a stale network file handle: remount or rerun",
 }
 
 
@@ -126,15 +137,16 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except GenieError as exc:
             raise fail(str(exc)) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (cli.Stopped)
             print(INTERRUPTED, file=sys.stderr)
-            raise typer.Exit(code=130) from None
-        except OSError as exc:
-            if exc.errno not in _FILE_SYSTEM_ERRORS:
-                raise
+            raise typer.Exit(code=exit_code(exc)) from None
+        except OSError as exc:  # every one a line naming the file: none is a bug of ours alone
             where = exc.filename or "a file"
+            if exc.filename2:
+                where = f"{where} -> {exc.filename2}"
+            hint = _FILE_SYSTEM_ERRORS.get(exc.errno, "check the path and rerun")
             raise fail(
-                f"{where}: {exc.strerror or exc} ({_FILE_SYSTEM_ERRORS[exc.errno]}); "
+                f"{where}: {exc.strerror or exc} ({hint}); "
                 "nothing half-written was left, finished results and cached images are kept"
             ) from None
 
@@ -273,9 +285,12 @@ def max_batch_for(gen, value) -> int:
 
 @contextmanager
 def status(message: str):
+    """A spinner with ``message`` (paths and names in it are text, never markup)."""
     from rich.console import Console
 
-    with Console(stderr=True).status(message):
+    from genie_plugin.sinks import markup
+
+    with Console(stderr=True).status(markup(message)):
         yield
 
 
@@ -291,7 +306,9 @@ def image_step_progress(total: int, description: str):
 
 def echo_note(message: str) -> None:
     """A remark on stderr that is not an error (e.g. "animated; using the first frame")."""
-    typer.echo(message, err=True)
+    from genie_plugin.sinks import terminal
+
+    typer.echo(terminal(message), err=True)
 
 
 def check_out_dir(out: Path, option: str = "--out") -> Path:

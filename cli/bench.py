@@ -159,6 +159,18 @@ def resolve_auto_backend(scn, device, console, *, threads: int | None = None):
     return dataclasses.replace(scn, backend=gen.backend), (gen if threads is None else None)
 
 
+def check_results_out(out: Path) -> None:
+    """Before any work: ``--out`` can take this run's rows — a results file that reads (its
+    rows are merged with the new ones), or a new file; not a folder, a device, a torn file."""
+    from genie_plugin.bench.rows import read_results
+    from genie_plugin.io import writable_target
+
+    target = writable_target(out, "--out")
+    writable_target(Path(f"{target}.lock"), "--out (its .lock)")
+    if target.exists():
+        read_results(target, option="--out")
+
+
 def scenario_header(scn) -> str:
     """What a run will use, printed before any work: a reader of the log knows what ran."""
     m = markup
@@ -245,6 +257,7 @@ def run(
     preflight(scn)
     check_writable(out.parent, "--out")
     check_writable(cache, "--cache")
+    check_results_out(out)
     if report is not None:
         check_out_dir(report, "--report")
     jobs = parse_jobs(jobs, device)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from genie_plugin.core.prompts import DEFAULT_PROMPT
+from genie_plugin.sinks import one_line
 
 from ._common import handle_errors, status
 
@@ -93,14 +94,15 @@ def classes(
     with status(f"reading {dataset} ({split})"):
         data = load_split(dataset, split, root=root)
     for cid, name in zip(data.class_ids, data.class_names, strict=True):
-        typer.echo(f"{cid}\t{class_prompt(template, name)}")
+        # names come from the dataset's files: no terminal control sequences pass
+        typer.echo(f"{one_line(cid)}\t{one_line(class_prompt(template, name))}")
 
 
 @app.command("export-shapes")
 @handle_errors
 def export_shapes(
     root: Annotated[Path, typer.Argument(help="Folder to write {split}/{class}/NNNN.png into.")],
-    per_class: Annotated[int, typer.Option(help="Images per class.")] = 120,
+    per_class: Annotated[int, typer.Option(min=1, help="Images per class.")] = 120,
     seed: Annotated[int, typer.Option(help="Dataset seed.")] = 0,
 ) -> None:
     """Write the shapes dataset (base/val/novel splits) as PNG files."""

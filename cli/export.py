@@ -24,7 +24,9 @@ def export_onnx(
     optimize: Annotated[
         bool, typer.Option(help="Run onnxruntime's UNet fusions (model_optimized.onnx).")
     ] = False,
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    opset: Annotated[
+        int, typer.Option(min=14, max=20, help="ONNX opset (14-20: the UNet's attention needs 14).")
+    ] = 17,
     device: DeviceOpt = None,
 ) -> None:
     """Export the model's UNet (per-sample timestep, dynamic batch) and check it against torch."""

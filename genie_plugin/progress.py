@@ -38,6 +38,26 @@ def make_progress(middle: str = "{task.fields[info]}", **kwargs):
     )
 
 
+def progress_interval() -> float:
+    """``GENIE_PROGRESS_INTERVAL``: seconds between plain progress lines (default 30)."""
+    import math
+
+    from genie_plugin.errors import ConfigError
+
+    raw = os.environ.get("GENIE_PROGRESS_INTERVAL", "").strip()
+    if not raw:
+        return 30.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(
+            f"GENIE_PROGRESS_INTERVAL={raw!r}: not a number of seconds >= 0; set e.g. 30 or unset it"
+        )
+    return value
+
+
 class PlainProgress:
     """rich's ``Progress`` API (add_task, update, advance, context manager) as plain lines: one
     per task when it starts, at most every ``interval`` seconds while it runs, and when it ends."""
@@ -47,7 +67,7 @@ class PlainProgress:
     ) -> None:
         self.stream = stream or sys.stderr
         if interval is None:
-            interval = float(os.environ.get("GENIE_PROGRESS_INTERVAL", "30") or 30)
+            interval = progress_interval()
         self.interval = interval
         self.middle = middle
         self.tasks: dict[int, dict] = {}

@@ -120,7 +120,9 @@ def plot_curve(result: SweepResult, path: Path, title: str = "") -> Path:
     ax.axvline(sel.ratio, color="tab:red", ls="--", label=f"r* = {sel.ratio:.2f}")
     ax.set_xlabel("noise ratio r")
     ax.set_ylabel("projection on prototype − source")
-    ax.set_title(title or f"GeNIe-Ada curve ({result.prompt})", fontsize=9)
+    from genie_plugin.sinks import plot_text
+
+    ax.set_title(plot_text(title or f"GeNIe-Ada curve ({result.prompt})"), fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -91,6 +91,7 @@ def _work(scn_dict: dict, cache: Path, device, claims_dir: Path, index: int, n: 
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.fewshot.backbones import MemoEmbedder, load_backbone
 
+    parent = os.getppid()
     scn = Scenario.from_dict(scn_dict)
     data, episodes = scenario_episodes(scn)
     send(("episodes", episodes_hash(episodes)))
@@ -104,6 +105,9 @@ def _work(scn_dict: dict, cache: Path, device, claims_dir: Path, index: int, n: 
     start = rank_start(index, n, len(blocks))
     with BlockClaims(claims_dir, rank=index) as claims:
         for b in claims.blocks(len(blocks), start=start, poll_s=0.5):
+            if os.getppid() != parent:  # the parent died (SIGKILL): its rows are gone, stop
+                claims.release(b)
+                return claims.taken_over
             block = blocks[b]
             inputs = unit_inputs(scn, data, episodes, block)  # one read for every strategy
             for sname in scn.strategies:

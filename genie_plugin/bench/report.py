@@ -83,12 +83,27 @@ def pairwise(rows: list[dict]) -> dict:
     return {"names": [r["strategy"] for r in ok], "cells": cells}
 
 
+def _slug(name: str, used: set[str]) -> str:
+    """A file-name part for scenario ``name``: letters and digits, at most 80 of them, and a
+    hash of the name where two scenarios would share one (``exp 1`` and ``exp-1``) or it was
+    cut."""
+    import hashlib
+
+    slug = "".join(c if c.isascii() and c.isalnum() else "-" for c in name)
+    if slug in used or len(slug) > 80 or not slug:
+        slug = f"{slug[:80]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    used.add(slug)
+    return slug
+
+
 def gain_cost_plot(rows: list[dict], path: Path) -> Path:
     """Accuracy gain over ``none`` (paired, with its interval) against UNet rows per episode."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from genie_plugin.sinks import plot_text
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
     for r in rows:
@@ -97,7 +112,8 @@ def gain_cost_plot(rows: list[dict], path: Path) -> Path:
         x = r["rows_per_episode"] or 0.0
         d, ci = r["delta_none"]
         ax.errorbar(x, d, yerr=ci, fmt="o", capsize=3)
-        ax.annotate(r["strategy"], (x, d), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        label = plot_text(r["strategy"])  # text, not mathtext
+        ax.annotate(label, (x, d), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xlabel("generation cost: UNet rows per episode")
     ax.set_ylabel("Δ accuracy vs none (points, paired 95% CI)")
@@ -185,7 +201,7 @@ def build_gallery(
             f"the scenario gives episode list {episodes_hash(eps)}, the results were run on "
             f"{want}: pass the scenario file the run used with --scenario"
         )
-    n_eps = max(episodes, quality_episodes)
+    n_eps = min(max(episodes, quality_episodes), len(eps))  # no more than the run has
     chosen = list(
         dict.fromkeys(stable_seed(scn.seed, "report", k) % len(eps) for k in range(n_eps))
     )
@@ -373,6 +389,7 @@ def build_report(
         raise ConfigError(f"{results}: no result rows")
     out.mkdir(parents=True, exist_ok=True)
     sections = []
+    used_slugs: set[str] = set()
     for name in dict.fromkeys(r["scenario"] for r in rows):
         rs = [r for r in rows if r["scenario"] == name]
         r0 = rs[0]
@@ -385,7 +402,7 @@ def build_report(
             pairs=pairs,
             provenance=provenance(rs),
         )  # fmt: skip
-        slug = "".join(c if c.isalnum() else "-" for c in name)
+        slug = _slug(name, used_slugs)
         if any(t["delta_none"] for t in sec.rows):
             sec.plot = gain_cost_plot(sec.rows, out / f"gain_cost_{slug}.png").name
         if cache_dir is not None and gallery_episodes > 0:

@@ -115,7 +115,7 @@ def read_results(path: str | os.PathLike, *, option: str = "results") -> list[di
     for n, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
-        where = f"{shown} line {n}"
+        where = f"{option} {shown} line {n}"
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

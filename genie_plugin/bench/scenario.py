@@ -83,7 +83,8 @@ class Scenario:
     outside the embedded shapes benchmark: a real dataset takes them from its shipped scenario
     (:func:`shipped_scenario`) or from the user, never from the toy."""
 
-    name: Text = ""  # "": derived from dataset, ways and shots (scenario_name)
+    # "": derived from dataset, ways and shots (scenario_name); it names files: kept short
+    name: Annotated[str, Field(strict=True, max_length=120)] = ""
     dataset: Text = "shapes"
     split: Text = "novel"
     root: Text | None = None  # dataset folder (learn2learn's file layout); not for shapes
@@ -120,6 +121,12 @@ class Scenario:
 
         _validate(self)
         check_backend(self.backend)
+        counts = {s: self.strategies.count(s) for s in self.strategies}
+        for s, n in counts.items():
+            if n > 1:  # one row per (scenario, strategy): a copy would only cost time
+                raise ConfigError(
+                    f"scenario key strategies: {s!r} is listed {n} times; list each once"
+                )
         if self.dataset not in all_datasets():
             raise UnknownNameError(
                 f"scenario key dataset = {self.dataset!r}: unknown; choose one of {all_datasets()}"

@@ -54,8 +54,10 @@ def load_arrays(
     names = shapes.SPLITS[split]
     path = _cache_file(split, per_class, seed, pool, context_rho)
     if path.exists():
-        with np.load(path) as z:
-            return z["x"], z["y"], names
+        cached = _read_arrays(path, len(names))
+        if cached is not None:
+            return (*cached, names)
+        # torn or damaged (a power cut, a full disk, an edit): a cache, so made again below
     x, y_global = shapes.generate(
         per_class, seed=seed, pool=pool, classes=names, context_rho=context_rho
     )
@@ -65,6 +67,22 @@ def load_arrays(
     np.savez_compressed(buf, x=x, y=y)
     atomic_write_bytes(path, buf.getvalue())
     return x, y, names
+
+
+def _read_arrays(path, n_classes: int):
+    """(x, y) of a cached split, or None when the file is not a whole one (no pickles)."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            x, y = z["x"], z["y"]
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    ok = (
+        x.dtype == np.uint8 and x.ndim == 4 and x.shape[-1] == 3 and y.ndim == 1
+        and len(x) == len(y) and len(y) > 0 and int(y.min()) >= 0 and int(y.max()) < n_classes
+    )  # fmt: skip
+    return (x, y) if ok else None
 
 
 class ShapesDataset(Dataset):
