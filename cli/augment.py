@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from genie_plugin.sinks import one_line
+
 from ._common import (
     BackboneOpt,
     MaxBatchOpt,
@@ -54,7 +56,7 @@ def augment(
     opts: ModelOptions | None = None,  # the model options, added by @model_options
 ) -> None:
     """Generate one output per source image towards --target with the chosen strategy."""
-    from genie_plugin.augment.outputs import cli_episode, write_outputs
+    from genie_plugin.augment.outputs import check_manifest, cli_episode, write_outputs
     from genie_plugin.errors import ConfigError
     from genie_plugin.io import load_image
     from genie_plugin.registry import REGISTRY
@@ -71,6 +73,7 @@ def augment(
         overrides["ratio"] = ratio
     strat = entry.create(None, **overrides)
     check_out_dir(out)
+    check_manifest(out)
     check_max_batch(max_batch)
     # Read every input before generating anything: a bad file fails fast, nothing is written.
     images = {str(p): load_image(p, on_note=echo_note) for p in sources}
@@ -102,4 +105,4 @@ def augment(
         ctx = RenderContext(gen, {**images, **protos}, embed, max_batch, advance)
         results = strat.render(specs, ctx) if specs else []
     paths = write_outputs(out, results)
-    typer.echo(f"wrote {len(paths)} image(s) and {out / 'manifest.jsonl'}")
+    typer.echo(f"wrote {len(paths)} image(s) and {one_line(out / 'manifest.jsonl')}")

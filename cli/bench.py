@@ -540,12 +540,13 @@ def report(
     """Write a self-contained HTML report (leaderboard, paired differences, gain against cost,
     gallery, provenance) that opens from disk."""
     from genie_plugin.bench.report import build_report
+    from genie_plugin.bench.rows import read_results
     from genie_plugin.bench.scenario import Scenario
+    from genie_plugin.errors import ConfigError
 
-    if not results.is_file():
-        raise typer.BadParameter(f"{results}: no such results file", param_hint="RESULTS")
+    read_results(results, option="RESULTS")  # before anything is made: a bad file, one line
     if cache is not None and not cache.is_dir():
-        raise typer.BadParameter(f"{cache}: no such cache folder", param_hint="--cache")
+        raise ConfigError(f"--cache {one_line(cache)}: no such cache folder")
     check_out_dir(out)
     scn = Scenario.load(scenario) if scenario else None
     page = build_report(
@@ -553,7 +554,7 @@ def report(
         quality_episodes=quality_episodes, oracle=oracle, device=device,
         progress=lambda msg: typer.echo(msg, err=True),
     )  # fmt: skip
-    typer.echo(f"report: {page}")
+    typer.echo(f"report: {one_line(page)}")
 
 
 @app.command("compare")

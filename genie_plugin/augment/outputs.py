@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from genie_plugin.errors import ConfigError
-from genie_plugin.io import read_jsonl, save_png, write_jsonl
 from genie_plugin.strategies.base import Episode, GeneratedImage, RenderContext, SupportItem
 
 MANIFEST = "manifest.jsonl"
@@ -69,20 +70,67 @@ def output_name(i: int, rec: dict) -> str:
     return f"{i:04d}_{rec['strategy']}_{slug(src)}_to_{slug(rec['target_class'])}{rtxt}_c{rec['copy']}.png"
 
 
-def write_outputs(out_dir: Path, results: Sequence[GeneratedImage]) -> list[Path]:
-    """Write PNGs atomically, then append their records to ``manifest.jsonl`` (rewritten atomically).
+def check_manifest(out_dir: Path) -> None:
+    """Before generating: an existing ``manifest.jsonl`` in ``out_dir`` is whole JSON lines
+    (a torn or edited line is named, so no images are made only to be left unrecorded)."""
+    import json
 
-    Existing outputs and manifest rows are kept; new files never overwrite old ones.
-    """
+    from genie_plugin.sinks import one_line
+
+    manifest = Path(out_dir) / MANIFEST
+    if not manifest.exists():
+        return
+    if not manifest.is_file():
+        raise ConfigError(f"{one_line(manifest)}: is not a regular file; remove it or choose --out")
+    for n, raw in enumerate(manifest.read_bytes().split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            rec = None
+        if not isinstance(rec, dict):
+            raise ConfigError(
+                f"{one_line(manifest)} line {n}: not a JSON record (torn or edited); fix or "
+                "remove that line, or choose another --out"
+            )
+
+
+_NUMBERED = re.compile(r"^(\d{4,})_")
+
+
+def _next_number(out_dir: Path, manifest_bytes: bytes) -> int:
+    """After every numbered file in the folder and every manifest line: a deleted manifest
+    or a concurrent run never makes a new output take an old one's number."""
+    used = [int(m.group(1)) for f in out_dir.iterdir() if (m := _NUMBERED.match(f.name))]
+    lines = sum(1 for line in manifest_bytes.split(b"\n") if line.strip())
+    return max([lines - 1, *used], default=-1) + 1
+
+
+def write_outputs(out_dir: Path, results: Sequence[GeneratedImage]) -> list[Path]:
+    """Write each PNG under a new name (``O_EXCL``-style link: an existing file is never
+    replaced), then append their records to ``manifest.jsonl`` (rewritten atomically), all
+    under a lock in the folder: concurrent ``genie augment`` runs into one ``--out`` lose and
+    overwrite nothing. The manifest's existing lines are kept byte for byte."""
+    from filelock import FileLock
+
+    from genie_plugin.io import atomic_write_bytes, link_new_bytes, png_bytes
+
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / MANIFEST
-    old = read_jsonl(manifest) if manifest.exists() else []
-    start = len(old)
-    paths, records = [], []
-    for k, res in enumerate(results):
-        name = output_name(start + k, res.record)
-        path = save_png(res.image, out_dir / name)
-        paths.append(path)
-        records.append({**res.record, "image": name})
-    write_jsonl(manifest, [*old, *records])
+    paths = []
+    with FileLock(str(out_dir / f".{MANIFEST}.lock")):
+        old = manifest.read_bytes() if manifest.exists() else b""
+        if old and not old.endswith(b"\n"):
+            old += b"\n"  # a torn last line stays its own line
+        n = _next_number(out_dir, old)
+        lines = []
+        for res in results:
+            data = png_bytes(res.image)
+            while not link_new_bytes(out_dir / (name := output_name(n, res.record)), data):
+                n += 1  # taken (a writer without the lock, on another node): the next number
+            n += 1
+            paths.append(out_dir / name)
+            lines.append(json.dumps({**res.record, "image": name}, sort_keys=True) + "\n")
+        atomic_write_bytes(manifest, old + "".join(lines).encode("utf-8"))
     return paths

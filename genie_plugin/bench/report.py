@@ -382,9 +382,10 @@ def build_report(
     """Write ``out/index.html`` (and its images) for the rows of ``results``."""
     import jinja2
 
+    from genie_plugin.bench.leaderboard import unique_rows
     from genie_plugin.bench.rows import read_results
 
-    rows = read_results(results)
+    rows = unique_rows(read_results(results))  # one per (scenario, strategy): the last
     if not rows:
         raise ConfigError(f"{results}: no result rows")
     out.mkdir(parents=True, exist_ok=True)

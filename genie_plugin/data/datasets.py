@@ -199,7 +199,7 @@ def _l2l_split(l2v, name: str, split: str, root: Path, download: bool, class_nam
 
         labels = [int(v) for v in ds.y]
     elif name == "tiered-imagenet":
-        import pickle
+        from genie_plugin.data.safe_pickle import load_restricted
 
         ds = l2v.TieredImagenet(str(root), mode=split, download=download)
         labels = [int(v) for v in ds.labels]
@@ -208,8 +208,7 @@ def _l2l_split(l2v, name: str, split: str, root: Path, download: bool, class_nam
                 f"{len(ds.images)} images but {len(labels)} labels (must match, labels >= 0)"
             )
         short = "val" if split == "validation" else split
-        with open(root / "tiered-imagenet" / f"{short}_labels.pkl", "rb") as fh:
-            meta = pickle.load(fh)
+        meta = load_restricted(root / "tiered-imagenet" / f"{short}_labels.pkl")
         strs = meta.get("label_specific_str") if isinstance(meta, dict) else None
         n = max(labels) + 1
         if strs is not None and len(strs) < n:
@@ -266,6 +265,11 @@ def load_split(
         require_split(name, root, split)
     l2v = require_learn2learn().vision.datasets
     os.makedirs(root, exist_ok=True)
+    from genie_plugin.data.safe_pickle import check_dataset_pickle
+
+    for rel in _spec(name).files(split):  # before learn2learn unpickles them: no code runs
+        if rel.endswith(".pkl") and (root / rel).is_file():
+            check_dataset_pickle(root / rel)
     try:
         ds, ids, names, image, labels = _l2l_split(l2v, name, split, root, download, class_names)
     except GenieError:

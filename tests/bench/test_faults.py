@@ -91,7 +91,8 @@ def test_a_run_interrupted_late_keeps_the_rows_it_finished(tmp_path, monkeypatch
 
 def _write_rows(path, k):
     for i in range(10):
-        merge_rows(path, [{"scenario": "s", "strategy": f"w{k}-{i}", "mean": i}])
+        row = {"scenario": "s", "strategy": f"w{k}-{i}", "status": "failed", "error": str(i)}
+        merge_rows(path, [row])
 
 
 def test_concurrent_writers_lose_nothing(tmp_path):

@@ -130,7 +130,7 @@ def test_report_refuses_a_scenario_that_is_not_the_runs(run, tmp_path):
 def test_report_command_errors_name_the_option(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # short paths: typer's error box wraps long lines
     res = CliRunner().invoke(app, ["bench", "report", "x.jsonl", "--out", "o"])
-    assert res.exit_code == 2 and "x.jsonl: no such results file" in res.output
+    assert res.exit_code == 2 and "x.jsonl: file not found" in res.output
     (tmp_path / "r.jsonl").write_text("")
     res = CliRunner().invoke(app, ["bench", "report", "r.jsonl", "--out", "o", "--cache", "c"])
     assert res.exit_code == 2 and "c: no such cache folder" in res.output

@@ -136,7 +136,9 @@ def test_leaderboard_paired_delta_to_none():
     assert d - ci > 0 and ci < 9.0
     md = render_markdown(rows)
     assert f"| genie | 68.00 | 9.50 | +3.00 ± {ci:.2f} |" in md
-    assert "| old | 60.00 | 9.00 | – |" in md and "| other_eps | 61.00 | 9.00 | – |" in md
+    assert "| old | 60.00 | 9.00 | – |" in md  # same episodes, no per-episode data
+    assert "| other_eps (other episodes: 4) | 61.00 | 9.00 | – |" in md  # marked, not paired
+    assert "identical for every row" not in md and "2 different episode lists" in md
     assert "| none | 65.00 | 9.00 | – |" in md
     # cost column: per episode and × genie's; "–" for rows written before it was recorded
     costed = [{**r, "unet_rows": n} for r, n in zip(rows[:2], (0, 800), strict=True)]
