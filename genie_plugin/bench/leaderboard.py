@@ -138,7 +138,7 @@ def render_markdown(rows: list[dict]) -> str:
         else:  # a strategy rerun with other --episodes: say so, and mark its row
             same = (
                 f"Rows were scored on {len(lists)} different episode lists: rows marked "
-                f"\"other episodes\" did not run `{BASELINE}`'s {ref[0]} episodes "
+                f'"other episodes" did not run `{BASELINE}`\'s {ref[0]} episodes '
                 f"({text(ref[1])}); Δ vs none pairs only rows of the same list."
             )
             episodes = f"{ref[0]} episodes (not every row)"
