@@ -14,8 +14,9 @@ images hit the cache) and the caller's RNGs never move.
 from __future__ import annotations
 
 import random
+import warnings
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -64,8 +65,14 @@ class GenerativeTaskset(_l2l.data.Taskset):
         name: str = "task",
         max_batch: int = 16,
         device=None,
+        per_class: int | None = None,
+        per_task: int | None = None,
     ) -> None:
+        from genie_plugin.core.budget import check_budget
+
         super().__init__(dataset, task_transforms=task_transforms, num_tasks=num_tasks)
+        check_budget(per_class, per_task, where=f"{name}: ")
+        self.per_class, self.per_task = per_class, per_task
         if strategy.generative and generator is None:
             raise ConfigError(f"strategy {strategy.name!r} generates images: pass a generator")
         if support not in SUPPORT_RULES:
@@ -100,10 +107,18 @@ class GenerativeTaskset(_l2l.data.Taskset):
 
     @property
     def generated_per_class(self) -> int:
-        """The strategy's budget: (N-1)·K images per class (reference.md), 0 if it adds none."""
+        """Images generated per class: ``per_class`` if given, else the strategy's budget
+        (N-1)·K (reference.md); 0 if the strategy adds none. ``per_task`` may cap it further
+        (:attr:`generated_per_task`)."""
         if not self.strategy.generative:
             return 0
-        return (self.ways - 1) * self.shots
+        return (self.ways - 1) * self.shots if self.per_class is None else self.per_class
+
+    @property
+    def generated_per_task(self) -> int:
+        """Images generated per task: ``ways · generated_per_class``, at most ``per_task``."""
+        n = (self.ways or 0) * self.generated_per_class
+        return n if self.per_task is None else min(n, self.per_task)
 
     def task_seed(self, index: int) -> int:
         """The seed task ``index`` is drawn with: ``random.seed(ts.task_seed(i))`` before a
@@ -177,6 +192,12 @@ class GenerativeTaskset(_l2l.data.Taskset):
                 stable_seed(self.seed, self.strategy.name, "plan", self.name, index)
             )
             specs = self.strategy.plan(episode, plan_gen)
+            if self.per_class is not None or self.per_task is not None:
+                from genie_plugin.core.budget import apply_budget
+
+                specs = apply_budget(
+                    specs, episode, per_class=self.per_class, per_task=self.per_task
+                )
             outs = []
             if specs:
                 ctx = RenderContext(self.generator, images, self.embed, self.max_batch, None)
@@ -240,6 +261,20 @@ def _defaults_for(dataset: str, strategy, model, backbone) -> tuple[str | None, 
 
 
 _LOADER_OPTIONS = ("download", "class_names")
+SPLITS = ("train", "validation", "test")
+
+
+def _per_split(value, arg: str, default) -> dict:
+    """``value`` for every split, or a mapping by split (unnamed splits get ``default``)."""
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(SPLITS))
+        if unknown:
+            raise ConfigError(
+                f"get_tasksets: {arg}={dict(value)!r}: unknown split {unknown[0]!r}; the "
+                f"splits are {', '.join(SPLITS)}"
+            )
+        return {s: value.get(s, default) for s in SPLITS}
+    return dict.fromkeys(SPLITS, value)
 
 
 def get_tasksets(
@@ -248,14 +283,16 @@ def get_tasksets(
     train_samples: int = 10,
     test_ways: int = 5,
     test_samples: int = 10,
-    num_tasks: int = -1,
+    num_tasks: int | Mapping[str, int] = -1,
     root: str = "~/data",
     device=None,
     data_augmentation: str | None = None,
     *,
-    strategy: str = "genie",
-    shots: int | None = None,
-    support: str = "first",
+    strategy: str | Mapping[str, str] = "genie",
+    shots: int | None | Mapping[str, int] = None,
+    support: str | None = None,
+    per_class: int | None | Mapping[str, int | None] = None,
+    per_task: int | None | Mapping[str, int | None] = None,
     model: str | None = None,
     backbone: str | None = None,
     seed: int = 0,
@@ -275,6 +312,14 @@ def get_tasksets(
     ``partition_task``; ``"alternate"``: MAML's even positions): only those are sources.
     The generated images are ``task.generated_x``/``generated_y`` (``generated_per_class`` of
     each class); ``task.support_x``/``support_y`` hold real support + generated.
+    Per split: ``strategy``, ``shots``, ``num_tasks``, ``per_class`` and ``per_task`` each take
+    one value for every split or a mapping by split (``"train"``, ``"validation"``,
+    ``"test"``); a strategy mapping leaves unnamed splits un-augmented, so
+    ``strategy={"test": "genie"}`` augments the test split only (the paper's protocol).
+    ``per_class``: images generated per class (default the strategy's (N-1)·K; fewer are a
+    seeded subset, more are further copies); ``per_task``: a cap on a task's total, spread
+    evenly over its classes — ProtoNet's 30-way training would otherwise generate 870 per
+    class per task.
     Datasets: ``shapes`` (embedded), ``mini-imagenet``, ``tiered-imagenet``, ``cub``,
     ``mini-imagenet-full``, ``tiered-imagenet-full`` (files checked first; ``download=True``
     lets learn2learn download what it can). ``model``/``backbone`` default to the embedded ones
@@ -304,26 +349,43 @@ def get_tasksets(
             f"get_tasksets: unknown keyword {', '.join(unknown)}; passed on to the dataset "
             f"loader are {', '.join(_LOADER_OPTIONS)}"
         )
-    strat = REGISTRY.get(strategy).create(**(strategy_options or {}))
-    if not strat.generative and strat.augment_real:
-        raise ConfigError(
-            f"strategy {strategy!r} augments views inside the benchmark's feature protocol "
-            "(`genie bench run`), not learn2learn tasks: here use strategy='none' with "
-            "data_augmentation= or image_transform=, or a generative strategy"
-        )
+    names = _per_split(strategy, "strategy", "none")
+    strats = {}
+    for split, sname in names.items():
+        if not isinstance(sname, str):
+            raise ConfigError(f"get_tasksets: strategy for {split} = {sname!r}: a strategy name")
+        options = (strategy_options or {}) if sname != "none" else {}  # options: the augmenter's
+        strats[split] = REGISTRY.get(sname).create(**options)
+        if not strats[split].generative and strats[split].augment_real:
+            raise ConfigError(
+                f"strategy {sname!r} augments views inside the benchmark's feature protocol "
+                "(`genie bench run`), not learn2learn tasks: here use strategy='none' with "
+                "data_augmentation= or image_transform=, or a generative strategy"
+            )
+    shots_of = _per_split(shots, "shots", None)
+    tasks_of = _per_split(num_tasks, "num_tasks", -1)
+    per_class_of = _per_split(per_class, "per_class", None)
+    per_task_of = _per_split(per_task, "per_task", None)
     if image_transform is not None and data_augmentation is not None:
         raise ConfigError("get_tasksets: pass data_augmentation= or image_transform=, not both")
     train_tf, test_tf = data_transforms(name, data_augmentation)
     if image_transform is not None:
         train_tf = test_tf = image_transform
-    model, backbone = _defaults_for(name, strat, model, backbone)
+    for st in strats.values():  # the model and backbone every split's strategy needs
+        model, backbone = _defaults_for(name, st, model, backbone)
+    if model == "embedded" and name != "shapes" and any(s.generative for s in strats.values()):
+        warnings.warn(
+            f"get_tasksets({name!r}): the embedded model is a 32 px shapes model; on "
+            f"{name} it is a rehearsal of the real path, not results — pass model= (SD 1.5)",
+            stacklevel=2,
+        )
     plan = []
     for split, ways, samples in (
         ("train", train_ways, train_samples),
         ("validation", test_ways, test_samples),
         ("test", test_ways, test_samples),
     ):
-        k = samples // 2 if shots is None else shots
+        k = samples // 2 if shots_of[split] is None else shots_of[split]
         prefix = "train" if split == "train" else "test"
         if samples < 2:
             raise ConfigError(
@@ -343,8 +405,20 @@ def get_tasksets(
                 f"samples = 2·shots; {split} has {samples} samples and shots={k}"
             )
         plan.append((split, ways, samples, k))
+    if support is None:
+        support = "first"
+        if any(s.generative for s in strats.values()) and all(
+            samples == 2 * k for _, _, samples, k in plan
+        ):  # MAML's layout: its loop takes the even positions as support
+            warnings.warn(
+                "get_tasksets: support='first' (the first shots images of each class are the "
+                "sources, as ProtoNet splits tasks). learn2learn's MAML examples take the even "
+                "positions (np.arange(shots * ways) * 2) as support: with that loop, pass "
+                "support='alternate', else half the sources are its query images",
+                stacklevel=2,
+            )
     gen = embed = None
-    if strat.generative:
+    if any(s.generative for s in strats.values()):
         from genie_plugin.diffusion import load_generator
         from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
         from genie_plugin.paths import cache_root
@@ -380,15 +454,17 @@ def get_tasksets(
             GenerativeTaskset(
                 md,
                 [NWays(md, ways), KShots(md, samples), LoadData(md), *labels],
-                num_tasks,
-                strategy=strat,
+                tasks_of[split],
+                strategy=strats[split],
                 shots=k,
+                per_class=per_class_of[split],
+                per_task=per_task_of[split],
                 support=support,
                 source=data.image,
                 source_id=data.image_id,
                 class_names=data.class_names,
                 image_transform=tf,
-                generator=gen,
+                generator=gen if strats[split].generative else None,
                 embed=embed,
                 seed=seed,
                 name=f"{name}/{data.split}",
@@ -397,3 +473,114 @@ def get_tasksets(
             )
         )
     return BenchmarkTasksets(*out)
+
+
+def one_task(batch):
+    """``collate_fn`` for a ``DataLoader`` of single tasks: the task itself, generated images
+    included (the default collation keeps only ``(X, y)``, with a batch dimension of 1 that
+    learn2learn's examples ``squeeze(0)`` away — a no-op on the task itself)."""
+    if len(batch) != 1:
+        raise ConfigError("one_task collates one task per batch: use batch_size=1")
+    return batch[0]
+
+
+def augment(
+    taskset,
+    dataset: str,
+    *,
+    strategy: str = "genie",
+    model: str | None = None,
+    shots: int,
+    support: str = "first",
+    class_names=None,
+    backbone: str | None = None,
+    seed: int = 0,
+    per_class: int | None = None,
+    per_task: int | None = None,
+    cache_dir=None,
+    device=None,
+    max_batch: int = 16,
+    strategy_options: dict | None = None,
+) -> GenerativeTaskset:
+    """A plain learn2learn ``Taskset`` you built yourself (as ``protonet_miniimagenet.py``
+    builds its three, over ``l2l.vision.datasets.MiniImagenet``) with the strategy's images:
+    the same tasks, dataset, transforms and ``num_tasks``, and the sources, class names and
+    image transform read from the learn2learn dataset under it. ``shots`` is how many of each
+    class's images your loop takes as support (``support``: which ones). Source ids are
+    :func:`get_tasksets`' (``mini-imagenet/test/000123``), so both share cached images.
+    ``class_names`` (by label): needed where the dataset does not name its classes (all but
+    learn2learn's ``MiniImagenet``, whose ``class_dict`` has WordNet ids)."""
+    import numpy as np
+    from PIL import Image
+
+    from genie_plugin.data.names import wordnet_lemma
+    from genie_plugin.l2l.transforms import default_image_transform
+    from genie_plugin.registry import REGISTRY
+
+    md = taskset.dataset
+    inner = getattr(md, "dataset", md)
+    split = getattr(inner, "mode", None) or "train"
+    if class_names is None:
+        data = getattr(inner, "data", None)
+        if not isinstance(data, dict) or "class_dict" not in data:
+            raise ConfigError(
+                f"augment({dataset!r}): this dataset does not name its classes: pass "
+                "class_names= (the prompt word of each label, in label order)"
+            )
+        class_names = [wordnet_lemma(w) for w in data["class_dict"]]  # label = insertion order
+    names = tuple(class_names)
+    labels = set(md.labels_to_indices)
+    if not labels <= set(range(len(names))):
+        raise ConfigError(
+            f"augment({dataset!r}): labels {min(labels)}..{max(labels)} but {len(names)} "
+            "class_names; pass one name per label"
+        )
+
+    def source(i):
+        img = inner[i][0]
+        if isinstance(img, Image.Image):
+            return img.convert("RGB")
+        arr = img.detach().cpu().numpy() if hasattr(img, "detach") else np.asarray(img)
+        if arr.ndim == 3 and arr.shape[0] in (1, 3):
+            arr = arr.transpose(1, 2, 0)
+        if arr.max() <= 1.0:  # 0-1 tensors (ToTensor) as 8-bit
+            arr = arr * 255.0
+        return Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8)).convert("RGB")
+
+    strat = REGISTRY.get(strategy).create(**(strategy_options or {}))
+    model, backbone = _defaults_for(dataset, strat, model, backbone)
+    gen = _cached_generator(model, device, cache_dir) if strat.generative else None
+    embed = None
+    if backbone is not None:
+        from genie_plugin.fewshot.backbones import load_backbone
+
+        embed = load_backbone(backbone, device=device)
+    return GenerativeTaskset.wrap(
+        taskset,
+        strat,
+        shots=shots,
+        support=support,
+        source=source,
+        source_id=lambda i: f"{dataset}/{split}/{i:06d}",
+        class_names=names,
+        image_transform=default_image_transform(dataset),
+        generator=gen,
+        embed=embed,
+        seed=seed,
+        name=f"{dataset}/{split}",
+        max_batch=max_batch,
+        device=device,
+        per_class=per_class,
+        per_task=per_task,
+    )
+
+
+def _cached_generator(model, device, cache_dir):
+    from genie_plugin.diffusion import load_generator
+    from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
+    from genie_plugin.paths import cache_root
+
+    return CachedGenerator(
+        load_generator(model, device=device),
+        AugmentationCache(cache_dir or cache_root() / "augmentations"),
+    )

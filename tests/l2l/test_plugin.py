@@ -268,3 +268,44 @@ def test_cli_dataset_check_prints_no_gym_banner(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2 and "cubirds200" in out.stdout + out.stderr
     assert "Gym has been unmaintained" not in out.stdout + out.stderr
+
+
+def test_per_split_strategies_shots_pools_and_budgets():
+    """Augment the test split only (the paper's protocol), other shots and pools per split,
+    and a budget: per_class images per class, capped per task and spread over the classes."""
+    ts = get_tasksets(
+        "shapes", strategy={"test": "genie"}, model="tiny-random", train_ways=3,
+        train_samples=5, test_ways=4, test_samples=3, shots={"train": 2, "test": 1,
+        "validation": 1}, num_tasks={"test": 2, "validation": 3}, per_class={"test": 2},
+        per_task={"test": 6}, seed=0,
+    )  # fmt: skip
+    assert [t.strategy.name for t in ts] == ["none", "none", "genie"]
+    assert [t.num_tasks for t in ts] == [-1, 3, 2] and [t.shots for t in ts] == [2, 1, 1]
+    assert ts.test.generated_per_class == 2 and ts.test.generated_per_task == 6
+    task = ts.test.sample()
+    counts = torch.bincount(task.generated_y, minlength=4)
+    assert len(task.generated_y) == 6 and int(counts.max() - counts.min()) <= 1
+    assert len(ts.train.sample().generated_y) == 0 and ts.train.generated_per_class == 0
+    assert len(ts.validation[0].generated_y) == 0
+
+
+def test_per_split_mistakes_and_the_support_rule_warning(tmp_path):
+    import warnings
+
+    from genie_plugin.data.specs import DatasetError
+    from genie_plugin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown split 'tset'"):
+        get_tasksets("shapes", strategy={"tset": "genie"}, model="tiny-random", test_ways=4)
+    with pytest.raises(ConfigError, match="per_class"):
+        get_tasksets("shapes", strategy="none", test_ways=4, per_class={"test": -2})
+    # MAML's layout (samples = 2·shots everywhere) with the default rule: say which rule runs
+    with pytest.warns(UserWarning, match="support='alternate'"):
+        get_tasksets("shapes", strategy="genie", model="tiny-random", test_ways=4,
+                     train_samples=2, test_samples=2)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_tasksets("shapes", strategy="genie", model="tiny-random", test_ways=4,
+                     train_samples=2, test_samples=2, support="first")  # fmt: skip
+    with pytest.warns(UserWarning, match="rehearsal"), pytest.raises(DatasetError):
+        get_tasksets("mini-imagenet", strategy="genie", model="embedded", root=tmp_path)
