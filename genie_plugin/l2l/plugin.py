@@ -67,12 +67,14 @@ class GenerativeTaskset(_l2l.data.Taskset):
         device=None,
         per_class: int | None = None,
         per_task: int | None = None,
+        progress: bool = True,
     ) -> None:
         from genie_plugin.core.budget import check_budget
 
         super().__init__(dataset, task_transforms=task_transforms, num_tasks=num_tasks)
         check_budget(per_class, per_task, where=f"{name}: ")
         self.per_class, self.per_task = per_class, per_task
+        self.progress = progress
         if strategy.generative and generator is None:
             raise ConfigError(f"strategy {strategy.name!r} generates images: pass a generator")
         if support not in SUPPORT_RULES:
@@ -200,8 +202,16 @@ class GenerativeTaskset(_l2l.data.Taskset):
                 )
             outs = []
             if specs:
-                ctx = RenderContext(self.generator, images, self.embed, self.max_batch, None)
-                outs = self.strategy.render(specs, ctx)
+                bar = _GenerationBar(
+                    f"{self.name} task {index}",
+                    lambda: self.strategy.planned_image_steps(self.generator, specs),
+                    enabled=self.progress,
+                )
+                ctx = RenderContext(self.generator, images, self.embed, self.max_batch, bar)
+                try:
+                    outs = self.strategy.render(specs, ctx)
+                finally:
+                    bar.close()
             if outs:
                 gx = torch.stack([self.image_transform(o.image) for o in outs]).to(x)
                 gy = torch.tensor([o.label for o in outs], dtype=y.dtype)
@@ -225,6 +235,31 @@ class GenerativeTaskset(_l2l.data.Taskset):
             records=[o.record for o in outs],
             class_names=names,
         )
+
+
+class _GenerationBar:
+    """Progress of one task's generation inside ``sample()``, shown only once the UNet runs
+    (a cached task prints nothing): a rich bar on a terminal, plain lines in a log."""
+
+    def __init__(self, description: str, total: Callable[[], int], *, enabled: bool) -> None:
+        self.description, self.total, self.enabled = description, total, enabled
+        self.bar = self.task = None
+
+    def __call__(self, steps: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from genie_plugin.progress import make_progress
+
+            self.bar = make_progress("image-steps", transient=True)
+            self.bar.__enter__()
+            self.task = self.bar.add_task(self.description, total=self.total(), info="")
+        self.bar.advance(self.task, steps)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 class _TensorView(torch.utils.data.Dataset):
@@ -300,6 +335,7 @@ def get_tasksets(
     image_transform=None,
     strategy_options: dict | None = None,
     max_batch: int = 16,
+    progress: bool = True,
     **kwargs,
 ) -> BenchmarkTasksets:
     """``learn2learn.vision.benchmarks.get_tasksets`` with a strategy: same arguments, meaning
@@ -319,7 +355,8 @@ def get_tasksets(
     ``per_class``: images generated per class (default the strategy's (N-1)·K; fewer are a
     seeded subset, more are further copies); ``per_task``: a cap on a task's total, spread
     evenly over its classes — ProtoNet's 30-way training would otherwise generate 870 per
-    class per task.
+    class per task. ``progress``: a task that generates shows its progress on stderr (a bar on
+    a terminal, plain lines in a log); a cached task shows nothing.
     Datasets: ``shapes`` (embedded), ``mini-imagenet``, ``tiered-imagenet``, ``cub``,
     ``mini-imagenet-full``, ``tiered-imagenet-full`` (files checked first; ``download=True``
     lets learn2learn download what it can). ``model``/``backbone`` default to the embedded ones
@@ -459,6 +496,7 @@ def get_tasksets(
                 shots=k,
                 per_class=per_class_of[split],
                 per_task=per_task_of[split],
+                progress=progress,
                 support=support,
                 source=data.image,
                 source_id=data.image_id,
@@ -501,6 +539,7 @@ def augment(
     device=None,
     max_batch: int = 16,
     strategy_options: dict | None = None,
+    progress: bool = True,
 ) -> GenerativeTaskset:
     """A plain learn2learn ``Taskset`` you built yourself (as ``protonet_miniimagenet.py``
     builds its three, over ``l2l.vision.datasets.MiniImagenet``) with the strategy's images:
@@ -572,6 +611,7 @@ def augment(
         device=device,
         per_class=per_class,
         per_task=per_task,
+        progress=progress,
     )
 
 

@@ -309,3 +309,19 @@ def test_per_split_mistakes_and_the_support_rule_warning(tmp_path):
                      train_samples=2, test_samples=2, support="first")  # fmt: skip
     with pytest.warns(UserWarning, match="rehearsal"), pytest.raises(DatasetError):
         get_tasksets("mini-imagenet", strategy="genie", model="embedded", root=tmp_path)
+
+
+def test_generation_inside_sample_shows_progress_and_cached_tasks_stay_quiet(capfd, tmp_path):
+    kw = dict(strategy="genie", model="tiny-random", test_ways=4, test_samples=3, shots=1,
+              num_tasks=1, cache_dir=tmp_path)  # fmt: skip
+    ts = get_tasksets("shapes", **kw)
+    capfd.readouterr()
+    ts.test[0]
+    err = capfd.readouterr().err
+    assert "task 0" in err and "image-steps" in err, err  # plain lines: stderr is not a TTY
+    ts.test[0]  # every image from the cache: nothing to report
+    assert capfd.readouterr().err == ""
+    quiet = get_tasksets("shapes", progress=False, **{**kw, "cache_dir": tmp_path / "q"})
+    capfd.readouterr()
+    quiet.test[0]
+    assert capfd.readouterr().err == ""
