@@ -80,7 +80,9 @@ def download(
 @app.command("classes")
 @handle_errors
 def classes(
-    dataset: Annotated[str, typer.Argument(help="shapes, mini-imagenet, tiered-imagenet or cub.")],
+    dataset: Annotated[
+        str, typer.Argument(help="shapes, mini-imagenet, tiered-imagenet, cub, cifarfs or fc100.")
+    ],
     root: Annotated[
         Path | None, typer.Option(help="Dataset folder (learn2learn layout; not for shapes).")
     ] = None,

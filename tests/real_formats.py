@@ -118,3 +118,44 @@ def write_imagenet_for(root: Path, dataset: str, split: str = "test", per_class:
     if dataset.startswith("mini"):
         return write_imagenet(root, {w: mini_positions(w)[-1] for w in wnids})
     return write_imagenet(root, dict.fromkeys(wnids, per_class))
+
+
+# a few CIFAR-100 classes per split (any disjoint sets: the loaders read what is there)
+CIFARFS_CLASSES = {
+    "train": ["apple", "aquarium_fish", "baby", "bear", "beaver", "bed"],
+    "val": ["bee", "beetle", "bicycle", "bottle", "bowl"],
+    "test": ["boy", "bridge", "bus", "butterfly", "camel", "sweet_pepper"],
+}
+
+
+def write_cifarfs(root: Path, per_class: int, seed: int = 3) -> Path:
+    """learn2learn's processed CIFAR-FS: ``cifarfs/processed/<split>/<class>/*.png``, 32 px."""
+    rng = np.random.default_rng(seed)
+    (root / "cifarfs" / "cifar100").mkdir(parents=True, exist_ok=True)  # the raw folder
+    for split, classes in CIFARFS_CLASSES.items():
+        for c in classes:
+            d = root / "cifarfs" / "processed" / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for k, a in enumerate(_pixels(rng, per_class, 32, 32)):
+                Image.fromarray(a).save(d / f"{c}_s_{k:06d}.png")
+    return root
+
+
+# FC100 classes are CIFAR-100 fine ids (superclass-disjoint splits in the released files)
+FC100_IDS = {
+    "train": [0, 9, 10, 16, 28, 61],
+    "val": [4, 30, 55, 72, 95],
+    "test": [1, 32, 67, 73, 91, 47],
+}
+
+
+def write_fc100(root: Path, per_class: int, seed: int = 4) -> Path:
+    """learn2learn's ``FC100_<split>.pickle``: {"data": N×32×32×3 uint8, "labels": fine ids}."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, ids in FC100_IDS.items():
+        x = _pixels(rng, per_class * len(ids), 32, 32)
+        labels = [i for i in ids for _ in range(per_class)]
+        with open(root / f"FC100_{split}.pickle", "wb") as fh:
+            pickle.dump({"data": x, "labels": labels}, fh, protocol=2)
+    return root

@@ -40,6 +40,8 @@ SHORT_NAMES = {
     "mini-imagenet-full": "mini-full",
     "tiered-imagenet-full": "tiered-full",
     "cub": "cub",
+    "cifarfs": "cifarfs",
+    "fc100": "fc100",
 }
 #: What the embedded benchmark uses where a shapes scenario leaves a field unset. Only shapes
 #: gets these: the shapes model and backbone are never used on another dataset unless named.

@@ -233,6 +233,29 @@ def _l2l_split(l2v, name: str, split: str, root: Path, download: bool, class_nam
 
         def image(i):
             return ds[i][0]
+    elif name == "cifarfs":
+        ds = l2v.CIFARFS(str(root), mode=split, download=download)
+        labels = [int(y) for _, y in ds.samples]  # ImageFolder: classes sorted by folder name
+        ids = tuple(ds.classes)
+        names = tuple((class_names or {}).get(c) or c.replace("_", " ") for c in ids)
+
+        def image(i):
+            return ds[i][0].convert("RGB")
+    elif name == "fc100":
+        from genie_plugin.data.specs import CIFAR100_CLASSES
+
+        ds = l2v.FC100(str(root), mode=split, download=download)
+        fine = [int(v) for v in ds.labels]  # CIFAR-100 fine ids: remapped to 0..n-1
+        if len(fine) != len(ds.images) or min(fine, default=-1) < 0 or max(fine) >= 100:
+            raise ValueError(f"{len(ds.images)} images, {len(fine)} labels in 0..99 expected")
+        used = sorted(set(fine))
+        index = {f: k for k, f in enumerate(used)}
+        labels = [index[f] for f in fine]
+        ids = tuple(CIFAR100_CLASSES[f] for f in used)
+        names = tuple((class_names or {}).get(c) or c.replace("_", " ") for c in ids)
+
+        def image(i):
+            return Image.fromarray(np.asarray(ds.images[i], dtype=np.uint8)).convert("RGB")
     else:  # pragma: no cover - _spec raised already
         raise AssertionError(name)
     return ds, ids, names, image, labels
@@ -268,7 +291,7 @@ def load_split(
     from genie_plugin.data.safe_pickle import check_dataset_pickle
 
     for rel in _spec(name).files(split):  # before learn2learn unpickles them: no code runs
-        if rel.endswith(".pkl") and (root / rel).is_file():
+        if rel.endswith((".pkl", ".pickle")) and (root / rel).is_file():
             check_dataset_pickle(root / rel)
     try:
         ds, ids, names, image, labels = _l2l_split(l2v, name, split, root, download, class_names)

@@ -57,6 +57,29 @@ def _cub_files(split: str) -> list[str]:
     return [f"cubirds200/CUB_200_2011/images/{c}/" for c in _cub_classes(split)]
 
 
+def _cifarfs_files(split: str) -> list[str]:
+    return [f"cifarfs/processed/{'val' if split == 'validation' else split}/"]
+
+
+def _fc100_files(split: str) -> list[str]:
+    return [f"FC100_{'val' if split == 'validation' else split}.pickle"]
+
+
+#: CIFAR-100's fine labels in label order (FC100 stores these ids; CIFAR-FS names its folders).
+CIFAR100_CLASSES = (  # noqa: SIM905 - rows of names read better than 100 quoted ones
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus "
+    "butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach couch "
+    "crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster house "
+    "kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree motorcycle "
+    "mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck pine_tree "
+    "plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew "
+    "skunk skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank "
+    "telephone television tiger tractor train trout tulip turtle wardrobe whale willow_tree wolf "
+    "woman worm"
+).split()
+assert len(CIFAR100_CLASSES) == 100
+
+
 @functools.cache
 def split_definition(name: str) -> dict:
     """A shipped split definition (``data/splits/<name>.json``; see
@@ -122,6 +145,20 @@ SPECS = {
         ("train", "validation", "test"),
         "https://zenodo.org/record/8000562/files/CUB_200_2011.tgz extracted into ROOT/cubirds200/",
         _cub_files,
+    ),
+    "cifarfs": DatasetSpec(
+        "cifarfs",
+        ("train", "validation", "test"),
+        "learn2learn's CIFARFS(root, download=True) (https://zenodo.org/record/7978538/files/"
+        "cifar100.zip, split by Bertinetto et al. into ROOT/cifarfs/processed/<split>/<class>/)",
+        _cifarfs_files,
+    ),
+    "fc100": DatasetSpec(
+        "fc100",
+        ("train", "validation", "test"),
+        "learn2learn's FC100(root, download=True) (https://zenodo.org/record/7978538/files/"
+        "FC100.zip: ROOT/FC100_<split>.pickle)",
+        _fc100_files,
     ),
 }
 SPECS["mini-imagenet-full"] = DatasetSpec(

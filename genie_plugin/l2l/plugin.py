@@ -358,6 +358,7 @@ def get_tasksets(
     class per task. ``progress``: a task that generates shows its progress on stderr (a bar on
     a terminal, plain lines in a log); a cached task shows nothing.
     Datasets: ``shapes`` (embedded), ``mini-imagenet``, ``tiered-imagenet``, ``cub``,
+    ``cifarfs``, ``fc100`` (learn2learn's own CIFARFS / FC100 classes, 32 px),
     ``mini-imagenet-full``, ``tiered-imagenet-full`` (files checked first; ``download=True``
     lets learn2learn download what it can). ``model``/``backbone`` default to the embedded ones
     on ``shapes`` only. Generated images are cached under ``cache_dir`` (content-addressed).

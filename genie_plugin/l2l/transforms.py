@@ -56,7 +56,7 @@ def data_transforms(dataset: str, data_augmentation: str | None = None):
             f"data_augmentation={data_augmentation!r}: choose None, 'normalize' or 'lee2019' "
             "(learn2learn's options)"
         )
-    size = 32 if dataset == "shapes" else 84
+    size = 32 if dataset in ("shapes", "cifarfs", "fc100") else 84  # CIFAR: 32 px
     fit = _Fit(size)
     if data_augmentation is None:
         base = _pixels_255 if dataset == "mini-imagenet" else T.ToTensor()

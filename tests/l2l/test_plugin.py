@@ -325,3 +325,27 @@ def test_generation_inside_sample_shows_progress_and_cached_tasks_stay_quiet(cap
     capfd.readouterr()
     quiet.test[0]
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("dataset", ["cifarfs", "fc100"])
+def test_cifarfs_and_fc100_through_learn2learns_own_datasets(tmp_path, dataset):
+    """Two more of learn2learn's five vision benchmarks, read by its own CIFARFS / FC100
+    classes: 32 px tasks, CIFAR-100 class names as prompts, the test split augmented."""
+    from typer.testing import CliRunner
+
+    from genie_cli.main import app
+    from tests.real_formats import write_cifarfs, write_fc100
+
+    root = (write_cifarfs if dataset == "cifarfs" else write_fc100)(tmp_path / "d", per_class=4)
+    ts = get_tasksets(dataset, root=str(root), strategy={"test": "genie"}, model="tiny-random",
+                      train_ways=5, test_ways=5, train_samples=4, test_samples=3, shots=1,
+                      support="first")  # fmt: skip
+    task = ts.test.sample()
+    x, y = task
+    assert x.shape[1:] == (3, 32, 32) and task.generated_x.shape[1:] == (3, 32, 32)
+    assert len(task.generated_y) == 5 * 4 and len(ts.train.sample().generated_y) == 0
+    assert all(n.replace(" ", "").isalpha() for n in task.class_names)
+    res = CliRunner().invoke(app, ["datasets", "classes", dataset, "--root", str(root)])
+    assert res.exit_code == 0, res.output
+    want = "sweet pepper" if dataset == "cifarfs" else "maple tree"  # FC100: fine id 47
+    assert f"a photo of a {want}." in res.output
