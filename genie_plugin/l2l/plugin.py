@@ -103,9 +103,10 @@ class GenerativeTaskset(_l2l.data.Taskset):
     @property
     def ways(self) -> int | None:
         """Classes per task, from learn2learn's ``NWays`` transform."""
-        from learn2learn.data.transforms import NWays
+        from learn2learn.data.transforms import FusedNWaysKShots, NWays
 
-        return next((t.n for t in self.task_transforms if isinstance(t, NWays)), None)
+        kinds = (NWays, FusedNWaysKShots)  # ANIL's examples use the fused one
+        return next((t.n for t in self.task_transforms if isinstance(t, kinds)), None)
 
     @property
     def generated_per_class(self) -> int:
@@ -549,7 +550,8 @@ def augment(
     class's images your loop takes as support (``support``: which ones). Source ids are
     :func:`get_tasksets`' (``mini-imagenet/test/000123``), so both share cached images.
     ``class_names`` (by label): needed where the dataset does not name its classes (all but
-    learn2learn's ``MiniImagenet``, whose ``class_dict`` has WordNet ids)."""
+    learn2learn's ``MiniImagenet``, whose ``class_dict`` has WordNet ids, and ``FC100``,
+    whose labels are CIFAR-100's)."""
     import numpy as np
     from PIL import Image
 
@@ -560,6 +562,10 @@ def augment(
     md = taskset.dataset
     inner = getattr(md, "dataset", md)
     split = getattr(inner, "mode", None) or "train"
+    if class_names is None and dataset == "fc100":  # its labels are CIFAR-100 fine ids
+        from genie_plugin.data.specs import CIFAR100_CLASSES
+
+        class_names = [c.replace("_", " ") for c in CIFAR100_CLASSES]
     if class_names is None:
         data = getattr(inner, "data", None)
         if not isinstance(data, dict) or "class_dict" not in data:
@@ -576,7 +582,11 @@ def augment(
             "class_names; pass one name per label"
         )
 
+    raw = getattr(inner, "images", None)  # FC100's uint8 arrays: the pixels, not a transform's
+
     def source(i):
+        if isinstance(raw, np.ndarray) and raw.dtype == np.uint8 and raw.ndim == 4:
+            return Image.fromarray(raw[i]).convert("RGB")
         img = inner[i][0]
         if isinstance(img, Image.Image):
             return img.convert("RGB")
@@ -589,6 +599,12 @@ def augment(
 
     strat = REGISTRY.get(strategy).create(**(strategy_options or {}))
     model, backbone = _defaults_for(dataset, strat, model, backbone)
+    if model == "embedded" and dataset != "shapes" and strat.generative:
+        warnings.warn(
+            f"augment({dataset!r}): the embedded model is a 32 px shapes model; on {dataset} "
+            "it is a rehearsal of the real path, not results — pass model= (SD 1.5)",
+            stacklevel=2,
+        )
     gen = _cached_generator(model, device, cache_dir) if strat.generative else None
     embed = None
     if backbone is not None:

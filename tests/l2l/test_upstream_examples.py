@@ -66,7 +66,7 @@ def changed_lines(name: str) -> int:
     return sum(1 for x in text if x[:1] in "+-" and not x.startswith(("+++", "---")))
 
 
-@pytest.mark.parametrize("name", ["maml_miniimagenet", "protonet_miniimagenet"])
+@pytest.mark.parametrize("name", ["maml_miniimagenet", "protonet_miniimagenet", "anil_fc100"])
 def test_the_docs_show_the_whole_diff(name):
     """docs/learn2learn.md quotes each diff file verbatim (imports included)."""
     doc = (ROOT / "docs" / "learn2learn.md").read_text()
@@ -90,10 +90,10 @@ def test_maml_example_patched_by_the_docs_runs_and_adapts_on_generated_images(
 
     monkeypatch.setattr(mod, "fast_adapt", spy)
     with _own_global_rngs(), pytest.warns(UserWarning, match="rehearsal"):
-        mod.main(ways=5, shots=1, meta_batch_size=1, num_iterations=1, cuda=False, seed=42)
-    # a training task, a validation task, then a test task: 5-way 1-shot tasks of 2 samples
-    # per class, and (N-1)·K = 4 images per class on the splits it augments
-    assert seen == [(10, 20), (10, 0), (10, 20)]
+        mod.main(ways=5, shots=1, meta_batch_size=1, num_iterations=2, cuda=False, seed=42)
+    # two iterations of a training and a validation task, then a test task: 5-way 1-shot
+    # tasks of 2 samples per class, and (N-1)·K = 4 images per class where it augments
+    assert seen == [(10, 20), (10, 0), (10, 20), (10, 0), (10, 20)]
     assert changed_lines("maml_miniimagenet") == 14
 
 
@@ -147,3 +147,26 @@ def test_protonet_example_patched_by_the_docs_evaluates_with_generated_prototype
     # two 5-way test tasks of 1 shot + 2 queries per class, (N-1)·K = 4 generated per class
     assert seen == [(15, 20), (15, 20)]
     assert changed_lines("protonet_miniimagenet") == 18
+
+
+def test_anil_example_on_fc100_adapts_its_head_on_generated_features(tmp_path, monkeypatch):
+    """ANIL computes features before splitting: the diff passes the generated images through
+    the same feature extractor and joins them to the head's adaptation set; FC100 through
+    learn2learn's own FC100 class and hand-built Tasksets (FusedNWaysKShots)."""
+    from tests.real_formats import write_fc100
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_fc100(tmp_path / "data", per_class=4)
+    mod = _patched("anil_fc100", tmp_path / "l2l")
+    mod.SD = "embedded"
+    seen, real = [], mod.fast_adapt
+
+    def spy(batch, learner, features, loss, steps, shots, ways, device=None):
+        seen.append((len(batch[0]), len(getattr(batch, "generated_y", ()))))
+        return real(batch, learner, features, loss, steps, shots, ways, device)
+
+    monkeypatch.setattr(mod, "fast_adapt", spy)
+    with _own_global_rngs(), pytest.warns(UserWarning, match="rehearsal"):
+        mod.main(ways=5, shots=1, adapt_steps=1, meta_bsz=1, iters=2, cuda=0, seed=42)
+    assert seen == [(10, 20), (10, 0), (10, 20)] * 2  # train, validation (not wrapped), test
+    assert changed_lines("anil_fc100") == 12
