@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
@@ -140,6 +141,12 @@ def handle_errors(fn: Callable) -> Callable:
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP (cli.Stopped)
             print(INTERRUPTED, file=sys.stderr)
             raise typer.Exit(code=exit_code(exc)) from None
+        except BrokenPipeError:  # `genie ... | head`: the reader has all it wanted
+            import os
+
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(code=141) from None  # 128 + SIGPIPE, as a shell reports it
         except OSError as exc:  # every one a line naming the file: none is a bug of ours alone
             where = exc.filename or "a file"
             if exc.filename2:

@@ -10,7 +10,7 @@ import typer
 # can still raise verbosity with DIFFUSERS_VERBOSITY=info.
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
-from . import augment, bench, cache, datasets, export, strategies, sweep
+from . import augment, bench, cache, datasets, export, model, strategies, sweep
 
 app = typer.Typer(
     name="genie",
@@ -22,6 +22,7 @@ app.add_typer(strategies.app, name="strategies")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(bench.app, name="bench")
 app.add_typer(cache.app, name="cache")
+app.add_typer(model.app, name="model")
 app.command("augment")(augment.augment)
 app.command("sweep")(sweep.sweep)
 app.command("export-onnx")(export.export_onnx)
