@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from genie_plugin.backends import help_text as backend_help
 from genie_plugin.errors import ConfigError, GenieError
 
 from . import INTERRUPTED, exit_code
@@ -52,11 +53,9 @@ DeviceOpt = Annotated[
 BackendOpt = Annotated[
     str,
     typer.Option(
-        help="UNet backend: torch; cuda-graphs (torch replayed from captured CUDA graphs); "
-        "torch-compile (inductor-compiled UNet); torch-compile-cuda-graphs; onnx "
-        "(optimum export on onnxruntime, exported into the cache on first use unless --onnx-dir "
-        "is given); onnx-cuda-graphs; auto (the fastest of these that runs here, timed once "
-        "per model, device and libraries, cached; the choice is printed and recorded)."
+        help=backend_help()
+        + " onnx is exported into the cache on first use unless --onnx-dir is given; auto's "
+        "choice is cached, printed and recorded."
     ),
 ]
 TimestepShiftOpt = Annotated[

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from genie_plugin.backends import help_text as backend_help
 from genie_plugin.sinks import markup, one_line
 
 from ._common import (
@@ -32,9 +33,7 @@ ScnModelOpt = Annotated[str | None, typer.Option(help="Generator model.")]
 ScnBackendOpt = Annotated[
     str | None,
     typer.Option(
-        help="UNet backend: torch, cuda-graphs, torch-compile, torch-compile-cuda-graphs, onnx, "
-        "onnx-cuda-graphs, or auto (the fastest that runs here, timed once per model and "
-        "device; the choice is printed and recorded).",
+        help=backend_help() + " auto's choice is printed and recorded.",
     ),
 ]
 CacheOpt = Annotated[Path, typer.Option(help="Augmentation cache folder.")]

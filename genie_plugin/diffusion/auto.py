@@ -39,25 +39,31 @@ class BackendChoice:
 
 
 def candidates(device) -> tuple[list[str], dict[str, str]]:
-    """Backends that can run on ``device`` with what is installed, and why the others cannot."""
+    """Backends that can run on ``device`` with what is installed, and why the others cannot
+    (the registry's ``auto`` candidates, in its order)."""
+    from genie_plugin.backends import REGISTRY
+
     skipped: dict[str, str] = {}
     on_cuda = torch.device(device).type == "cuda"
-    names = ["torch"]
-    if on_cuda:
-        names.append("cuda-graphs")
-    else:
-        skipped["cuda-graphs"] = "CUDA graphs need a CUDA device"
     try:
         import onnxruntime as ort
+
+        providers = ort.get_available_providers()
     except ImportError:
-        skipped["onnx"] = "onnxruntime is not installed"
-        return names, skipped
-    if on_cuda and "CUDAExecutionProvider" not in ort.get_available_providers():
-        skipped["onnx"] = "onnxruntime has no CUDA provider (install onnxruntime-gpu)"
-    else:
-        names.append("onnx")
-        if on_cuda:
-            names.append("onnx-cuda-graphs")
+        ort = providers = None
+    names = []
+    for name, b in REGISTRY.items():
+        if not b.auto_candidate:
+            continue
+        if b.needs_onnxruntime and ort is None:
+            skipped.setdefault("onnx", "onnxruntime is not installed")
+        elif b.needs_onnxruntime and on_cuda and "CUDAExecutionProvider" not in providers:
+            skipped.setdefault("onnx", "onnxruntime has no CUDA provider (install onnxruntime-gpu)")
+        elif b.needs_cuda and not on_cuda:
+            if not b.needs_onnxruntime:  # onnx-cuda-graphs is onnx's variant, not listed apart
+                skipped[name] = "CUDA graphs need a CUDA device"
+        else:
+            names.append(name)
     return names, skipped
 
 

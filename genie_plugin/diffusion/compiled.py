@@ -70,3 +70,13 @@ def compiled_denoiser(unet, *, cuda_graphs: bool = False):
         backend="torch-compile-cuda-graphs",
         fallback="torch-compile",
     )
+
+
+def backend_denoiser(gen, options: dict):
+    """``--backend torch-compile`` (:mod:`genie_plugin.backends`)."""
+    return compiled_denoiser(gen.unet, cuda_graphs=False)
+
+
+def backend_denoiser_graphs(gen, options: dict):
+    """``--backend torch-compile-cuda-graphs``."""
+    return compiled_denoiser(gen.unet, cuda_graphs=True)

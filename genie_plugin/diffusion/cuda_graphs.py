@@ -95,3 +95,8 @@ class PaddedDenoiser:
         graph.replay()
         self.stats["replays"] += 1
         return out[:n].clone()
+
+
+def backend_denoiser(gen, options: dict):
+    """``--backend cuda-graphs`` (:mod:`genie_plugin.backends`)."""
+    return PaddedDenoiser(gen.unet)

@@ -22,8 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from genie_plugin.backends import REGISTRY as BACKEND_REGISTRY
+
 #: Backends whose facts can be known without loading (compiled and CUDA-graph backends load).
-LAZY_BACKENDS = ("torch", "onnx")
+LAZY_BACKENDS = tuple(name for name, b in BACKEND_REGISTRY.items() if b.lazy)
 
 
 def model_facts(gen) -> dict:

@@ -10,25 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from genie_plugin.backends import REGISTRY
+from genie_plugin.backends import backend as backend_record
 from genie_plugin.diffusion.settings import SamplerConfig
 
-#: UNet backends: the sampler loop is the same, only the UNet call differs.
-BACKENDS: dict[str, str] = {
-    "torch": "PyTorch eager",
-    "cuda-graphs": "PyTorch, replayed from CUDA graphs captured per padded batch size (CUDA only)",
-    "torch-compile": "PyTorch with the UNet compiled by torch.compile (inductor; dynamic batch)",
-    "torch-compile-cuda-graphs": "torch-compile replayed from CUDA graphs per padded batch size",
-    "onnx": "optimum ONNX export on onnxruntime (CUDA provider + IO binding, or CPU)",
-    "onnx-cuda-graphs": "onnx with onnxruntime's CUDA graphs, one session per padded batch size",
-    "auto": "the fastest of these that runs here, timed once per model, device and libraries",
-}
+#: UNet backends and what each is (the records: :mod:`.backends`).
+BACKENDS: dict[str, str] = {name: b.description for name, b in REGISTRY.items()}
 
 
 def check_backend(name: str) -> str:
-    if name not in BACKENDS:
-        from genie_plugin.errors import UnknownNameError
-
-        raise UnknownNameError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    backend_record(name)  # one line listing the choices for an unknown name
     return name
 
 
@@ -111,24 +102,8 @@ class DiffusionGenerator:
             gen = self.with_backend(choice.backend, **opts)
             gen.stats["backend_choice"] = choice.summary()
             return gen
-        if backend == "torch":
-            return replace(self, backend="torch", denoiser=None)
-        if backend == "cuda-graphs":
-            from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
-
-            return replace(self, backend=backend, denoiser=PaddedDenoiser(self.unet))
-        if backend.startswith("torch-compile"):
-            from genie_plugin.diffusion.compiled import compiled_denoiser
-
-            graphs = backend == "torch-compile-cuda-graphs"
-            return replace(
-                self, backend=backend, denoiser=compiled_denoiser(self.unet, cuda_graphs=graphs)
-            )
-        from genie_plugin.diffusion.onnx_backend import onnx_denoiser
-
-        graphs = backend == "onnx-cuda-graphs"
         return replace(
-            self, backend=backend, denoiser=onnx_denoiser(self, cuda_graphs=graphs, **options)
+            self, backend=backend, denoiser=backend_record(backend).denoiser(self, options)
         )
 
     def use_channels_last(self) -> DiffusionGenerator:

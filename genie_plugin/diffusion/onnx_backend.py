@@ -561,3 +561,13 @@ def onnx_denoiser(
                 f"{gen.fingerprint}); export this model with `genie export-onnx`"
             )
     return OnnxDenoiser(graph_file(d, gen.device, optimized), gen.device, cuda_graphs=cuda_graphs)
+
+
+def backend_denoiser(gen, options: dict):
+    """``--backend onnx`` (:mod:`genie_plugin.backends`)."""
+    return onnx_denoiser(gen, cuda_graphs=False, **options)
+
+
+def backend_denoiser_graphs(gen, options: dict):
+    """``--backend onnx-cuda-graphs``."""
+    return onnx_denoiser(gen, cuda_graphs=True, **options)

@@ -267,3 +267,28 @@ def test_guidance_interval_drops_cfg_below_its_floor_only(tiny_gen, images):
     assert gen.describe()["guidance_t_min"] == 0.5
     with pytest.raises(ConfigError, match="guidance_t_min"):
         tiny_gen.with_sampler(guidance_t_min=1.0)
+
+
+def test_the_backend_registry_is_the_one_list():
+    """Every backend is one record: its maker resolves, the help, the checks, auto's
+    candidates and the lazy loader all read it."""
+    import importlib
+
+    from genie_plugin.backends import REGISTRY, help_text
+    from genie_plugin.diffusion.auto import candidates
+    from genie_plugin.diffusion.lazy import LAZY_BACKENDS
+    from genie_plugin.diffusion.model import BACKENDS, check_backend
+    from genie_plugin.errors import UnknownNameError
+
+    assert list(BACKENDS) == list(REGISTRY) and "auto" in REGISTRY
+    for name, b in REGISTRY.items():
+        assert check_backend(name) == name and f"{name} (" in help_text()
+        if b.make:
+            module, _, func = b.make.partition(":")
+            assert callable(getattr(importlib.import_module(module), func)), b.make
+    assert LAZY_BACKENDS == ("torch", "onnx")
+    names, skipped = candidates("cpu")
+    assert names[0] == "torch" and "cuda-graphs" in skipped
+    assert set(names) <= {n for n, b in REGISTRY.items() if b.auto_candidate and not b.needs_cuda}
+    with pytest.raises(UnknownNameError, match="choose one of: torch, cuda-graphs"):
+        check_backend("tensorrt")
