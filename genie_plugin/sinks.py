@@ -76,3 +76,10 @@ def plot_text(text: object) -> str:
     """For matplotlib text: ``$`` escaped (two of them start mathtext, which fails to parse
     ``budget_$5_vs_$10`` and would stop the plot), control characters escaped."""
     return one_line(text).replace("$", r"\$")
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """``repr(value)`` for an error message, at most ``limit`` characters (a 240-character
+    name or a 10,000-item list would bury the message)."""
+    s = repr(value)
+    return s if len(s) <= limit else f"{s[: limit - 20]}... ({len(str(value))} characters)"

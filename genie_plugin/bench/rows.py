@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from genie_plugin.errors import ConfigError
+from genie_plugin.sinks import quoted
 
 #: The most episodes a row may claim: far above any paper's 600-10,000, far below what would
 #: exhaust memory in the report (a row claiming 10^9 episodes).
@@ -77,17 +78,12 @@ def validate_row(row: object, where: str) -> dict:
     except ValidationError as exc:
         e = exc.errors()[0]
         key = ".".join(str(p) for p in e["loc"]) or "row"
-        value = "" if e["type"] == "missing" else f" = {_short(e.get('input'))}"
+        value = "" if e["type"] == "missing" else f" = {quoted(e.get('input'))}"
         raise ConfigError(
             f"{where}: key {key}{value}: {e['msg'][0].lower()}{e['msg'][1:]}; fix or remove the "
             "line, or rerun the strategy"
         ) from None
     return row
-
-
-def _short(value: object) -> str:
-    s = repr(value)
-    return s if len(s) <= 60 else s[:57] + "..."
 
 
 def read_results(path: str | os.PathLike, *, option: str = "results") -> list[dict]:

@@ -15,6 +15,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from genie_plugin import plugins
 from genie_plugin.data.specs import all_datasets
 from genie_plugin.errors import ConfigError, GenieError, UnknownNameError, check_known_keys
+from genie_plugin.sinks import quoted
 
 DEFAULT_STRATEGIES = (
     "none",
@@ -58,12 +59,6 @@ def _adapters() -> dict:
     return {f.name: TypeAdapter(hints[f.name]) for f in fields(Scenario)}
 
 
-def _shown(value) -> str:
-    """A value as an error message quotes it: at most 60 characters."""
-    s = repr(value)
-    return s if len(s) <= 60 else f"{s[:40]}... ({len(str(value))} characters)"
-
-
 def _validate(scn) -> None:
     """Every field against its annotation (pydantic): one line naming the key, the value and
     what is expected."""
@@ -76,7 +71,7 @@ def _validate(scn) -> None:
         except ValidationError as exc:
             why = exc.errors()[0]["msg"]
             raise ConfigError(
-                f"scenario key {name} = {_shown(value)}: {why[0].lower()}{why[1:]}"
+                f"scenario key {name} = {quoted(value)}: {why[0].lower()}{why[1:]}"
             ) from None
 
 

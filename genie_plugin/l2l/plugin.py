@@ -458,14 +458,7 @@ def get_tasksets(
             )
     gen = embed = None
     if any(s.generative for s in strats.values()):
-        from genie_plugin.diffusion import load_generator
-        from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
-        from genie_plugin.paths import cache_root
-
-        gen = CachedGenerator(
-            load_generator(model, device=device),
-            AugmentationCache(cache_dir or cache_root() / "augmentations"),
-        )
+        gen = _cached_generator(model, device, cache_dir)
     if backbone is not None:
         from genie_plugin.fewshot.backbones import load_backbone
 
