@@ -374,7 +374,6 @@ def generate(
     changes an image is a scenario setting that `genie bench run` reads the same way.
     """
     from rich.console import Console
-    from rich.markup import escape
 
     from genie_plugin.bench.claims import parse_rank
     from genie_plugin.bench.runner import generate_scenario
@@ -414,7 +413,7 @@ def generate(
     tag = f"[{rank}/{world}] " if world > 1 else ""
     console.print(scenario_header(scn), soft_wrap=True)
     if world > 1:
-        console.print(f"  rank {rank} of {world} ({escape(source)}), device {dev or 'default'}")
+        console.print(f"  rank {rank} of {world} ({markup(source)}), device {dev or 'default'}")
     preflight(scn)
     check_max_batch(max_batch)
     check_writable(cache, "--cache")
@@ -439,10 +438,10 @@ def generate(
         )
     took = f", {stats['taken_over']} taken over from stopped ranks" if stats["taken_over"] else ""
     console.print(
-        f"{escape(tag)}{stats['blocks']} of {stats['of_blocks']} blocks{took}: "
+        f"{markup(tag)}{stats['blocks']} of {stats['of_blocks']} blocks{took}: "
         f"{stats['images']} images ({stats['generated']} generated, {stats['hits']} from the "
         f"cache, {stats.get('repaired', 0)} bad cache entries regenerated; "
-        f"{stats.get('unet_rows', 0)} UNet rows from scratch) in {escape(str(cache))}",
+        f"{stats.get('unet_rows', 0)} UNet rows from scratch) in {markup(cache)}",
         soft_wrap=True,
     )
 

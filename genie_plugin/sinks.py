@@ -24,11 +24,24 @@ def one_line(text: object) -> str:
     return " ".join(terminal(text).split())
 
 
-def markup(text: object) -> str:
-    """For rich's console markup: ``[`` escaped, so ``[/]`` in a path is text, not a tag."""
-    from rich.markup import escape
+_TAG_AHEAD = re.compile(r"[a-z#/@][^[]*?\]")
 
-    return escape(terminal(text))
+
+def markup(text: object) -> str:
+    """For rich's console markup, so that rich prints ``text`` exactly: ``[/]`` in a path is
+    text, not a tag. rich reads ``\\[`` before a tag-like bracket as an escape (so n literal
+    backslashes there need 2n + 1) and drops one backslash before any other bracket (n need
+    n + 1); a trailing run is doubled, as the caller's closing tag follows it. rich's own
+    ``escape`` covers only the first case (the hypothesis fuzz found ``\\[`` printed as ``[``)."""
+    s = terminal(text)
+
+    def one(m: re.Match) -> str:
+        n = len(m.group(1))
+        tag_like = _TAG_AHEAD.match(s, m.end()) is not None
+        return "\\" * (2 * n + 1 if tag_like else n + 1) + "["
+
+    s2 = re.sub(r"(\\*)\[", one, s)
+    return re.sub(r"(\\+)$", lambda m: m.group(1) * 2, s2)
 
 
 def markdown_cell(text: object) -> str:

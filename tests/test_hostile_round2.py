@@ -535,7 +535,7 @@ def test_report_quality_episodes_are_capped_at_the_runs(tmp_path):
 
 # ---- fuzz: results rows and the text in them -------------------------------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 _json_values = st.recursive(
@@ -589,8 +589,10 @@ def test_fuzzed_result_rows_render_or_are_named(tmp_path_factory, edits, damage)
     plot_png(rows)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.text(min_size=1, max_size=30))
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.text(min_size=1, max_size=30) | st.text(alphabet="[]\\/a#@ b", min_size=1, max_size=12))
+@example(name="\\[")  # rich read it as an escaped bracket and printed "["
+@example(name="x\\[/]")
 def test_fuzzed_names_in_every_sink(name):
     """Any text as a strategy or scenario name: rich markup, Markdown, CSV and the plot take it
     as text; the terminal sees no control characters."""
