@@ -412,12 +412,8 @@ def get_tasksets(
         train_tf = test_tf = image_transform
     for st in strats.values():  # the model and backbone every split's strategy needs
         model, backbone = _defaults_for(name, st, model, backbone)
-    if model == "embedded" and name != "shapes" and any(s.generative for s in strats.values()):
-        warnings.warn(
-            f"get_tasksets({name!r}): the embedded model is a 32 px shapes model; on "
-            f"{name} it is a rehearsal of the real path, not results — pass model= (SD 1.5)",
-            stacklevel=2,
-        )
+    if any(s.generative for s in strats.values()):
+        _warn_if_rehearsal("get_tasksets", name, model)
     plan = []
     for split, ways, samples in (
         ("train", train_ways, train_samples),
@@ -592,12 +588,8 @@ def augment(
 
     strat = REGISTRY.get(strategy).create(**(strategy_options or {}))
     model, backbone = _defaults_for(dataset, strat, model, backbone)
-    if model == "embedded" and dataset != "shapes" and strat.generative:
-        warnings.warn(
-            f"augment({dataset!r}): the embedded model is a 32 px shapes model; on {dataset} "
-            "it is a rehearsal of the real path, not results — pass model= (SD 1.5)",
-            stacklevel=2,
-        )
+    if strat.generative:
+        _warn_if_rehearsal("augment", dataset, model)
     gen = _cached_generator(model, device, cache_dir) if strat.generative else None
     embed = None
     if backbone is not None:
@@ -623,6 +615,16 @@ def augment(
         per_task=per_task,
         progress=progress,
     )
+
+
+def _warn_if_rehearsal(caller: str, dataset: str, model) -> None:
+    """The embedded shapes model on another dataset: a rehearsal, said once per call."""
+    if model == "embedded" and dataset != "shapes":
+        warnings.warn(
+            f"{caller}({dataset!r}): the embedded model is a 32 px shapes model; on {dataset} "
+            "it is a rehearsal of the real path, not results — pass model= (SD 1.5)",
+            stacklevel=3,
+        )
 
 
 def _cached_generator(model, device, cache_dir):
