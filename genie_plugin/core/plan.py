@@ -6,6 +6,11 @@ drift apart. Items are grouped by the index at which they join the run's timeste
 (img2img's rule, :func:`~genie_plugin.core.schedule.start_index`); under ``max_item_steps`` a
 group runs an evenly thinned subset of its tail. Groups are aligned to *finish* together: a
 group with fewer steps joins the shared clock later.
+
+Two meanings of r (``levels``): diffusers' strength (r picks a start *step*: on a 4-step model
+r 0.5…0.9 collapse onto two steps), or the start noise *level* itself — the paper's
+``t = T·r`` for ε/v models, σ = r for flow models — so every r starts from its own level and
+then follows the run's timesteps below it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ class GroupPlan:
     start: int
     items: tuple[int, ...]  # positions in the batch
     timesteps: tuple[float, ...]  # the timesteps the group steps through, in order
-    thinned: bool  # a subset of the tail (its own scheduler), not the tail itself
+    thinned: bool  # its own schedule (a thinned tail, or a start level), not the tail itself
     join: int  # the clock tick of its first step
 
 
@@ -41,23 +46,61 @@ class SchedulePlan:
     order: int = 1
     max_item_steps: int | None = None
     guidance_floor: float | None = None
+    #: img2img's start rule of the family: "sd" skips ``N − int(N·r)`` steps, "flow" (SD3,
+    #: Flux) ``int(N − N·r)``
+    start_rule: str = "sd"
+    #: r is the start noise level (``T·r`` for ε/v models, σ·T for flow models), not strength
+    levels: bool = False
+    num_train_timesteps: int = 1000
+    #: timesteps are continuous (flow models' σ·T): custom lists keep fractions
+    continuous: bool = False
 
     def start(self, ratio: float) -> int:
-        """Index into ``timesteps`` at which an item of noise ratio ``ratio`` joins (r = 1: 0)."""
-        return 0 if ratio >= 1.0 else start_index(self.steps, ratio, self.order)
+        """Index into ``timesteps`` at which an item of noise ratio ``ratio`` joins (r = 1: 0);
+        in level mode, the index of the first run timestep below its start level."""
+        if ratio >= 1.0:
+            return 0
+        if self.levels:
+            t0 = self.start_timestep(ratio)
+            return next((i for i, t in enumerate(self.timesteps) if float(t) < t0),
+                        len(self.timesteps))  # fmt: skip
+        if self.start_rule == "flow":
+            from genie_plugin.core.schedule import validate_ratio
+
+            r = validate_ratio(ratio)
+            return int(max(self.steps - self.steps * r, 0)) * self.order
+        return start_index(self.steps, ratio, self.order)
+
+    def start_timestep(self, ratio: float) -> float:
+        """Level mode: the timestep an item of ratio r starts from (``T·r``, integral for
+        discrete models, at most the last training timestep)."""
+        t = self.num_train_timesteps * float(ratio)
+        return t if self.continuous else float(min(round(t), self.num_train_timesteps - 1))
 
     def is_thinned(self, ratio: float) -> bool:
+        if self.levels and ratio < 1.0:
+            return True
         n = len(self.timesteps) - self.start(ratio)
         return len(thinned_indices(n, self.max_item_steps)) < n
 
+    def drops_steps(self, ratio: float) -> bool:
+        """Whether ``max_item_steps`` leaves out any of this ratio's timesteps."""
+        n = len(self.timesteps) - self.start(ratio) + (1 if self.levels and ratio < 1.0 else 0)
+        return len(thinned_indices(n, self.max_item_steps)) < n
+
     def item_timesteps(self, ratio: float) -> tuple[float, ...]:
-        """The timesteps an item of this ratio steps through (thinned ones as integers, the
-        custom list its own scheduler is given)."""
+        """The timesteps an item of this ratio steps through (custom ones as integers on
+        discrete models: the list its own scheduler is given)."""
         tail = self.timesteps[self.start(ratio) :]
+        if self.levels and ratio < 1.0:
+            tail = (self.start_timestep(ratio), *tail)
         keep = thinned_indices(len(tail), self.max_item_steps)
-        if len(keep) == len(tail):
+        if len(keep) == len(tail) and not (self.levels and ratio < 1.0):
             return tuple(tail)
-        return tuple(float(int(tail[j])) for j in keep)
+        return tuple(self._custom(tail[j]) for j in keep)
+
+    def _custom(self, t: float) -> float:
+        return float(t) if self.continuous else float(int(t))
 
     def guided(self, t: float) -> bool:
         """Whether the UNet runs the unconditional row too at timestep ``t``."""
@@ -66,8 +109,10 @@ class SchedulePlan:
     def groups(self, ratios: Sequence[float]) -> list[GroupPlan]:
         """The batch's join groups in order of start, with their join clocks."""
         by_start: dict[int, list[int]] = {}
+        # level mode: one group per distinct start level (its key orders by level, high first)
+        key = self._level_key(ratios) if self.levels else self.start
         for i, r in enumerate(ratios):
-            by_start.setdefault(self.start(r), []).append(i)
+            by_start.setdefault(key(r), []).append(i)
         firsts = {s: ratios[idx[0]] for s, idx in by_start.items()}
         steps = {s: self.item_timesteps(r) for s, r in firsts.items()}
         n_clock = max((len(t) for t in steps.values()), default=0)
@@ -81,6 +126,11 @@ class SchedulePlan:
             )
             for s, idx in sorted(by_start.items())
         ]
+
+    def _level_key(self, ratios: Sequence[float]):
+        levels = sorted({float(r) for r in ratios}, reverse=True)
+        rank = {r: i for i, r in enumerate(levels)}
+        return lambda r: rank[float(r)]
 
     def image_steps(self, ratios: Sequence[float]) -> int:
         """UNet image-steps the items run (one per item and step)."""

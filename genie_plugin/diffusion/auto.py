@@ -115,16 +115,8 @@ def time_backend(gen, backend: str, *, batch: int, iters: int, seed: int = 0) ->
     from genie_plugin.diffusion.loop import torch_denoiser
 
     g = gen.with_backend(backend)
-    call = g.denoiser or torch_denoiser(g.unet)
-    c = gen.unet.config
-    s = int(c.sample_size)
-    rng = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, c.in_channels, s, s, generator=rng).to(gen.device, gen.dtype)
-    t = torch.linspace(999, 21, batch).to(gen.device)
-    n_tok = getattr(gen.tokenizer, "model_max_length", 77)  # prompts are padded to it
-    n_tok = n_tok if isinstance(n_tok, int) and 0 < n_tok <= 512 else 77
-    ehs = torch.randn(batch, n_tok, c.cross_attention_dim, generator=rng)
-    ehs = ehs.to(gen.device, gen.dtype)
+    call = g.denoiser or torch_denoiser(g)
+    x, t, ehs = gen.adapter.example_inputs(gen, batch, torch.Generator().manual_seed(seed))
     sync = torch.cuda.synchronize if torch.device(gen.device).type == "cuda" else (lambda: None)
     out = []
     with torch.no_grad():

@@ -34,20 +34,23 @@ class CompiledUNet:
     float operations).
     """
 
-    def __init__(self, unet, *, compiler: str | Callable = "inductor") -> None:
+    def __init__(self, unet, *, compiler: str | Callable = "inductor", family=None) -> None:
+        from genie_plugin.diffusion.families import family as family_of
+
         self.unet = unet
+        self.family = family or family_of("sd")
         self.fn = torch.compile(unet, backend=compiler)
         self.stats = {"calls": 0}
 
     @torch.no_grad()
-    def __call__(self, sample: torch.Tensor, t: torch.Tensor, ehs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, sample: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
         self.stats["calls"] += 1
         # only the batch is dynamic: ``dynamic=True`` would also make the latent size symbolic
         # and "duck size" it to the batch when the two happen to be equal (a recompile later)
-        for x in (sample, t, ehs):
+        for x in (sample, t, *cond.values()):
             torch._dynamo.maybe_mark_dynamic(x, 0)
         try:
-            return self.fn(sample, t, encoder_hidden_states=ehs, return_dict=False)[0]
+            return self.family.forward(self.fn, sample, t, cond)
         except _COMPILE_ERRORS as exc:
             cause = getattr(exc, "inner_exception", None) or exc
             first = (str(cause).strip().splitlines() or [""])[0][:300]
@@ -58,25 +61,26 @@ class CompiledUNet:
             ) from exc
 
 
-def compiled_denoiser(unet, *, cuda_graphs: bool = False):
-    """The compiled UNet call, optionally replayed from CUDA graphs (one per padded bucket)."""
+def compiled_denoiser(unet, *, cuda_graphs: bool = False, family=None):
+    """The compiled network call, optionally replayed from CUDA graphs (one per padded bucket)."""
     if not cuda_graphs:
-        return CompiledUNet(unet)
+        return CompiledUNet(unet, family=family)
     from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
 
     return PaddedDenoiser(
         unet,
-        forward=CompiledUNet(unet),
+        forward=CompiledUNet(unet, family=family),
         backend="torch-compile-cuda-graphs",
         fallback="torch-compile",
+        family=family,
     )
 
 
 def backend_denoiser(gen, options: dict):
     """``--backend torch-compile`` (:mod:`genie_plugin.backends`)."""
-    return compiled_denoiser(gen.unet, cuda_graphs=False)
+    return compiled_denoiser(gen.unet, cuda_graphs=False, family=gen.adapter)
 
 
 def backend_denoiser_graphs(gen, options: dict):
     """``--backend torch-compile-cuda-graphs``."""
-    return compiled_denoiser(gen.unet, cuda_graphs=True)
+    return compiled_denoiser(gen.unet, cuda_graphs=True, family=gen.adapter)

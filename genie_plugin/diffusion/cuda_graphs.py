@@ -32,9 +32,13 @@ class PaddedDenoiser:
         forward=None,
         backend: str = "cuda-graphs",
         fallback: str = "torch",
+        family=None,
     ) -> None:
+        from genie_plugin.diffusion.families import family as family_of
+
         self.unet = unet
-        # ``forward(x, t, ehs)`` is the call captured (default: the eager UNet; or a compiled one)
+        self.family = family or family_of("sd")
+        # ``forward(x, t, cond)`` is the call captured (default: the eager network; or compiled)
         self.forward = forward or self._eager
         self.buckets = graph_buckets(max_rows)
         self.capture = capture
@@ -53,11 +57,11 @@ class PaddedDenoiser:
             # auto, sized for one eager batch, that runs out of memory)
             self.pool = torch.cuda.graph_pool_handle()  # pragma: no cover - CUDA only
 
-    def _eager(self, x, t, ehs):
-        return self.unet(x, t, encoder_hidden_states=ehs, return_dict=False)[0]
+    def _eager(self, x, t, cond):
+        return self.family.forward(self.unet, x, t, cond)
 
-    def _capture(self, x, t, ehs):  # pragma: no cover - CUDA only (graph capture)
-        static = (x.clone(), t.clone(), ehs.clone())
+    def _capture(self, x, t, cond):  # pragma: no cover - CUDA only (graph capture)
+        static = (x.clone(), t.clone(), cond.map(lambda v: v.clone()))
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):  # warm-up outside the graph (autotuning, compiles)
@@ -71,27 +75,28 @@ class PaddedDenoiser:
         return graph, static, out
 
     @torch.no_grad()
-    def __call__(self, sample: torch.Tensor, t: torch.Tensor, ehs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, sample: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
         n = len(sample)
         b = bucket_for(n, self.buckets)
         if b > n:
             pad = b - n
             sample = torch.cat([sample, sample[-1:].expand(pad, *sample.shape[1:])])
             t = torch.cat([t, t[-1:].expand(pad)])
-            ehs = torch.cat([ehs, ehs[-1:].expand(pad, *ehs.shape[1:])])
+            cond = cond.pad(pad)  # every conditioning tensor, row for row
             self.stats["padded_rows"] += pad
         if not self.capture:
-            return self.forward(sample, t, ehs)[:n]
-        return self._replay(sample, t, ehs, n)  # pragma: no cover - CUDA only (pytest -m gpu)
+            return self.forward(sample, t, cond)[:n]
+        return self._replay(sample, t, cond, n)  # pragma: no cover - CUDA only (pytest -m gpu)
 
-    def _replay(self, sample, t, ehs, n: int):  # pragma: no cover - CUDA only (pytest -m gpu)
-        key = (len(sample), tuple(sample.shape[1:]), tuple(ehs.shape[1:]), sample.dtype, t.dtype)
+    def _replay(self, sample, t, cond, n: int):  # pragma: no cover - CUDA only (pytest -m gpu)
+        key = (len(sample), tuple(sample.shape[1:]), cond.signature(), sample.dtype, t.dtype)
         if key not in self.graphs:
-            self.graphs[key] = self._capture(sample, t, ehs)
-        graph, (xs, ts, es), out = self.graphs[key]
+            self.graphs[key] = self._capture(sample, t, cond)
+        graph, (xs, ts, cs), out = self.graphs[key]
         xs.copy_(sample)
         ts.copy_(t)
-        es.copy_(ehs)
+        for name in cs:
+            cs[name].copy_(cond[name])
         graph.replay()
         self.stats["replays"] += 1
         return out[:n].clone()
@@ -99,4 +104,4 @@ class PaddedDenoiser:
 
 def backend_denoiser(gen, options: dict):
     """``--backend cuda-graphs`` (:mod:`genie_plugin.backends`)."""
-    return PaddedDenoiser(gen.unet)
+    return PaddedDenoiser(gen.unet, family=gen.adapter)

@@ -33,15 +33,31 @@ def content_hash(path: Path) -> str:
 TOP_LEVEL_FILES: tuple[str, ...] = ("model_index.json", "genie_sampler.json")
 
 #: The weight files ``from_pretrained`` picks in a component folder, in its order of
-#: preference (no ``variant``, safetensors first): diffusers' models, then transformers'.
+#: preference (no ``variant``, safetensors first), by loader kind.
 _WEIGHT_NAMES = {
-    "unet": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
-    "vae": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
-    "text_encoder": ("model.safetensors", "pytorch_model.bin"),
+    "diffusers": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"),
+    "transformers": ("model.safetensors", "pytorch_model.bin"),
 }
-#: What the slow CLIP tokenizer reads (``tokenizer.json`` is the fast tokenizer's).
-_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json",
-                    "special_tokens_map.json", "added_tokens.json")  # fmt: skip
+#: What each tokenizer reads: the slow CLIP tokenizer (``tokenizer.json`` is the fast one's, not
+#: read), T5's fast tokenizer (``tokenizer.json``; ``spiece.model`` where it has one).
+_TOKENIZER_FILES = {
+    "clip-tokenizer": ("vocab.json", "merges.txt", "tokenizer_config.json",
+                       "special_tokens_map.json", "added_tokens.json"),
+    "t5-tokenizer": ("tokenizer.json", "spiece.model", "tokenizer_config.json",
+                     "special_tokens_map.json", "added_tokens.json"),
+}  # fmt: skip
+
+
+def _components(folder: Path):
+    """The component folders of a model folder's family (SD 1.x/2.x where it cannot be told:
+    the load then says why)."""
+    from genie_plugin.diffusion.families import family, family_name
+    from genie_plugin.diffusion.families.loaders import read_index
+
+    try:
+        return family(family_name(read_index(str(folder)), folder)).components
+    except ModelFormatError:
+        return family("sd").components
 
 
 def _weights(sub: Path, names: tuple[str, ...]) -> list[Path]:
@@ -68,14 +84,19 @@ def _weights(sub: Path, names: tuple[str, ...]) -> list[Path]:
     return []
 
 
-def loader_files(folder: Path) -> list[Path]:
-    """Exactly the files the loader reads of a diffusers SD folder (or hub snapshot)."""
+def loader_files(folder: Path, components=None) -> list[Path]:
+    """Exactly the files the loader reads of a diffusers model folder (or hub snapshot), for
+    the components of its family."""
     folder = Path(folder)
     files = [folder / n for n in TOP_LEVEL_FILES]
-    for comp, names in _WEIGHT_NAMES.items():
-        files += [folder / comp / "config.json", *_weights(folder / comp, names)]
-    files += [folder / "tokenizer" / n for n in _TOKENIZER_FILES]
-    files.append(folder / "scheduler" / "scheduler_config.json")
+    for comp in components or _components(folder):
+        sub = folder / comp.folder
+        if comp.kind in _WEIGHT_NAMES:
+            files += [sub / "config.json", *_weights(sub, _WEIGHT_NAMES[comp.kind])]
+        elif comp.kind in _TOKENIZER_FILES:
+            files += [sub / n for n in _TOKENIZER_FILES[comp.kind]]
+        else:
+            files.append(sub / "scheduler_config.json")
     return [p for p in files if p.is_file()]
 
 
@@ -121,19 +142,21 @@ def single_file_fingerprint(path: Path, config: str | None) -> str:
     return "file:sha256:" + h.hexdigest()[:16]
 
 
-def check_model_folder(folder: Path) -> None:
+def check_model_folder(folder: Path, components=None) -> None:
     """Raise ModelFormatError naming the first missing component of a diffusers folder."""
     if not (folder / "model_index.json").is_file():
         raise ModelFormatError(
             f"{folder}: not a diffusers model folder (no model_index.json); save one with "
             "pipeline.save_pretrained(folder) or pass a single .safetensors/.ckpt file"
         )
-    for comp in REQUIRED_COMPONENTS:
-        sub = folder / comp
-        if comp == "tokenizer":
+    for c in components or _components(folder):
+        comp, sub = c.folder, folder / c.folder
+        if c.optional and not sub.exists():
+            continue
+        if c.kind.endswith("tokenizer"):
             ok = (sub / "vocab.json").is_file() or (sub / "tokenizer.json").is_file()
-            wanted = "vocab.json + merges.txt"
-        elif comp == "scheduler":
+            wanted = "vocab.json + merges.txt" if c.kind == "clip-tokenizer" else "tokenizer.json"
+        elif c.kind == "scheduler":
             ok = (sub / "scheduler_config.json").is_file()
             wanted = "scheduler_config.json"
         else:

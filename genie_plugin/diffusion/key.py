@@ -45,10 +45,18 @@ class GenerationKey:
     seed: int
     source: str | None  # content digest of the source image (None for r = 1)
     version: int = GENERATION_VERSION
+    # Settings added later, left out of the digest at their defaults so that every key made
+    # before them is unchanged: the DDPM timestep spacing, what r means (strength or level).
+    timestep_spacing: str = "linspace"
+    ratio_meaning: str = "strength"
 
     def to_dict(self) -> dict:
         # every field is a plain value: no deep copy (``asdict`` cost 4 s of a warm main job)
-        return {name: getattr(self, name) for name in _FIELD_NAMES}
+        d = {name: getattr(self, name) for name in _FIELD_NAMES}
+        for name, default in _LATER_DEFAULTS.items():
+            if d[name] == default:
+                del d[name]
+        return d
 
     def digest(self) -> str:
         payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -56,6 +64,7 @@ class GenerationKey:
 
 
 _FIELD_NAMES = tuple(sorted(f.name for f in fields(GenerationKey)))
+_LATER_DEFAULTS = {"timestep_spacing": "linspace", "ratio_meaning": "strength"}
 
 
 def image_digest(im) -> str:
@@ -90,6 +99,8 @@ def generation_key(model, item) -> GenerationKey:
         ratio=float(item.ratio),
         seed=int(item.seed),
         source=image_digest(item.source) if item.source is not None and item.ratio < 1.0 else None,
+        timestep_spacing=cfg.timestep_spacing,
+        ratio_meaning=cfg.ratio_meaning,
     )
 
 
@@ -110,7 +121,7 @@ def _thins(model, ratio: float) -> bool:
         return False
     from genie_plugin.diffusion.schedulers import schedule_plan
 
-    return schedule_plan(model).is_thinned(ratio)
+    return schedule_plan(model).drops_steps(ratio)
 
 
 def _device_type(device) -> str:

@@ -35,6 +35,8 @@ def model_facts(gen) -> dict:
     return {
         "name": gen.name,
         "fingerprint": gen.fingerprint,
+        "family": gen.family,
+        "guidance_embedded": gen.adapter.embeds_guidance(gen),
         "scheduler_config": dict(gen.scheduler_config),
         "native_resolution": int(gen.native_resolution),
         **generation_key_facts(gen),
@@ -105,12 +107,20 @@ class LazyGenerator:
         self.sampler = sampler or SamplerConfig.from_dict(facts["sampler"])
         self.name = facts["name"]
         self.fingerprint = facts["fingerprint"]
+        self.family = facts["family"]
+        self.guidance_embedded = facts["guidance_embedded"]
         self.scheduler_config = facts["scheduler_config"]
         self.backend = facts["backend"]
         self.denoiser = _Variant(facts["backend_variant"])
         self.dtype = getattr(torch, facts["dtype"])
         self.device = torch.device(facts["device"])
         self._stats = {"channels_last": True} if facts["memory_format"] == "channels_last" else {}
+
+    @property
+    def adapter(self):
+        from genie_plugin.diffusion.families import family
+
+        return family(self.family)
 
     @property
     def loaded(self) -> bool:

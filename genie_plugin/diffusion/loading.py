@@ -46,20 +46,20 @@ def _default_device_dtype(device, dtype):
     return device, dtype
 
 
-def _from_components(folder_or_id: str, dtype, **kw):
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+def _from_components(folder_or_id: str, dtype, where: str, **kw):
+    """The model's family, its components by folder name, scheduler config and index options."""
+    from genie_plugin.diffusion.families import family, family_name
+    from genie_plugin.diffusion.families.loaders import read_index
 
-    unet = UNet2DConditionModel.from_pretrained(
-        folder_or_id, subfolder="unet", torch_dtype=dtype, **kw
-    )
-    vae = AutoencoderKL.from_pretrained(folder_or_id, subfolder="vae", torch_dtype=dtype, **kw)
-    te = CLIPTextModel.from_pretrained(folder_or_id, subfolder="text_encoder", dtype=dtype, **kw)
-    tok = CLIPTokenizer.from_pretrained(folder_or_id, subfolder="tokenizer", **kw)
-    from diffusers import DPMSolverMultistepScheduler
-
-    sched_cfg = DPMSolverMultistepScheduler.load_config(folder_or_id, subfolder="scheduler", **kw)
-    return tok, te, vae, unet, sched_cfg
+    index = read_index(folder_or_id, **kw)
+    local = Path(folder_or_id).expanduser()
+    # no index (a hub repo not cached, a folder without one): SD's loads say what is missing
+    name = family_name(index, local if local.is_dir() else None, where=where) if index else "sd"
+    fam = family(name)
+    if local.is_dir():
+        check_model_folder(local, fam.components)
+    parts, sched_cfg = fam.load(folder_or_id, dtype, **kw)
+    return name, parts, sched_cfg, fam.options(index)
 
 
 def _hub_offline() -> bool:
@@ -74,7 +74,9 @@ def _hub_offline() -> bool:
 def _load_hub(repo_id: str, dtype):
     offline = _hub_offline()
     try:
-        parts = _from_components(repo_id, dtype, local_files_only=offline)
+        parts = _from_components(repo_id, dtype, repo_id, local_files_only=offline)
+    except ModelFormatError:
+        raise
     except (OSError, ValueError) as exc:
         how = (
             "it is not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading"
@@ -98,7 +100,7 @@ def _hub_snapshot(repo_id: str, offline: bool) -> Path:
 
     with contextlib.suppress(Exception):  # offline, or a repo without one: content still counts
         hf_hub_download(repo_id, "model_index.json", local_files_only=offline)
-    cached = try_to_load_from_cache(repo_id, "unet/config.json")
+    cached = try_to_load_from_cache(repo_id, "vae/config.json")
     if not isinstance(cached, str):
         raise ModelNotFoundError(
             f"model {repo_id!r}: loaded, but its snapshot is not in the HF cache "
@@ -108,31 +110,56 @@ def _hub_snapshot(repo_id: str, offline: bool) -> Path:
     return Path(cached).parent.parent
 
 
-def _load_single_file(path: Path, dtype, config: str | None):
-    from diffusers import StableDiffusionPipeline
+#: diffusers' single-file model types (``infer_diffusers_model_type``) by family
+_SINGLE_FILE_FAMILY = (("xl", "sdxl"), ("playground", "sdxl"), ("sd3", "sd3"), ("flux", "flux"))
 
+
+def _single_file_family(path: Path, config: str | None) -> str:
+    """The family of a single checkpoint: its --config folder's, else what diffusers infers
+    from the checkpoint's keys."""
+    from genie_plugin.diffusion.families import family_name
+    from genie_plugin.diffusion.families.loaders import read_index
+
+    if config is not None:
+        cfg = Path(config).expanduser()
+        where = f"--config {config}"
+        return family_name(read_index(config, local_files_only=_hub_offline()),
+                           cfg if cfg.is_dir() else None, where=where)  # fmt: skip
+    try:
+        from diffusers.loaders.single_file_utils import (
+            infer_diffusers_model_type,
+            load_single_file_checkpoint,
+        )
+
+        kind = infer_diffusers_model_type(load_single_file_checkpoint(str(path)))
+    except Exception:  # noqa: BLE001 - the load below says what is wrong with the file
+        return "sd"
+    return next((fam for prefix, fam in _SINGLE_FILE_FAMILY if kind.startswith(prefix)), "sd")
+
+
+def _load_single_file(path: Path, dtype, config: str | None):
+    from genie_plugin.diffusion.families import family
+
+    name = _single_file_family(path, config)
+    fam = family(name)
     kw: dict[str, Any] = {"torch_dtype": dtype}
     if config is not None:
         kw["config"] = config
     if _hub_offline():
         kw["local_files_only"] = True
     try:
-        pipe = StableDiffusionPipeline.from_single_file(str(path), **kw)
+        pipe = fam.single_file_pipeline().from_single_file(str(path), **kw)
     except Exception as exc:  # diffusers raises many types here
         raise ModelFormatError(
-            f"{path}: could not load as a single-file SD 1.x/2.x checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}). Its architecture config comes from "
-            "the HF cache; offline, pass --config with a local diffusers folder of the same "
-            "architecture (e.g. stable-diffusion-v1-5)"
+            f"{path}: could not load as a single-file {fam.title} checkpoint "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Its "
+            "architecture config comes from the HF cache; offline, pass --config with a local "
+            "diffusers folder of the same architecture (e.g. stable-diffusion-v1-5)"
         ) from None
-    return (
-        pipe.tokenizer,
-        pipe.text_encoder,
-        pipe.vae,
-        pipe.unet,
-        pipe.scheduler.config,
-        single_file_fingerprint(path, config),
-    )
+    parts = {k: v for k, v in pipe.components.items() if k != "scheduler"}
+    options = {k: v for k, v in dict(pipe.config).items()
+               if k in ("force_zeros_for_empty_prompt", "requires_aesthetics_score")}  # fmt: skip
+    return name, parts, pipe.scheduler.config, options, single_file_fingerprint(path, config)
 
 
 def resolve_model(model: str | os.PathLike) -> tuple[str, Path | str]:
@@ -231,42 +258,68 @@ def load_generator(
     reference settings with the folder's ``genie_sampler.json`` applied); ``config``
     is a local diffusers folder giving the architecture of a single-file checkpoint.
     """
+    from genie_plugin.diffusion.families import family
     from genie_plugin.diffusion.schedulers import check_scheduler_name
     from genie_plugin.diffusion.settings import SamplerConfig
 
     device, dtype = _default_device_dtype(device, dtype)
     kind, loc = _located(model)
+    rec = None
     if sampler is None:
         rec = recommended_sampler(Path(loc)) if kind == "folder" else {}
         sampler = SamplerConfig.from_dict(rec)
     check_scheduler_name(sampler.scheduler)
     if kind == "folder":
-        check_model_folder(Path(loc))
         try:
-            tok, te, vae, unet, sched_cfg = _from_components(str(loc), dtype)
+            fam_name, parts, sched_cfg, options = _from_components(str(loc), dtype, str(loc))
+        except ModelFormatError:
+            raise
         except (OSError, ValueError) as exc:
             raise ModelFormatError(f"{loc}: failed to load model folder ({exc})") from None
         fp = folder_fingerprint(Path(loc))
     elif kind == "file":
-        tok, te, vae, unet, sched_cfg, fp = _load_single_file(Path(loc), dtype, config)
+        fam_name, parts, sched_cfg, options, fp = _load_single_file(Path(loc), dtype, config)
     else:
-        tok, te, vae, unet, sched_cfg, fp = _load_hub(str(loc), dtype)
-    for m in (te, vae, unet):
-        m.to(device)
-        m.eval()
-        m.requires_grad_(False)
-    return DiffusionGenerator(
+        fam_name, parts, sched_cfg, options, fp = _load_hub(str(loc), dtype)
+    fam = family(fam_name)
+    for m in parts.values():
+        if hasattr(m, "requires_grad_"):
+            m.to(device)
+            m.eval()
+            m.requires_grad_(False)
+    gen = DiffusionGenerator(
         name=str(model),
         fingerprint=fp,
-        tokenizer=tok,
-        text_encoder=te,
-        vae=vae,
-        unet=unet,
+        tokenizer=parts.get("tokenizer"),
+        text_encoder=parts.get("text_encoder"),
+        vae=parts["vae"],
+        unet=parts[fam.network],
         scheduler_config=sched_cfg,
         device=device,
         dtype=dtype,
         sampler=sampler,
+        family=fam_name,
+        parts=parts,
+        options=options,
     )
+    if rec == {}:  # no genie_sampler.json and no sampler asked for: the family's advice
+        advice = fam.recommended_sampler(gen)
+        if advice:
+            gen = gen.with_sampler(**advice)
+    check_family_sampler(gen)
+    return gen
+
+
+def check_family_sampler(gen) -> None:
+    """A scheduler the model's family can run (a flow model has no DDPM scheduler)."""
+    from genie_plugin.errors import ConfigError
+
+    fam = gen.adapter
+    if gen.sampler.scheduler not in fam.schedulers:
+        raise ConfigError(
+            f"--scheduler {gen.sampler.scheduler}: model {gen.name!r} is {fam.title}, which runs "
+            f"{', '.join(fam.schedulers)}"
+        )
 
 
 def load_configured(

@@ -31,24 +31,15 @@ def parse_max_batch(value: str | int) -> int | str:
 def probe_item_bytes(model, probe: tuple[int, int] = (2, 6)) -> float:  # pragma: no cover - CUDA
     """Peak CUDA memory growth per sampler item (two UNet rows with CFG, one without)."""
     dev = torch.device(model.device)
-    c = model.unet.config
-    h = model.resolution // model.vae_scale_factor
-    rows = 2 if model.sampler.guidance_scale > 1.0 else 1
+    fam = model.adapter
+    rows = 2 if fam.guided_rows(model) else 1
     peaks = []
     for n in probe:
-        x = torch.randn(n * rows, c.in_channels, h, h, device=dev, dtype=model.dtype)
-        t = torch.full((n * rows,), 500.0, device=dev)
-        ehs = torch.zeros(
-            n * rows,
-            model.tokenizer.model_max_length,
-            c.cross_attention_dim,
-            device=dev,
-            dtype=model.dtype,
-        )
+        x, t, ehs = fam.example_inputs(model, n * rows, torch.Generator().manual_seed(0))
         torch.cuda.synchronize(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
-        model.unet(x, t, encoder_hidden_states=ehs, return_dict=False)
+        fam.forward(model.unet, x, t, ehs)
         torch.cuda.synchronize(dev)
         peaks.append(torch.cuda.max_memory_allocated(dev) - base)
         del x, t, ehs

@@ -37,6 +37,8 @@ class ModelHelpers:
 
     stats: dict = field(default_factory=dict)  # vae_fp32_reruns, channels_last
     _fp32: tuple[Any, Any] | None = field(default=None, repr=False)
+    #: diffusers pipelines over the same modules, for their helper methods (families.base)
+    pipelines: dict = field(default_factory=dict, repr=False)
 
     def fp32_vae(self, vae):
         """An fp32 copy of ``vae``, made on the first call (an fp16 overflow) and kept."""
@@ -49,9 +51,14 @@ class ModelHelpers:
 
 @dataclass(frozen=True, eq=False)
 class DiffusionGenerator:
-    """Loaded SD components plus the sampler settings and the backend used to run them.
+    """Loaded components of one model family plus the sampler settings and the backend used to
+    run them.
 
     Runtime object (holds modules); describe it in manifests with ``fingerprint``/``describe``.
+    ``unet`` is the denoising network (a UNet, or SD3's/Flux's transformer); ``parts`` holds
+    every component by its folder name (``text_encoder_2``, ``tokenizer_3``...), ``options``
+    the pipeline settings of ``model_index.json`` that change images, ``family`` the
+    :mod:`~genie_plugin.diffusion.families` name.
     """
 
     name: str
@@ -67,6 +74,23 @@ class DiffusionGenerator:
     backend: str = "torch"  # see BACKENDS
     denoiser: Any = field(default=None, repr=False)
     helpers: ModelHelpers = field(default_factory=ModelHelpers, repr=False)
+    family: str = "sd"
+    parts: dict = field(default_factory=dict, repr=False)
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.parts:  # made from the four SD modules (tests, older callers)
+            object.__setattr__(self, "parts", {
+                "tokenizer": self.tokenizer, "text_encoder": self.text_encoder,
+                "vae": self.vae, self.adapter.network: self.unet,
+            })  # fmt: skip
+
+    @property
+    def adapter(self):
+        """The :class:`~genie_plugin.diffusion.families.base.ModelFamily` this model is."""
+        from genie_plugin.diffusion.families import family
+
+        return family(self.family)
 
     @property
     def stats(self) -> dict:
@@ -78,7 +102,7 @@ class DiffusionGenerator:
 
     @property
     def native_resolution(self) -> int:
-        return int(self.unet.config.sample_size) * self.vae_scale_factor
+        return self.adapter.native_resolution(self)
 
     @property
     def resolution(self) -> int:

@@ -77,6 +77,11 @@ def export_unet(
     import shutil
     import tempfile
 
+    if gen.adapter.network != "unet":
+        raise ConfigError(
+            f"ONNX export: {gen.adapter.title} runs a transformer, which this plugin does not "
+            "export (optimum exports UNets); use --backend torch, torch-compile or cuda-graphs"
+        )
     out = Path(out_dir)
     _check_export_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -354,6 +359,11 @@ def graph_variant(path: Path) -> str:
     return f"{path.name}:sha256:{h.hexdigest()[:16]}"
 
 
+#: conditioning record names -> the UNet graph's input names (optimum's UNet export)
+ONNX_INPUTS = {"text": "encoder_hidden_states", "pooled": "text_embeds", "time_ids": "time_ids",
+               "timestep_cond": "timestep_cond"}  # fmt: skip
+
+
 class OnnxDenoiser:
     """``denoiser(sample, t, ehs)`` on an onnxruntime session (IO binding on CUDA tensors)."""
 
@@ -373,12 +383,22 @@ class OnnxDenoiser:
     def _dtype(self, name: str):
         return torch.float16 if "float16" in self.input_types[name] else torch.float32
 
-    def __call__(self, sample: torch.Tensor, t: torch.Tensor, ehs: torch.Tensor) -> torch.Tensor:
+    def __call__(self, sample: torch.Tensor, t: torch.Tensor, cond) -> torch.Tensor:
         feeds = {
             "sample": sample.to(self._dtype("sample")).contiguous(),
             "timestep": t.reshape(-1).expand(len(sample)).to(self._dtype("timestep")).contiguous(),
-            "encoder_hidden_states": ehs.to(self._dtype("encoder_hidden_states")).contiguous(),
         }
+        if isinstance(cond, torch.Tensor):  # the SD graph's one conditioning input
+            cond = {"text": cond}
+        for name, x in cond.items():
+            onnx_name = ONNX_INPUTS.get(name, name)
+            if onnx_name not in self.input_types:
+                raise ConfigError(
+                    f"{self.path}: the ONNX graph has no input for the model's {name!r} "
+                    f"conditioning (inputs: {', '.join(self.input_types)}); export this model "
+                    "again with `genie export-onnx`"
+                )
+            feeds[onnx_name] = x.to(self._dtype(onnx_name)).contiguous()
         if self.device.type == "cuda" and self.cuda_graphs:
             return self._run_graph(feeds).to(sample.dtype)  # pragma: no cover - CUDA only
         if self.device.type == "cuda":

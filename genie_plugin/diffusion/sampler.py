@@ -1,7 +1,7 @@
-"""The batched GeNIe sampler: one visible loop over diffusers components.
+"""The batched GeNIe sampler: one visible loop over diffusers components, for every family.
 
 Each item carries its own source image, prompt, noise ratio r and seed. ``sample`` encodes the
-prompts and sources once (:mod:`~genie_plugin.diffusion.codecs`), runs chunks of items through
+prompts and sources once (the family's codecs, :mod:`~genie_plugin.diffusion.families`), runs chunks of items through
 the loop (:mod:`~genie_plugin.diffusion.loop`) along their schedule plan
 (:mod:`genie_plugin.core.plan`) and decodes. Cost counts (progress totals, UNet rows) read the
 same plan, so they cannot drift from what the loop runs.
@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from genie_plugin.core.schedule import start_index, validate_ratio
-from genie_plugin.diffusion.codecs import decode_latents, encode_images, encode_prompts
+from genie_plugin.core.schedule import validate_ratio
 from genie_plugin.diffusion.loop import Denoiser, denoise, torch_denoiser
 from genie_plugin.diffusion.schedulers import schedule_plan
 from genie_plugin.errors import ConfigError
@@ -59,13 +58,13 @@ def sample(
         validate_ratio(it.ratio)
         if it.source is None and it.ratio < 1.0:
             raise ConfigError(f"item with ratio {it.ratio} < 1 needs a source image")
-        if it.ratio < 1.0:
-            start_index(model.sampler.steps, it.ratio)  # raises if no step would run
-    denoiser = denoiser or model.denoiser or torch_denoiser(model.unet)
+    plan = schedule_plan(model)
+    for r in {it.ratio for it in items}:
+        plan.start(r)  # raises if no step would run
+    fam = model.adapter
+    denoiser = denoiser or model.denoiser or torch_denoiser(model)
     prompts = sorted({it.prompt for it in items})
-    embeds = encode_prompts(model, [*prompts, ""])
-    text = {p: embeds[i : i + 1] for i, p in enumerate(prompts)}
-    uncond = embeds[-1:]
+    text, uncond = fam.prompt_records(model, prompts)
 
     # Encode each distinct source image once (GeNIe-Ada shares a source across its ratios).
     uniq: dict[int, int] = {}
@@ -74,12 +73,11 @@ def sample(
         if it.source is not None and it.ratio < 1.0 and id(it.source) not in uniq:
             uniq[id(it.source)] = len(srcs)
             srcs.append(it.source)
-    enc = encode_images(model, srcs, max_batch) if srcs else None
+    enc = fam.encode_images(model, srcs, max_batch) if srcs else None
 
     # Chunk in order of steps to run (stable): a chunk then holds items of similar length, so
     # its UNet calls stay near max_batch rows instead of ramping up as late starters join
     # (GeNIe-Ada's grid). Results do not depend on chunking (up to batch rounding).
-    plan = schedule_plan(model)
     n_steps = {r: len(plan.item_timesteps(r)) for r in {it.ratio for it in items}}
     by_length = sorted(range(len(items)), key=lambda i: -n_steps[items[i].ratio])
     images: list[Image.Image | None] = [None] * len(items)
@@ -100,7 +98,7 @@ def sample(
             denoiser=denoiser,
             progress=progress,
         )
-        for i, im in zip(pos, decode_latents(model, lat, max_batch), strict=True):
+        for i, im in zip(pos, fam.decode_latents(model, lat, max_batch), strict=True):
             images[i] = im
     return images
 

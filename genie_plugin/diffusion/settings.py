@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from genie_plugin.core.schedule import shift_timesteps
-from genie_plugin.diffusion.schedulers import check_scheduler_name
+from genie_plugin.diffusion.schedulers import SPACINGS, check_scheduler_name
 from genie_plugin.errors import ConfigError, check_known_keys, check_optional_int
 
 
@@ -29,6 +29,13 @@ class SamplerConfig:
     # would run (core.schedule.thinned_indices): same start noise, coarser solve. None = all.
     # GeNIe-Ada's probe uses it to score candidates cheaply.
     max_item_steps: int | None = None
+    # The DDPM schedulers' timestep spacing: "linspace" (the reference), "trailing" (what
+    # SD-Turbo and SDXL-Turbo are trained on), "leading".
+    timestep_spacing: str = "linspace"
+    # What r is: "strength" (diffusers' img2img: r picks a start step) or "level" (r is the
+    # start noise level itself: t = T·r, σ = r on flow models; continuous, so a 4-step model's
+    # r 0.5…0.9 start from five levels instead of two steps).
+    ratio_meaning: str = "strength"
 
     def __post_init__(self) -> None:
         check_scheduler_name(self.scheduler)
@@ -49,6 +56,21 @@ class SamplerConfig:
                 "timestep_shift needs a scheduler that takes custom timesteps: use dpm++ or euler"
             )
         check_optional_int(self.max_item_steps, "max_item_steps", minimum=1)
+        if self.timestep_spacing not in SPACINGS:
+            raise ConfigError(
+                f"timestep_spacing must be one of {', '.join(SPACINGS)}, got "
+                f"{self.timestep_spacing!r}"
+            )
+        if self.ratio_meaning not in ("strength", "level"):
+            raise ConfigError(
+                f"ratio_meaning must be 'strength' (diffusers' img2img) or 'level' (r is the start "
+                f"noise level), got {self.ratio_meaning!r}"
+            )
+        if self.ratio_meaning == "level" and self.scheduler == "ddim":
+            raise ConfigError(
+                "ratio_meaning 'level' needs a scheduler that takes custom timesteps: use dpm++, "
+                "euler or lcm"
+            )
         if self.max_item_steps is not None and self.scheduler == "ddim":
             raise ConfigError(
                 "max_item_steps needs a scheduler that takes custom timesteps: use dpm++ or euler"
@@ -62,6 +84,10 @@ class SamplerConfig:
             del d["guidance_t_min"]  # likewise
         if d["max_item_steps"] is None or d["max_item_steps"] >= d["steps"]:
             del d["max_item_steps"]  # likewise; a cap at or above the steps changes nothing
+        if d["timestep_spacing"] == "linspace":
+            del d["timestep_spacing"]  # likewise
+        if d["ratio_meaning"] == "strength":
+            del d["ratio_meaning"]  # likewise
         return dict(sorted(d.items()))
 
     @classmethod

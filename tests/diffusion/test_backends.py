@@ -60,6 +60,7 @@ def _img():
 
 
 def test_padded_denoiser_matches_the_plain_unet_call(tiny_gen):
+    from genie_plugin.diffusion.conditioning import Conditioning
     from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
 
     c = tiny_gen.unet.config
@@ -68,7 +69,7 @@ def test_padded_denoiser_matches_the_plain_unet_call(tiny_gen):
     t = torch.tensor([900.0, 500.0, 20.0])
     ehs = torch.randn(3, 7, c.cross_attention_dim, generator=g)
     den = PaddedDenoiser(tiny_gen.unet, max_rows=16, capture=False)
-    got = den(x, t, ehs)
+    got = den(x, t, Conditioning(text=ehs))
     ref = tiny_gen.unet(x, t, encoder_hidden_states=ehs).sample
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, atol=1e-5)
@@ -104,7 +105,7 @@ def test_sample_runs_the_generators_backend(tiny_gen, images):
     from genie_plugin.diffusion.loop import torch_denoiser
 
     rows = []
-    eager = torch_denoiser(tiny_gen.unet)
+    eager = torch_denoiser(tiny_gen)
 
     def backend(x, t, ehs):
         rows.append(len(x))
@@ -248,7 +249,7 @@ def test_guidance_interval_drops_cfg_below_its_floor_only(tiny_gen, images):
         return call
 
     gen = tiny_gen.with_sampler(guidance_scale=5.0, guidance_t_min=0.5)
-    out = _arr(sample(gen, items, denoiser=counting(tiny_gen.unet)))
+    out = _arr(sample(gen, items, denoiser=counting(tiny_gen)))
     # At t >= 500 only the r = 1 item runs, with CFG: 2 rows (1 without). Below, both items
     # run without CFG: 2 rows (4 with).
     high = [rows for t, rows in calls if t >= 500]

@@ -174,6 +174,7 @@ def test_max_item_steps_one_step_lands_on_x0_predicted_from_the_full_schedules_s
     """A capped item starts at exactly the noise level (and ε) of the uncapped run: with one
     solver step, DPM-Solver++ returns the x0 prediction made at that start."""
     from genie_plugin.core.schedule import start_index
+    from genie_plugin.diffusion.conditioning import Conditioning
     from genie_plugin.diffusion.loop import _noise, denoise
     from genie_plugin.diffusion.schedulers import make_scheduler
 
@@ -187,8 +188,8 @@ def test_max_item_steps_one_step_lands_on_x0_predicted_from_the_full_schedules_s
         gen,
         [SampleItem("p", 0.6, 9, None)],
         source_latents={0: src},
-        text={"p": ehs},
-        uncond=ehs,
+        text={"p": Conditioning(text=ehs)},
+        uncond=Conditioning(text=ehs),
         denoiser=lambda x, t, e: seen.append(t.clone()) or eps_of(x, t, e),
         progress=None,
     )
@@ -236,7 +237,7 @@ def test_total_image_steps_counts_unet_rows_with_caps_and_guidance_interval(tiny
     items = [SampleItem("x", r, 1, images[0]) for r in (0.3, 0.6, 0.9)] + [SampleItem("x", 1.0, 2)]
     for change in ({}, {"max_item_steps": 2}, {"max_item_steps": 4, "guidance_t_min": 0.4}):
         gen = tiny_gen.with_sampler(**change)
-        rows, done, inner = [], [], torch_denoiser(gen.unet)
+        rows, done, inner = [], [], torch_denoiser(gen)
         count = lambda x, t, e, rows=rows, inner=inner: rows.append(t) or inner(x, t, e)  # noqa: E731
         sample(gen, items, progress=done.append, denoiser=count)
         assert sum(done) == total_image_steps(gen, items)
@@ -265,7 +266,7 @@ def test_chunks_group_items_of_similar_length_so_unet_calls_stay_full(tiny_gen, 
     from genie_plugin.diffusion.loop import torch_denoiser
 
     items = [SampleItem("x", r, p, images[p]) for p in range(4) for r in (0.5, 0.6, 0.7, 0.8, 0.9)]
-    inner, calls = torch_denoiser(tiny_gen.unet), []
+    inner, calls = torch_denoiser(tiny_gen), []
     out = sample(
         tiny_gen,
         items,

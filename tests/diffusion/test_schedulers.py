@@ -67,7 +67,7 @@ def test_legacy_configs_are_fixed_as_the_sd_pipeline_fixes_them():
 def test_unknown_scheduler_lists_the_choices():
     with pytest.raises(UnknownNameError) as exc:
         check_scheduler_name("plms")
-    assert str(exc.value) == "unknown scheduler 'plms'; choose one of: ddim, dpm++, euler"
+    assert str(exc.value) == "unknown scheduler 'plms'; choose one of: ddim, dpm++, euler, flow-euler, lcm"
     assert check_scheduler_name("euler") == "euler"
 
 
