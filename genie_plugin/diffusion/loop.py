@@ -107,14 +107,12 @@ def denoise(
         guided = [g for g in active if plan.guided(g.timesteps[clock - g.join])]
         # scale_model_input is elementwise and depends on the group's step only.
         x = {
-            g.start: _scale_input(scheds[g.start], latents[g.start], t_now[g.start])
-            for g in active
+            g.start: _scale_input(scheds[g.start], latents[g.start], t_now[g.start]) for g in active
         }
         rows = [*guided, *active]  # unconditional rows of guided groups, then all conditional
         x_in = torch.cat([x[g.start] for g in rows])
         text_in = Conditioning.cat(
-            [uncond.expand(len(x[g.start])) for g in guided]
-            + [text_rows[g.start] for g in active]
+            [uncond.expand(len(x[g.start])) for g in guided] + [text_rows[g.start] for g in active]
         )
         t_in = torch.cat([t_now[g.start].reshape(1).expand(len(x[g.start])) for g in rows])
         eps_rows = denoiser(x_in, t_in.to(model.device), text_in)

@@ -69,8 +69,12 @@ class ModelFamily:
     def recommended_sampler(self, model) -> dict:
         """Sampler settings for a checkpoint of this family that carries no genie_sampler.json
         (empty: the reference's SD 1.5 settings)."""
-        if self.embeds_guidance(model):  # LCM: guidance is an input, few steps
-            return {"scheduler": "lcm", "steps": 4, "guidance_scale": 1.0}
+        if self.embeds_guidance(model):  # LCM: guidance is an input (w-embedding), few steps
+            return {"scheduler": "lcm", "steps": 4, "guidance_scale": 8.0}
+        if dict(model.scheduler_config).get("timestep_spacing") == "trailing":
+            # SD-Turbo / SDXL-Turbo ship a trailing-spaced Euler config: 1–4 steps, no CFG
+            return {"scheduler": "euler", "timestep_spacing": "trailing", "steps": 4,
+                    "guidance_scale": 0.0}  # fmt: skip
         return {}
 
     # -- conditioning ------------------------------------------------------------------------
@@ -205,14 +209,25 @@ class ModelFamily:
             cache[key] = cls(**self.pipeline_kwargs(model, cls))
         return cache[key]
 
+    def reference_kwargs(self, model) -> dict:
+        """Extra arguments a run passes the family's pipelines to mean what the sampler runs
+        (the tests' reference calls)."""
+        return {}
+
+    def reference_image(self, model, latents):
+        """What the img2img pipeline takes as ``image`` for these source latents (SD: the
+        latents themselves, which the pipelines use as they are)."""
+        return latents
+
     def pipeline_kwargs(self, model, cls) -> dict:
         import inspect
 
         from genie_plugin.diffusion.schedulers import make_scheduler
 
         names = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        parts = {**model.parts, "scheduler": make_scheduler(model.sampler.scheduler,
-                                                            model.scheduler_config)}  # fmt: skip
+        cfg = model.sampler
+        sched = make_scheduler(cfg.scheduler, model.scheduler_config, cfg.timestep_spacing)
+        parts = {**model.parts, "scheduler": sched}
         kw = {k: parts.get(k) for k in names if k in parts or k in _OPTIONAL_NONE}
         if "requires_safety_checker" in names:
             kw["requires_safety_checker"] = False

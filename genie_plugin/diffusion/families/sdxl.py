@@ -139,4 +139,6 @@ def _latent_stats(vae):
     if getattr(c, "latents_mean", None) is None or getattr(c, "latents_std", None) is None:
         return None, None
     n = len(c.latents_mean)
-    return torch.tensor(c.latents_mean).view(1, n, 1, 1), torch.tensor(c.latents_std).view(1, n, 1, 1)
+    return torch.tensor(c.latents_mean).view(1, n, 1, 1), torch.tensor(c.latents_std).view(
+        1, n, 1, 1
+    )
