@@ -315,6 +315,18 @@ class CachedGenerator:
         return self.model.scheduler_config
 
     @property
+    def family(self) -> str:
+        return self.model.family
+
+    @property
+    def guidance_embedded(self) -> bool:
+        return self.model.guidance_embedded
+
+    @property
+    def resolution(self) -> int:
+        return self.model.resolution
+
+    @property
     def device(self):
         return self.model.device
 

@@ -93,9 +93,10 @@ class _Variant:
 
 
 class LazyGenerator:
-    """A :class:`~genie_plugin.diffusion.model.DiffusionGenerator` from its recorded facts,
-    loaded by ``load()`` on the first ``generate`` (or any attribute the facts do not hold).
-    ``with_sampler`` views share the one load."""
+    """A :class:`~genie_plugin.diffusion.model.DiffusionGenerator` from its recorded facts
+    (the :class:`~genie_plugin.diffusion.protocol.ModelView` protocol, no more), loaded by
+    ``load()`` on the first ``generate`` or ``model()``. ``with_sampler`` views share the one
+    load."""
 
     def __init__(self, facts: dict, load, *, sampler=None, _shared: dict | None = None) -> None:
         import torch
@@ -172,7 +173,4 @@ class LazyGenerator:
             items, max_batch=max_batch, progress=progress, denoiser=denoiser
         )
 
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.model(), name)
+    # Anything else (the modules themselves) is asked of ``model()``, which loads: explicitly.

@@ -93,6 +93,11 @@ class DiffusionGenerator:
         return family(self.family)
 
     @property
+    def guidance_embedded(self) -> bool:
+        """Guidance is a network input (LCM): no unconditional rows."""
+        return self.adapter.network_embeds_guidance(self.unet)
+
+    @property
     def stats(self) -> dict:
         return self.helpers.stats
 

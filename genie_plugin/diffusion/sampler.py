@@ -117,3 +117,26 @@ def unet_rows(model, items: Sequence[SampleItem]) -> int:
     if not items:
         return 0
     return schedule_plan(model).unet_rows([it.ratio for it in items])
+
+
+def start_level(model, ratio: float) -> float:
+    """The noise level an item of this ratio actually starts from, in [0, 1] (1: pure noise):
+    ``sqrt(1 − ᾱ_t)`` at its first timestep for ε/v models, σ for flow models. Manifests record
+    it, so a strength-mode r and a level-mode r can be compared by what they did."""
+    r = float(ratio)
+    if r >= 1.0:
+        return 1.0
+    from genie_plugin.diffusion import families
+    from genie_plugin.diffusion.schedulers import base_scheduler
+
+    key = (id(model.scheduler_config), model.sampler, r)
+    if key not in _LEVELS:
+        if len(_LEVELS) > 4096:
+            _LEVELS.clear()
+        t0 = schedule_plan(model).item_timesteps(r)[0]
+        sched = base_scheduler(model, device="cpu")
+        _LEVELS[key] = (model.scheduler_config, round(families.of(model).start_level(sched, t0), 6))
+    return _LEVELS[key][1]
+
+
+_LEVELS: dict = {}

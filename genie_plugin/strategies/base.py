@@ -212,7 +212,8 @@ class Strategy:
         )
 
     def record(self, spec: GenerationSpec, ctx: RenderContext, **extra: Any) -> dict:
-        """Manifest record: the spec, strategy + config, model fingerprint and sampler."""
+        """Manifest record: the spec, strategy + config, model fingerprint and sampler, and the
+        noise level the image actually started from (``start_level``)."""
         rec = spec.to_dict()
         rec.update(
             strategy=self.name,
@@ -220,6 +221,10 @@ class Strategy:
             model=ctx.model.describe(),
             **extra,
         )
+        if rec.get("ratio") is not None:
+            from genie_plugin.diffusion.sampler import start_level
+
+            rec["start_level"] = start_level(ctx.model, rec["ratio"])
         return dict(sorted(rec.items()))
 
 

@@ -61,6 +61,8 @@ def test_every_input_that_changes_the_image_changes_the_key(tiny_gen, monkeypatc
         "guidance floor": _key(g.with_sampler(guidance_t_min=0.2)),
         "timestep shift": _key(g.with_sampler(timestep_shift=0.5)),
         "step cap": _key(g.with_sampler(max_item_steps=2)),
+        "timestep spacing": _key(g.with_sampler(timestep_spacing="trailing")),
+        "ratio meaning": _key(g.with_sampler(ratio_meaning="level")),
         "resolution": _key(g.with_sampler(resolution=g.native_resolution * 2)),
         "backend": _key(_view(g, backend="onnx")),
         "onnx variant": _key(_view(g, backend="onnx", denoiser=_Variant("model_optimized.onnx:1"))),
@@ -261,7 +263,7 @@ def _stub_model(**kw):
     base = dict(
         sampler=SamplerConfig(steps=10, guidance_scale=5.0), fingerprint="fp", resolution=64,
         backend="torch", denoiser=object(), dtype=torch.float32, device=torch.device("cpu"),
-        stats={},
+        stats={}, family="sd", guidance_embedded=False,
     )  # fmt: skip
     return SimpleNamespace(**{**base, **kw})
 

@@ -30,8 +30,9 @@ LINSPACE_10 = [999, 899, 799, 699, 599, 500, 400, 300, 200, 100]  # DPM++'s last
 
 def _model(device="cpu", **sampler):
     return SimpleNamespace(
-        sampler=SamplerConfig(**sampler), scheduler_config=SD15, device=torch.device(device)
-    )
+        sampler=SamplerConfig(**sampler), scheduler_config=SD15, device=torch.device(device),
+        family="sd", guidance_embedded=False,
+    )  # fmt: skip
 
 
 def test_each_name_builds_the_reference_solver_with_linspace_timesteps():

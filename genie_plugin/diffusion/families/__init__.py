@@ -65,6 +65,6 @@ def family_name(index: dict, folder: Path | None = None, *, where: str = "model"
 
 
 def of(model):
-    """The family of a model or a view of one (a lazily served model, a test's stand-in with
-    only sampler facts: SD 1.x/2.x, the family every model was before families existed)."""
-    return family(getattr(model, "family", None) or "sd")
+    """The family of a model or any view of one (:class:`~genie_plugin.diffusion.protocol.
+    ModelView`: every view states its family; none is assumed)."""
+    return family(model.family)

@@ -101,12 +101,11 @@ class ModelFamily:
 
     def embeds_guidance(self, model) -> bool:
         """Guidance is an input of the network (LCM's w-embedding), never a second row."""
-        known = getattr(model, "guidance_embedded", None)  # a lazily served model's record
-        if known is not None:
-            return bool(known)
-        if not hasattr(model, "unet"):  # a stand-in with only sampler facts
-            return False
-        return getattr(model.unet.config, "time_cond_proj_dim", None) is not None
+        return bool(model.guidance_embedded)
+
+    def network_embeds_guidance(self, net) -> bool:
+        """What a loaded network says (``time_cond_proj_dim``: LCM's w-embedding)."""
+        return getattr(net.config, "time_cond_proj_dim", None) is not None
 
     def guided_rows(self, model) -> bool:
         """Whether classifier-free guidance doubles the network's rows."""

@@ -18,8 +18,8 @@ class FlowFamily(ModelFamily):
     def recommended_sampler(self, model) -> dict:
         return {"scheduler": "flow-euler", "steps": 28, "guidance_scale": 7.0}
 
-    def embeds_guidance(self, model) -> bool:
-        return False
+    def network_embeds_guidance(self, net) -> bool:
+        return False  # Flux-dev's guidance embedding never removes rows: none are added
 
     def start_latent(self, sched, latent, noise, t):
         return sched.scale_noise(latent, t, noise)
