@@ -48,8 +48,12 @@ def info(
         return
     typer.echo(f"location     {one_line(d['location'])}")
     fam = d["family"]
-    state = "supported" if fam["supported"] else "not supported by this plugin yet"
+    state = "supported" if fam["supported"] else "not run by this plugin"
     typer.echo(f"family       {fam['name']}, {fam['prediction']}: {state}")
+    if fam["supported"]:
+        typer.echo(f"components   {', '.join(fam['components'])} (network: {fam['network']})")
+    else:
+        typer.echo(f"why          {one_line(fam['why'])}")
     total = sum(f["bytes"] for f in d["files"])
     typer.echo(f"fingerprint  {d['fingerprint']} (the generation keys' model field)")
     typer.echo(f"hashed files {len(d['files'])}, {_size(total)}:")
@@ -60,6 +64,13 @@ def info(
         "DPM-Solver++ 50 steps, CFG 7.5 (the reference)"
     )
     typer.echo(f"sampler      {shown} [{s['source']}]")
+    if d.get("cost"):
+        for meaning, c in d["cost"]["rows_per_output"].items():
+            typer.echo(
+                f"rows/output  r as {meaning}: GeNIe {c['genie']}, GeNIe-Ada {c['genie_ada']}, "
+                f"lite {c['genie_ada_lite']}, fast {c['genie_ada_fast']}; "
+                f"{c['distinct_start_levels']} distinct candidate levels of 5"
+            )
     if "backend_choice" in d:
         typer.echo(
             f"backend      {d['backend_choice'] or 'no cached choice (--backend auto times it once)'}"

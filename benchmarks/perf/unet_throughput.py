@@ -214,6 +214,9 @@ def main() -> None:
 
 
 def make_runner(mode, unet, onnx_dir, x, t, ehs, device, compiled):
+    from genie_plugin.diffusion.conditioning import Conditioning
+
+    cond = Conditioning(text=ehs)  # what the sampler's backends take
 
     if mode == "torch_eager":
         return lambda: unet(x, t, encoder_hidden_states=ehs, return_dict=False)
@@ -222,7 +225,7 @@ def make_runner(mode, unet, onnx_dir, x, t, ehs, device, compiled):
         from genie_plugin.diffusion.cuda_graphs import PaddedDenoiser
 
         den = PaddedDenoiser(unet, max_rows=len(x))
-        return lambda: den(x, t, ehs)
+        return lambda: den(x, t, cond)
     if mode in (
         "torch_compile",
         "torch_compile_cuda_graph",
@@ -232,7 +235,7 @@ def make_runner(mode, unet, onnx_dir, x, t, ehs, device, compiled):
         if mode not in compiled:
             compiled[mode] = compiled_denoiser(unet, cuda_graphs=mode.endswith("graph"))
         den = compiled[mode]
-        return lambda: den(x, t, ehs)
+        return lambda: den(x, t, cond)
     from genie_plugin.diffusion.onnx_backend import OnnxDenoiser
 
     if mode in ("onnx_plain", "onnx_optimized"):

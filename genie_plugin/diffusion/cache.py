@@ -315,6 +315,10 @@ class CachedGenerator:
         return self.model.scheduler_config
 
     @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
     def family(self) -> str:
         return self.model.family
 

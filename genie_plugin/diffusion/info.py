@@ -11,38 +11,76 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-#: ``model_index.json``'s pipeline class → (family id, name, supported by this plugin).
-FAMILIES: dict[str, tuple[str, str, bool]] = {
-    "StableDiffusionPipeline": ("sd", "Stable Diffusion 1.x/2.x", True),
-    "StableDiffusionImg2ImgPipeline": ("sd", "Stable Diffusion 1.x/2.x", True),
-    "StableDiffusionXLPipeline": ("sdxl", "SDXL", False),
-    "StableDiffusionXLImg2ImgPipeline": ("sdxl", "SDXL (refiner)", False),
-    "LatentConsistencyModelPipeline": ("lcm", "LCM", False),
-    "StableDiffusion3Pipeline": ("sd3", "Stable Diffusion 3", False),
-    "FluxPipeline": ("flux", "Flux.1", False),
-}
-
 
 def _family(folder: Path) -> dict:
-    def read(rel: str) -> dict:
-        try:
-            d = json.loads((folder / rel).read_text())
-        except (OSError, ValueError):
-            return {}
-        return d if isinstance(d, dict) else {}
+    from genie_plugin.diffusion.families import family, family_name
+    from genie_plugin.diffusion.families.loaders import read_index
+    from genie_plugin.errors import ModelFormatError
 
-    cls = read("model_index.json").get("_class_name")
-    fid, name, supported = FAMILIES.get(
-        cls, ("unknown", f"unknown ({cls or 'no model_index.json'})", False)
-    )
-    pred = read("scheduler/scheduler_config.json").get("prediction_type", "epsilon")
+    index = read_index(str(folder))
+    cls = index.get("_class_name")
+    pred = _json(folder / "scheduler" / "scheduler_config.json").get("prediction_type", "epsilon")
+    try:
+        fam = family(family_name(index, folder, where=str(folder)))
+    except ModelFormatError as exc:
+        return {"id": "unknown", "name": f"unknown ({cls or 'no model_index.json'})",
+                "pipeline": cls, "prediction": pred, "supported": False,
+                "why": str(exc)}  # fmt: skip
     return {
-        "id": fid,
-        "name": name,
+        "id": fam.name,
+        "name": fam.title,
         "pipeline": cls,
-        "prediction": pred,
-        "supported": supported and (folder / "unet").is_dir(),
+        "prediction": "flow matching" if fam.flow else pred,
+        "supported": True,
+        "network": fam.network,
+        "components": [c.folder for c in fam.components if (folder / c.folder).exists()],
+        "schedulers": list(fam.schedulers),
     }
+
+
+def _json(path: Path) -> dict:
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _costs(folder: Path, fam: dict, rec: dict) -> dict | None:
+    """Rows per output at the recommended sampler (from the config files: no weights)."""
+    if not fam.get("supported"):
+        return None
+    from genie_plugin.diffusion.costs import PlanView, cost_rows
+    from genie_plugin.diffusion.settings import SamplerConfig
+
+    net = _json(folder / fam["network"] / "config.json")
+    vae = _json(folder / "vae" / "config.json")
+    sched = _json(folder / "scheduler" / "scheduler_config.json")
+    vsf = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    embedded = net.get("time_cond_proj_dim") is not None
+    advice = rec
+    if not advice:  # the family's advice, as load_generator gives it
+        if fam["id"] in ("sd3", "flux"):
+            advice = {"scheduler": "flow-euler", "steps": 28, "guidance_scale": 7.0}
+            if fam["id"] == "flux":
+                advice = ({"scheduler": "flow-euler", "steps": 28, "guidance_scale": 3.5}
+                          if net.get("guidance_embeds") else
+                          {"scheduler": "flow-euler", "steps": 4, "guidance_scale": 0.0})  # fmt: skip
+        elif embedded:
+            advice = {"scheduler": "lcm", "steps": 4, "guidance_scale": 8.0}
+        elif sched.get("timestep_spacing") == "trailing":
+            advice = {"scheduler": "euler", "timestep_spacing": "trailing", "steps": 4,
+                      "guidance_scale": 0.0}  # fmt: skip
+    size = int(net.get("sample_size", 64)) * vsf if fam["id"] != "flux" else 128 * vsf
+    out = {}
+    for meaning in ("strength", "level"):
+        sampler = SamplerConfig.from_dict({**advice, "ratio_meaning": meaning})
+        view = PlanView(fam["id"], sched, sampler, resolution=int(sampler.resolution or size),
+                        latent_channels=int(vae.get("latent_channels", 4)), vae_scale_factor=vsf,
+                        patch_size=int(net.get("patch_size", 1) or 1),
+                        guidance_embedded=embedded)  # fmt: skip
+        out[meaning] = cost_rows(view)
+    return {"sampler": advice, "rows_per_output": out}
 
 
 def model_info(model: str, device=None) -> dict:
@@ -73,7 +111,7 @@ def model_info(model: str, device=None) -> dict:
     elif kind == "hub":
         from huggingface_hub import try_to_load_from_cache
 
-        hit = try_to_load_from_cache(str(loc), "unet/config.json")
+        hit = try_to_load_from_cache(str(loc), "model_index.json")
         if isinstance(hit, str):
             folder = Path(hit).parent.parent
         else:
@@ -94,6 +132,8 @@ def model_info(model: str, device=None) -> dict:
                 "prediction": "from --config",
             },  # fmt: skip
             fingerprint=single_file_fingerprint(p, None),
+            note="the family of a single file is what diffusers infers from its keys at load "
+            "(or its --config folder's)",
             files=[{"path": p.name, "bytes": p.stat().st_size}],
             sampler={"source": "reference", "settings": {}},
         )
@@ -101,14 +141,16 @@ def model_info(model: str, device=None) -> dict:
     files = loader_files(folder)
     rec = recommended_sampler(folder)
     fp = folder_fingerprint(folder)
+    fam = _family(folder)
     info.update(
         location=str(folder),
-        family=_family(folder),
+        family=fam,
+        cost=_costs(folder, fam, rec),
         fingerprint=fp,
         files=[
             {"path": f.relative_to(folder).as_posix(), "bytes": f.stat().st_size} for f in files
         ],
-        sampler={"source": SAMPLER_DEFAULTS_FILE if rec else "reference", "settings": rec},
+        sampler={"source": SAMPLER_DEFAULTS_FILE if rec else "family", "settings": rec},
     )
     choice = cached_backend_choice(str(model), device) if kind != "hub" else None
     info["backend_choice"] = choice.summary() if choice is not None else None

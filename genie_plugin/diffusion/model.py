@@ -113,6 +113,13 @@ class DiffusionGenerator:
     def resolution(self) -> int:
         return int(self.sampler.resolution or self.native_resolution)
 
+    def fresh_scheduler(self):
+        """A new diffusers scheduler of the run's kind and spacing, from the model's config."""
+        from genie_plugin.diffusion.schedulers import make_scheduler
+
+        cfg = self.sampler
+        return make_scheduler(cfg.scheduler, self.scheduler_config, cfg.timestep_spacing)
+
     def with_sampler(self, **changes: Any) -> DiffusionGenerator:
         """A view of the same modules with other sampler settings (no reload)."""
         return replace(self, sampler=replace(self.sampler, **changes))

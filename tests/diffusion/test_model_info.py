@@ -25,25 +25,36 @@ def test_the_embedded_model_is_described_by_its_fingerprinted_files():
         f.relative_to(folder).as_posix() for f in loader_files(folder)
     ]
     assert d["family"] == {"id": "sd", "name": "Stable Diffusion 1.x/2.x", "supported": True,
-                           "pipeline": "StableDiffusionPipeline", "prediction": "epsilon"}  # fmt: skip
+                           "pipeline": "StableDiffusionPipeline", "prediction": "epsilon",
+                           "network": "unet", "schedulers": ["dpm++", "ddim", "euler", "lcm"],
+                           "components": ["unet", "vae", "text_encoder", "tokenizer",
+                                          "scheduler"]}  # fmt: skip
+    # the cost rows are the schedule plan's at the recommended sampler
+    from genie_plugin.diffusion import load_generator
+    from genie_plugin.diffusion.sampler import SampleItem, unet_rows
+
+    gen = load_generator("embedded", device="cpu")
+    rows = d["cost"]["rows_per_output"]["strength"]
+    assert rows["genie"] == unet_rows(gen, [SampleItem("p", 0.8, 0, None)])
     assert d["sampler"]["source"] == "genie_sampler.json" and d["sampler"]["settings"]
     text = _info().output
     assert d["fingerprint"] in text and "unet/diffusion_pytorch_model.safetensors" in text
 
 
 def test_other_families_and_uncached_hub_ids_are_named_not_loaded(tmp_path):
-    xl = tmp_path / "sdxl"
-    shutil.copytree(tiny_model_dir(), xl)
-    index = json.loads((xl / "model_index.json").read_text())
-    (xl / "model_index.json").write_text(
-        json.dumps({**index, "_class_name": "StableDiffusionXLPipeline"})
-    )
-    sched = json.loads((xl / "scheduler" / "scheduler_config.json").read_text())
-    (xl / "scheduler" / "scheduler_config.json").write_text(
-        json.dumps({**sched, "prediction_type": "v_prediction"})
-    )
+    from tests.families import tiny
+
+    xl = tiny.saved(tiny.sdxl(), tmp_path / "sdxl")
     out = _info("--model", xl).output
-    assert "SDXL, v_prediction: not supported by this plugin yet" in out
+    assert "Stable Diffusion XL" in out and "supported" in out and "text_encoder_2" in out
+    other = tmp_path / "kandinsky"
+    shutil.copytree(tiny_model_dir(), other)
+    index = json.loads((other / "model_index.json").read_text())
+    (other / "model_index.json").write_text(
+        json.dumps({**index, "_class_name": "KandinskyV22Pipeline"})
+    )
+    out = _info("--model", other).output
+    assert "not run by this plugin" in out and "KandinskyV22Pipeline" in out
     res = _info("--model", "nobody/not-in-cache")
     assert "not in the Hugging Face cache" in res.output
     bad = CliRunner().invoke(app, ["model", "info", "--model", str(tmp_path / "missing")])

@@ -68,7 +68,10 @@ def test_legacy_configs_are_fixed_as_the_sd_pipeline_fixes_them():
 def test_unknown_scheduler_lists_the_choices():
     with pytest.raises(UnknownNameError) as exc:
         check_scheduler_name("plms")
-    assert str(exc.value) == "unknown scheduler 'plms'; choose one of: ddim, dpm++, euler, flow-euler, lcm"
+    assert (
+        str(exc.value)
+        == "unknown scheduler 'plms'; choose one of: ddim, dpm++, euler, flow-euler, lcm"
+    )
     assert check_scheduler_name("euler") == "euler"
 
 
@@ -142,6 +145,8 @@ def test_the_time_shift_uses_the_models_own_training_timesteps():
         sampler=SamplerConfig(steps=10, timestep_shift=0.5),
         scheduler_config={**SD15, "num_train_timesteps": 500},
         device=torch.device("cpu"),
+        family="sd",
+        guidance_embedded=False,
     )
     plain = make_scheduler("dpm++", short.scheduler_config)
     plain.set_timesteps(10)

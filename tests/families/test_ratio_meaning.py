@@ -62,7 +62,9 @@ def test_level_mode_mixed_batch_equals_each_item_alone(embedded, images):
     import numpy as np
 
     gen = embedded.with_sampler(ratio_meaning="level", steps=6)
-    items = [SampleItem("a photo of a square.", r, 11 + i, images[i % 4]) for i, r in enumerate(GRID)]
+    items = [
+        SampleItem("a photo of a square.", r, 11 + i, images[i % 4]) for i, r in enumerate(GRID)
+    ]
     mixed = sample(gen, items)
     for it, im in zip(items, mixed, strict=True):
         alone = sample(gen, [it])[0]

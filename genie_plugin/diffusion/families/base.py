@@ -221,12 +221,8 @@ class ModelFamily:
     def pipeline_kwargs(self, model, cls) -> dict:
         import inspect
 
-        from genie_plugin.diffusion.schedulers import make_scheduler
-
         names = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        cfg = model.sampler
-        sched = make_scheduler(cfg.scheduler, model.scheduler_config, cfg.timestep_spacing)
-        parts = {**model.parts, "scheduler": sched}
+        parts = {**model.parts, "scheduler": model.fresh_scheduler()}
         kw = {k: parts.get(k) for k in names if k in parts or k in _OPTIONAL_NONE}
         if "requires_safety_checker" in names:
             kw["requires_safety_checker"] = False
