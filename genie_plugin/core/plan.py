@@ -71,6 +71,10 @@ class SchedulePlan:
             return int(max(self.steps - self.steps * r, 0)) * self.order
         return start_index(self.steps, ratio, self.order)
 
+    def _own_level(self, ratio: float) -> bool:
+        """Level mode, and not pure noise: the item starts at ``start_timestep``."""
+        return self.levels and ratio < 1.0
+
     def start_timestep(self, ratio: float) -> float:
         """Level mode: the timestep an item of ratio r starts from (``T·r``, integral for
         discrete models, at most the last training timestep)."""
@@ -78,24 +82,24 @@ class SchedulePlan:
         return t if self.continuous else float(min(round(t), self.num_train_timesteps - 1))
 
     def is_thinned(self, ratio: float) -> bool:
-        if self.levels and ratio < 1.0:
+        if self._own_level(ratio):
             return True
         n = len(self.timesteps) - self.start(ratio)
         return len(thinned_indices(n, self.max_item_steps)) < n
 
     def drops_steps(self, ratio: float) -> bool:
         """Whether ``max_item_steps`` leaves out any of this ratio's timesteps."""
-        n = len(self.timesteps) - self.start(ratio) + (1 if self.levels and ratio < 1.0 else 0)
+        n = len(self.timesteps) - self.start(ratio) + int(self._own_level(ratio))
         return len(thinned_indices(n, self.max_item_steps)) < n
 
     def item_timesteps(self, ratio: float) -> tuple[float, ...]:
         """The timesteps an item of this ratio steps through (custom ones as integers on
         discrete models: the list its own scheduler is given)."""
         tail = self.timesteps[self.start(ratio) :]
-        if self.levels and ratio < 1.0:
+        if self._own_level(ratio):
             tail = (self.start_timestep(ratio), *tail)
         keep = thinned_indices(len(tail), self.max_item_steps)
-        if len(keep) == len(tail) and not (self.levels and ratio < 1.0):
+        if len(keep) == len(tail) and not self._own_level(ratio):
             return tuple(tail)
         return tuple(self._custom(tail[j]) for j in keep)
 

@@ -51,7 +51,7 @@ class PlanView:
 
     def __init__(self, family: str, scheduler_config: dict, sampler, *, resolution: int,
                  latent_channels: int = 4, vae_scale_factor: int = 8, patch_size: int = 1,
-                 guidance_embedded: bool = False) -> None:  # fmt: skip
+                 guidance_embedded: bool = False, guidance_embeds: bool = False) -> None:  # fmt: skip
         from types import SimpleNamespace
 
         self.family, self.scheduler_config, self.sampler = family, scheduler_config, sampler
@@ -59,8 +59,9 @@ class PlanView:
         self.guidance_embedded = guidance_embedded
         self.device = "cpu"
         ch = latent_channels * (4 if family == "flux" else 1)
+        # what the family's recommended_sampler and schedule read of the network's config
         self.unet = SimpleNamespace(config=SimpleNamespace(in_channels=ch, patch_size=patch_size,
-                                                           guidance_embeds=False))  # fmt: skip
+                                                           guidance_embeds=guidance_embeds))  # fmt: skip
 
     def with_sampler(self, **changes) -> PlanView:
         out = object.__new__(PlanView)

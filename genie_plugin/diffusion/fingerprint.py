@@ -11,9 +11,6 @@ from pathlib import Path
 
 from genie_plugin.errors import ModelFormatError
 
-#: Component folders a diffusers SD 1.x/2.x folder must have.
-REQUIRED_COMPONENTS: tuple[str, ...] = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-
 
 def _hash_memo_dir() -> Path:
     from genie_plugin.paths import cache_root

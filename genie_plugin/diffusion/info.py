@@ -56,30 +56,24 @@ def _costs(folder: Path, fam: dict, rec: dict) -> dict | None:
     net = _json(folder / fam["network"] / "config.json")
     vae = _json(folder / "vae" / "config.json")
     sched = _json(folder / "scheduler" / "scheduler_config.json")
+    from genie_plugin.diffusion.families import family
+
+    adapter = family(fam["id"])
     vsf = 2 ** (len(vae.get("block_out_channels", [0, 0, 0, 0])) - 1)
-    embedded = net.get("time_cond_proj_dim") is not None
-    advice = rec
-    if not advice:  # the family's advice, as load_generator gives it
-        if fam["id"] in ("sd3", "flux"):
-            advice = {"scheduler": "flow-euler", "steps": 28, "guidance_scale": 7.0}
-            if fam["id"] == "flux":
-                advice = ({"scheduler": "flow-euler", "steps": 28, "guidance_scale": 3.5}
-                          if net.get("guidance_embeds") else
-                          {"scheduler": "flow-euler", "steps": 4, "guidance_scale": 0.0})  # fmt: skip
-        elif embedded:
-            advice = {"scheduler": "lcm", "steps": 4, "guidance_scale": 8.0}
-        elif sched.get("timestep_spacing") == "trailing":
-            advice = {"scheduler": "euler", "timestep_spacing": "trailing", "steps": 4,
-                      "guidance_scale": 0.0}  # fmt: skip
-    size = int(net.get("sample_size", 64)) * vsf if fam["id"] != "flux" else 128 * vsf
+    view = PlanView(fam["id"], sched, SamplerConfig(), resolution=0,
+                    latent_channels=int(vae.get("latent_channels", 4)), vae_scale_factor=vsf,
+                    patch_size=int(net.get("patch_size", 1) or 1),
+                    guidance_embedded=net.get("time_cond_proj_dim") is not None,
+                    guidance_embeds=bool(net.get("guidance_embeds")))  # fmt: skip
+    view.unet.config.sample_size = int(net.get("sample_size", 64))
+    view.resolution = adapter.native_resolution(view)
+    # the family's own advice, as load_generator gives it, where the folder has none
+    advice = rec or adapter.recommended_sampler(view)
     out = {}
     for meaning in ("strength", "level"):
-        sampler = SamplerConfig.from_dict({**advice, "ratio_meaning": meaning})
-        view = PlanView(fam["id"], sched, sampler, resolution=int(sampler.resolution or size),
-                        latent_channels=int(vae.get("latent_channels", 4)), vae_scale_factor=vsf,
-                        patch_size=int(net.get("patch_size", 1) or 1),
-                        guidance_embedded=embedded)  # fmt: skip
-        out[meaning] = cost_rows(view)
+        v = view.with_sampler(**advice, ratio_meaning=meaning)
+        v.resolution = int(v.sampler.resolution or view.resolution)
+        out[meaning] = cost_rows(v)
     return {"sampler": advice, "rows_per_output": out}
 
 

@@ -72,7 +72,7 @@ def _img2img(gen, images, ratio, seeds, prompts):
     lat = gen.adapter.encode_images(gen, images)
     kw = gen.adapter.reference_kwargs(gen)
     return pipe(
-        prompt=list(prompts), image=gen.adapter.reference_image(gen, lat), strength=ratio,
+        prompt=list(prompts), image=lat, strength=ratio,
         num_inference_steps=gen.sampler.steps, guidance_scale=gen.sampler.guidance_scale,
         generator=[cpu_generator(s) for s in seeds], output_type="pil", **kw,
     ).images  # fmt: skip

@@ -168,13 +168,6 @@ class ModelFamily:
         """What the family's pipeline passes ``set_timesteps`` besides the step count."""
         return {}
 
-    def start_steps(self, steps: int, ratio: float) -> int:
-        """How many of ``steps`` an item of strength ``ratio`` skips (img2img's rule:
-        ``N − int(N·r)``)."""
-        from genie_plugin.core.schedule import num_denoising_steps
-
-        return steps - num_denoising_steps(steps, ratio)
-
     def start_latent(self, sched, latent, noise, t):
         """The source latent noised to timestep ``t`` (DDPM: ``add_noise``)."""
         return sched.add_noise(latent, noise, t)
@@ -212,11 +205,6 @@ class ModelFamily:
         """Extra arguments a run passes the family's pipelines to mean what the sampler runs
         (the tests' reference calls)."""
         return {}
-
-    def reference_image(self, model, latents):
-        """What the img2img pipeline takes as ``image`` for these source latents (SD: the
-        latents themselves, which the pipelines use as they are)."""
-        return latents
 
     def pipeline_kwargs(self, model, cls) -> dict:
         import inspect
