@@ -35,8 +35,41 @@ ConfigOpt = Annotated[
         help="Local diffusers folder giving the architecture of a single-file checkpoint."
     ),
 ]
-SchedulerOpt = Annotated[str, typer.Option(help="dpm++ (reference), ddim or euler.")]
-StepsOpt = Annotated[int, typer.Option(help="Scheduler steps for r = 1 (reference: 50).")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="dpm++ (reference), ddim, euler, lcm, tcd or flow-euler (default: the model's "
+        "recommendation, e.g. lcm for an LCM model, else dpm++)."
+    ),
+]
+StepsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Scheduler steps for r = 1 (default: the model's recommendation, else the "
+        "reference 50)."
+    ),
+]
+TimestepSpacingOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="DDPM timestep spacing: linspace (reference), trailing (Turbo models), leading."
+    ),
+]
+RatioMeaningOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="What r is: strength (diffusers' img2img start step, default) or level (the start "
+        "noise level itself: t = T*r, sigma = r; see docs/models.md)."
+    ),
+]
+LoraOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--lora",
+        help="LoRA fused into the model, SOURCE[:SCALE] (a .safetensors file, a folder with one, "
+        "or a hub id; LCM-LoRA, TCD...); repeat for several. In every key.",
+    ),
+]
 GuidanceOpt = Annotated[
     float | None,
     typer.Option(
@@ -175,6 +208,9 @@ class ModelOptions:
     backend: str = "torch"
     onnx_dir: Path | None = None
     channels_last: bool = False
+    timestep_spacing: str | None = None
+    ratio_meaning: str | None = None
+    lora: tuple[str, ...] = ()
 
     def settings(self) -> dict:
         """The sampler settings given on the command line (SamplerConfig field names)."""
@@ -185,6 +221,8 @@ class ModelOptions:
             "resolution": self.resolution,
             "timestep_shift": self.timestep_shift,
             "guidance_t_min": self.guidance_t_min,
+            "timestep_spacing": self.timestep_spacing,
+            "ratio_meaning": self.ratio_meaning,
         }
 
 
@@ -192,8 +230,8 @@ class ModelOptions:
 MODEL_PARAMS = (
     ("model", ModelOpt, "embedded"),
     ("config", ConfigOpt, None),
-    ("scheduler", SchedulerOpt, "dpm++"),
-    ("steps", StepsOpt, 50),
+    ("scheduler", SchedulerOpt, None),
+    ("steps", StepsOpt, None),
     ("guidance", GuidanceOpt, None),
     ("resolution", ResolutionOpt, None),
     ("timestep_shift", TimestepShiftOpt, None),
@@ -202,6 +240,9 @@ MODEL_PARAMS = (
     ("backend", BackendOpt, "torch"),
     ("onnx_dir", OnnxDirOpt, None),
     ("channels_last", ChannelsLastOpt, False),
+    ("timestep_spacing", TimestepSpacingOpt, None),
+    ("ratio_meaning", RatioMeaningOpt, None),
+    ("lora", LoraOpt, None),
 )
 
 
@@ -217,7 +258,9 @@ def model_options(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        opts = ModelOptions(**{name: kwargs.pop(name) for name, _, _ in MODEL_PARAMS})
+        given = {name: kwargs.pop(name) for name, _, _ in MODEL_PARAMS}
+        given["lora"] = tuple(given["lora"] or ())
+        opts = ModelOptions(**given)
         return fn(*args, opts=opts, **kwargs)
 
     wrapper.__signature__ = sig.replace(parameters=[*own, *added])
@@ -237,6 +280,8 @@ _SETTING_FLAGS = {
     "resolution": "--resolution",
     "timestep_shift": "--timestep-shift",
     "guidance_t_min": "--guidance-t-min",
+    "timestep_spacing": "--timestep-spacing",
+    "ratio_meaning": "--ratio-meaning",
 }
 
 
@@ -266,6 +311,7 @@ def load_model(opts: ModelOptions):
             if opts.backend.startswith("onnx") or opts.backend == "auto"
             else {},
             channels_last=opts.channels_last,
+            lora=opts.lora,
         )
     if "backend_choice" in gen.stats:
         typer.echo(f"backend {gen.stats['backend_choice']}", err=True)

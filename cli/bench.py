@@ -13,6 +13,7 @@ from genie_plugin.sinks import markup, one_line
 from ._common import (
     ConfigOpt,
     DeviceOpt,
+    LoraOpt,
     MaxBatchOpt,
     check_max_batch,
     check_out_dir,
@@ -87,6 +88,10 @@ SETTINGS_OF_A_DATASET = (
     "timestep_shift",
     "guidance_t_min",
     "root",
+    "lora",
+    "scheduler",
+    "timestep_spacing",
+    "ratio_meaning",
 )
 
 
@@ -204,6 +209,7 @@ def run(
     backend: ScnBackendOpt = None,
     channels_last: ScnChannelsLastOpt = None,
     model: ScnModelOpt = None,
+    lora: LoraOpt = None,
     config: ConfigOpt = None,
     backbone: BackboneScnOpt = None,
     out: Annotated[
@@ -248,6 +254,7 @@ def run(
         backend=backend,
         channels_last=channels_last,
         model=model,
+        lora=tuple(lora) if lora else None,
         model_config=config,
         backbone=backbone,
     )
@@ -342,6 +349,7 @@ def generate(
     backend: ScnBackendOpt = None,
     channels_last: ScnChannelsLastOpt = None,
     model: ScnModelOpt = None,
+    lora: LoraOpt = None,
     config: ConfigOpt = None,
     backbone: BackboneScnOpt = None,
     cache: CacheOpt = Path("out/bench/cache"),
@@ -397,6 +405,7 @@ def generate(
         backend=backend,
         channels_last=channels_last,
         model=model,
+        lora=tuple(lora) if lora else None,
         model_config=config,
         backbone=backbone,
     )

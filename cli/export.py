@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._common import ConfigOpt, DeviceOpt, ModelOpt, handle_errors, status
+from ._common import ConfigOpt, DeviceOpt, LoraOpt, ModelOpt, handle_errors, status
 
 
 @handle_errors
@@ -28,6 +28,7 @@ def export_onnx(
         int, typer.Option(min=14, max=20, help="ONNX opset (14-20: the UNet's attention needs 14).")
     ] = 17,
     device: DeviceOpt = None,
+    lora: LoraOpt = None,
 ) -> None:
     """Export the model's UNet (per-sample timestep, dynamic batch) and check it against torch."""
     import json
@@ -39,7 +40,7 @@ def export_onnx(
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     with status(f"loading model {model}"):
-        gen = load_generator(model, device=dev, config=config)
+        gen = load_generator(model, device=dev, config=config, lora=lora or ())
     with status(f"exporting the UNet of {model} to {out}"):
         rep = export_unet(gen, out, fp16=fp16, optimize=optimize, opset=opset, device=dev)
     typer.echo(

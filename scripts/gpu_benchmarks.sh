@@ -7,7 +7,9 @@
 # Stages (default: all, in this order): unet (UNet image-steps/s per backend), cost (FLOP model,
 # CPU), packed (hard negatives/s of every mode, one job per mode, torch eager), compile (GeNIe and
 # GeNIe-Ada lite on torch / CUDA graphs / torch.compile / both, same run), onnx (the same on the
-# ONNX backends, export included in warm-up), per-pair (one output per call: latency), tests.
+# ONNX backends, export included in warm-up), per-pair (one output per call: latency), families
+# (GeNIe / GeNIe-Ada outputs/s of each family's reference checkpoint that is in the HF cache, at
+# its recommended sampler: benchmarks/perf/family_throughput.py), tests.
 # Each writes benchmarks/results/<what>_<gpu>_<date>.json (figures, ratios to torch eager
 # measured in the same run, warm-up seconds, GPU name, versions); cost writes
 # ada_cost_model_sd15.json.
@@ -18,7 +20,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 model=${1:-}
 py=${PYTHON:-python3}
-all="unet cost packed compile onnx per-pair tests"
+all="unet cost packed compile onnx per-pair families tests"
 stages=" ${STAGES:-$all} "
 for st in $stages; do
   [[ " $all " == *" $st "* ]] || { echo "unknown stage '$st' in STAGES; choose from: $all" >&2; exit 2; }
@@ -66,6 +68,12 @@ if want per-pair; then
     --modes genie,genie_ada_batched,genie_ada_lite,text2image \
     --backends torch,cuda-graphs,torch-compile-cuda-graphs \
     --out "$out/generation_throughput_per_pair_${gpu}_${day}.json"
+fi
+if want families; then
+  echo "== GeNIe / GeNIe-Ada outputs/s per model family (reference checkpoints in the HF cache)"
+  fam_models=(); [ -n "$model" ] && fam_models=(--model "$model")
+  "$py" benchmarks/perf/family_throughput.py "${fam_models[@]}" --device cuda --outputs 16 \
+    --out "$out/family_throughput_${gpu}_${day}.json" || echo "families: no model in the HF cache"
 fi
 if want tests; then
   echo "== gpu tests"

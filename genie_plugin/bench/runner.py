@@ -375,6 +375,9 @@ def scenario_generator(scn: Scenario, device=None, *, lazy: bool = False):
         "guidance_scale": scn.guidance,
         "timestep_shift": scn.timestep_shift,
         "guidance_t_min": scn.guidance_t_min,
+        "scheduler": scn.scheduler,
+        "timestep_spacing": scn.timestep_spacing,
+        "ratio_meaning": scn.ratio_meaning,
     }
     return load_configured(
         scn.model,
@@ -384,6 +387,7 @@ def scenario_generator(scn: Scenario, device=None, *, lazy: bool = False):
         backend=scn.backend,
         channels_last=scn.channels_last,
         lazy=lazy,
+        lora=scn.lora,
     )
 
 

@@ -64,7 +64,7 @@ def _validate(scn) -> None:
     what is expected."""
     for name, adapter in _adapters().items():
         value = getattr(scn, name)
-        if name == "strategies" and isinstance(value, list):
+        if name in ("strategies", "lora") and isinstance(value, list):
             value = tuple(value)
         try:
             adapter.validate_python(value)
@@ -111,6 +111,12 @@ class Scenario:
     timestep_shift: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     # guidance floor (SamplerConfig.guidance_t_min)
     guidance_t_min: Annotated[float, Field(ge=0, lt=1)] | None = None
+    # LoRAs fused into the model, "SOURCE[:SCALE]" (diffusion.adapters), and the sampler
+    # settings that few-step and flow models need; None: the model's recommendation
+    lora: tuple[Text, ...] = ()
+    scheduler: Text | None = None
+    timestep_spacing: Text | None = None
+    ratio_meaning: Text | None = None
     backend: Text = "torch"  # UNet backend (diffusion.model.BACKENDS)
     # UNet and VAE channels-last (GPU convolutions): a generation-key input, so it lives here,
     # where `bench generate` and `bench run` both read it
@@ -124,6 +130,7 @@ class Scenario:
 
         _validate(self)
         check_backend(self.backend)
+        _check_sampler_keys(self)
         counts = {s: self.strategies.count(s) for s in self.strategies}
         for s, n in counts.items():
             if n > 1:  # one row per (scenario, strategy): a copy would only cost time
@@ -165,14 +172,19 @@ class Scenario:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["strategies"] = list(self.strategies)
+        d["lora"] = list(self.lora)
+        for k, default in _LATER_DEFAULTS.items():  # keys added later: absent at their default,
+            if d[k] == default:  # so every scenario written before them reads the same
+                del d[k]
         return dict(sorted(d.items()))
 
     @classmethod
     def from_dict(cls, d: dict) -> Scenario:
         check_known_keys(cls, d, "scenario")
         kw = dict(d)
-        if isinstance(kw.get("strategies"), list):  # JSON has lists; anything else is refused
-            kw["strategies"] = tuple(kw["strategies"])
+        for k in ("strategies", "lora"):  # JSON has lists; anything else is refused
+            if isinstance(kw.get(k), list):
+                kw[k] = tuple(kw[k])
         return cls(**kw)
 
     @classmethod
@@ -195,6 +207,25 @@ class Scenario:
             ) from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{p}: not valid JSON ({exc})") from None
+
+
+def _check_sampler_keys(scn) -> None:
+    """lora, scheduler, timestep_spacing and ratio_meaning by the rules of the code that reads
+    them, before any work, in one line naming the scenario key."""
+    from genie_plugin.diffusion.adapters import AdapterSpec
+    from genie_plugin.diffusion.settings import SamplerConfig
+
+    for item in scn.lora:
+        AdapterSpec.parse(item, option="scenario key lora:")
+    given = {k: getattr(scn, k) for k in ("scheduler", "timestep_spacing", "ratio_meaning")}
+    try:
+        SamplerConfig(**{k: v for k, v in given.items() if v is not None})
+    except GenieError as exc:
+        raise type(exc)(f"scenario key {exc}") from None
+
+
+#: Scenario keys added after boards were committed, and their defaults.
+_LATER_DEFAULTS = {"lora": [], "scheduler": None, "timestep_spacing": None, "ratio_meaning": None}
 
 
 def shipped_scenario(dataset: str, *, shots: int = 1, ways: int = 5) -> Scenario:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,12 @@ from genie_plugin.diffusion.fingerprint import (
     folder_fingerprint,
     single_file_fingerprint,
 )
+from genie_plugin.diffusion.hub import HUB_ID as _HUB_ID
+from genie_plugin.diffusion.hub import hub_offline as _hub_offline
 from genie_plugin.diffusion.model import DiffusionGenerator
 from genie_plugin.errors import ModelFormatError, ModelNotFoundError
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def model_aliases() -> dict[str, str]:
@@ -60,15 +60,6 @@ def _from_components(folder_or_id: str, dtype, where: str, **kw):
         check_model_folder(local, fam.components)
     parts, sched_cfg = fam.load(folder_or_id, dtype, **kw)
     return name, parts, sched_cfg, fam.options(index)
-
-
-def _hub_offline() -> bool:
-    """The hub's offline mode: ``huggingface_hub.constants.HF_HUB_OFFLINE`` (read when the hub
-    was imported), or the same variables set since (a notebook, a test) with the hub's values."""
-    from huggingface_hub import constants
-
-    now = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return bool(constants.HF_HUB_OFFLINE) or now.strip().upper() in constants.ENV_VARS_TRUE_VALUES
 
 
 def _load_hub(repo_id: str, dtype):
@@ -251,13 +242,16 @@ def load_generator(
     dtype=None,
     sampler=None,
     config: str | None = None,
+    lora=(),
 ) -> DiffusionGenerator:
     """Load SD components from a built-in name, diffusers folder, single file or hub id.
 
     ``sampler`` is a :class:`SamplerConfig` (scheduler, steps, guidance, resolution; None: the
     reference settings with the folder's ``genie_sampler.json`` applied); ``config``
-    is a local diffusers folder giving the architecture of a single-file checkpoint.
+    is a local diffusers folder giving the architecture of a single-file checkpoint; ``lora``
+    LoRAs (``SOURCE[:SCALE]`` strings or :class:`~.adapters.AdapterSpec`) fused in, in order.
     """
+    from genie_plugin.diffusion.adapters import AdapterSpec, advice, fuse_adapters
     from genie_plugin.diffusion.families import family
     from genie_plugin.diffusion.schedulers import check_scheduler_name
     from genie_plugin.diffusion.settings import SamplerConfig
@@ -302,10 +296,12 @@ def load_generator(
         parts=parts,
         options=options,
     )
-    if rec == {}:  # no genie_sampler.json and no sampler asked for: the family's advice
-        advice = fam.recommended_sampler(gen)
-        if advice:
-            gen = gen.with_sampler(**advice)
+    specs = [s if isinstance(s, AdapterSpec) else AdapterSpec.parse(s) for s in lora]
+    gen = fuse_adapters(gen, specs)
+    if rec == {}:  # no genie_sampler.json and no sampler asked for: the adapter's or family's
+        rule = advice(gen.adapters) or fam.recommended_sampler(gen)
+        if rule:
+            gen = gen.with_sampler(**rule)
     check_family_sampler(gen)
     return gen
 
@@ -332,6 +328,7 @@ def load_configured(
     backend_options: dict | None = None,
     channels_last: bool = False,
     lazy: bool = False,
+    lora=(),
 ) -> DiffusionGenerator:
     """The model as a run uses it: ``settings`` (SamplerConfig fields; None values are left to
     the model's recommendation, then the reference) over its recommended sampler, channels-last
@@ -339,12 +336,13 @@ def load_configured(
 
     ``lazy``: a model folder loaded before with the same request comes back as a
     :class:`~genie_plugin.diffusion.lazy.LazyGenerator` (weights loaded on the first image
-    generated; a run served by the augmentation cache never loads them)."""
+    generated; a run served by the augmentation cache never loads them). ``lora``: LoRAs
+    fused in (:func:`load_generator`); such a model is never served lazily."""
     from genie_plugin.diffusion.model import check_backend
 
     check_backend(backend)
     given = {k: v for k, v in (settings or {}).items() if v is not None}
-    record = lazy and not backend_options and config is None
+    record = lazy and not backend_options and config is None and not lora
     request = _lazy_request(model, device, given, backend, channels_last) if record else None
     if request is not None:
         from genie_plugin.diffusion.lazy import LazyGenerator, read_facts
@@ -358,7 +356,7 @@ def load_configured(
                     channels_last=channels_last,
                 ),
             )  # fmt: skip
-    gen = load_generator(model, device=device, config=config)
+    gen = load_generator(model, device=device, config=config, lora=lora)
     if given:
         gen = gen.with_sampler(**given)
     if channels_last:

@@ -48,7 +48,6 @@ def _noise(rng: torch.Generator | int, shape: tuple[int, ...], device, dtype) ->
     return torch.randn(shape, generator=rng, dtype=torch.float32).to(device, dtype)
 
 
-@torch.no_grad()
 def denoise(
     model,
     items: Sequence,
@@ -60,6 +59,13 @@ def denoise(
     progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Run the scheduler loop for one batch of items; return their final latents (in order)."""
+    # a ``with`` block, not ``@torch.no_grad()``: mutmut skips decorated functions (issue 30)
+    with torch.no_grad():
+        return _denoise(model, items, source_latents=source_latents, text=text, uncond=uncond,
+                        denoiser=denoiser, progress=progress)  # fmt: skip
+
+
+def _denoise(model, items, *, source_latents, text, uncond, denoiser, progress) -> torch.Tensor:
     cfg = model.sampler
     fam = model.adapter
     base = base_scheduler(model)

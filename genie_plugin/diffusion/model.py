@@ -23,11 +23,15 @@ def check_backend(name: str) -> str:
     return name
 
 
-def describe_model(name: str, fingerprint: str, sampler: SamplerConfig, backend: str) -> dict:
+def describe_model(
+    name: str, fingerprint: str, sampler: SamplerConfig, backend: str, adapters: tuple = ()
+) -> dict:
     """A model as rows and manifests record it (loaded or not: :mod:`.lazy`)."""
     d = {"model": name, "fingerprint": fingerprint, **sampler.to_dict()}
     if backend != "torch":
         d["backend"] = backend
+    if adapters:
+        d["adapters"] = [dict(a) for a in adapters]
     return d
 
 
@@ -77,6 +81,8 @@ class DiffusionGenerator:
     family: str = "sd"
     parts: dict = field(default_factory=dict, repr=False)
     options: dict = field(default_factory=dict)
+    #: LoRAs fused into the modules (:mod:`.adapters`): their records, in order
+    adapters: tuple = ()
 
     def __post_init__(self) -> None:
         if not self.parts:  # made from the four SD modules (tests, older callers)
@@ -125,7 +131,9 @@ class DiffusionGenerator:
         return replace(self, sampler=replace(self.sampler, **changes))
 
     def describe(self) -> dict:
-        return describe_model(self.name, self.fingerprint, self.sampler, self.backend)
+        return describe_model(
+            self.name, self.fingerprint, self.sampler, self.backend, self.adapters
+        )
 
     def with_backend(self, backend: str, **options: Any) -> DiffusionGenerator:
         """The same model with its UNet call on another backend (see :data:`BACKENDS`)."""

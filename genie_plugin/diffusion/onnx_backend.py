@@ -97,6 +97,20 @@ def export_unet(
     return report
 
 
+def _export_config(gen):
+    """The UNet's config plus what optimum's exporter reads off the pipeline (SDXL's added
+    inputs: the pooled projection's width, the refiner's aesthetic time ids), as optimum's own
+    diffusers export sets them, on a copy: the loaded model's config is left as it is."""
+    from types import SimpleNamespace
+
+    te = gen.parts.get("text_encoder_2") or gen.parts.get("text_encoder")
+    extra = {
+        "requires_aesthetics_score": bool(gen.options.get("requires_aesthetics_score", False)),
+        "text_encoder_projection_dim": getattr(getattr(te, "config", None), "projection_dim", None),
+    }
+    return SimpleNamespace(**{**dict(gen.unet.config), **extra})
+
+
 def _check_export_target(out: Path) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ConfigError(
@@ -166,7 +180,7 @@ def _export_into(
         unet = gen.unet  # tracing does not change the module; a copy would double peak RAM
     else:
         unet = copy.deepcopy(gen.unet).to(dev, torch.float32).eval()
-    cfg = _configs()(unet.config, task="semantic-segmentation", float_dtype="fp32")
+    cfg = _configs()(_export_config(gen), task="semantic-segmentation", float_dtype="fp32")
     path = out / "unet" / "model.onnx"
     traced = out / "unet-fp32" / "model.onnx" if fp16 else path
     traced.parent.mkdir(parents=True, exist_ok=True)
@@ -469,14 +483,21 @@ def _np_dtype(dt):
 
 
 def parity(gen, path: Path, *, device="cpu", fp16: bool = False, batch: int = 3) -> dict:
-    """Max abs difference ONNX vs torch UNet on a seeded batch with per-sample timesteps."""
-    g = torch.Generator().manual_seed(0)
-    c = gen.unet.config
-    s = int(c.sample_size)
-    x = torch.randn(batch, c.in_channels, s, s, generator=g)
-    t = torch.tensor([999.0, 500.0, 21.0][:batch])
-    ehs = torch.randn(batch, 8, c.cross_attention_dim, generator=g)
+    """Max abs difference ONNX vs torch network on a seeded batch with per-sample timesteps and
+    the family's own conditioning record (SDXL's pooled embeddings and time ids too)."""
     dt = torch.float16 if fp16 else torch.float32
+    g = torch.Generator().manual_seed(0)
+    if gen.vae is not None:
+        x, t, cond = gen.adapter.example_inputs(gen, batch, g)
+    else:  # a bare UNet (the throughput benchmarks): its own sample size, random text rows
+        from genie_plugin.diffusion.conditioning import Conditioning
+
+        c = gen.unet.config
+        x = torch.randn(batch, c.in_channels, c.sample_size, c.sample_size, generator=g)
+        t = torch.linspace(999, 21, batch)
+        cond = Conditioning({"text": torch.randn(batch, 8, c.cross_attention_dim, generator=g)})
+    x, t = x.to(device, dt), t.to(device)
+    cond = cond.map(lambda v: v.to(device, dt if v.is_floating_point() else v.dtype))
     unet = gen.unet
     p0 = next(unet.parameters())
     if p0.dtype != dt or p0.device != torch.device(device):
@@ -484,12 +505,8 @@ def parity(gen, path: Path, *, device="cpu", fp16: bool = False, batch: int = 3)
 
         unet = copy.deepcopy(unet).to(device, dt)  # never change the caller's modules
     with torch.no_grad():
-        ref = (
-            unet(x.to(device, dt), t.to(device), encoder_hidden_states=ehs.to(device, dt))
-            .sample.float()
-            .cpu()
-        )
-    got = OnnxDenoiser(path, device)(x.to(device, dt), t.to(device), ehs.to(device, dt))
+        ref = gen.adapter.forward(unet, x, t, cond).float().cpu()
+    got = OnnxDenoiser(path, device)(x, t, cond)
     diff = (got.float().cpu() - ref).abs()
     return {
         "max_abs": float(diff.max()),
@@ -572,6 +589,12 @@ def onnx_denoiser(
     if not (d / "unet" / "model.onnx").exists():
         raise ConfigError(
             f"{d}: no unet/model.onnx; create it with `genie export-onnx --model ... --out {d}`"
+        )
+    if not meta.exists() and getattr(gen, "adapters", ()):
+        raise ConfigError(
+            f"{d}: an ONNX graph with no genie_onnx.json (not made by `genie export-onnx`), so "
+            "nothing says it holds this model's LoRA-fused weights; export the adapted model "
+            "with `genie export-onnx --model ... --lora ...` or leave out --onnx-dir"
         )
     if meta.exists():
         m = json.loads(meta.read_text())

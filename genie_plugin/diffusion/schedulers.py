@@ -16,6 +16,7 @@ SCHEDULERS: dict[str, str] = {
     "ddim": "DDIM, eta 0",
     "euler": "Euler discrete",
     "lcm": "latent consistency (LCM, LCM-LoRA: few steps, fresh noise per step)",
+    "tcd": "trajectory consistency (TCD-LoRA: few steps, gamma 0.3)",
     "flow-euler": "flow-matching Euler (SD3, Flux: the model's own shift)",
 }
 #: timestep spacings of the DDPM-style schedulers (Turbo models are trained on "trailing")
@@ -45,7 +46,7 @@ def make_scheduler(name: str, base_config: Any, spacing: str = "linspace"):
             base_config, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing=spacing
         )
     cls = {"ddim": diffusers.DDIMScheduler, "euler": diffusers.EulerDiscreteScheduler,
-           "lcm": diffusers.LCMScheduler}[name]  # fmt: skip
+           "lcm": diffusers.LCMScheduler, "tcd": diffusers.TCDScheduler}[name]  # fmt: skip
     return cls.from_config(base_config, timestep_spacing=spacing)
 
 

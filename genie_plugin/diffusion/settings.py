@@ -69,7 +69,7 @@ class SamplerConfig:
         if self.ratio_meaning == "level" and self.scheduler == "ddim":
             raise ConfigError(
                 "ratio_meaning 'level' needs a scheduler that takes custom timesteps: use dpm++, "
-                "euler or lcm"
+                "euler, lcm or tcd"
             )
         if self.max_item_steps is not None and self.scheduler == "ddim":
             raise ConfigError(

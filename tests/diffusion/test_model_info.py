@@ -26,7 +26,7 @@ def test_the_embedded_model_is_described_by_its_fingerprinted_files():
     ]
     assert d["family"] == {"id": "sd", "name": "Stable Diffusion 1.x/2.x", "supported": True,
                            "pipeline": "StableDiffusionPipeline", "prediction": "epsilon",
-                           "network": "unet", "schedulers": ["dpm++", "ddim", "euler", "lcm"],
+                           "network": "unet", "schedulers": ["dpm++", "ddim", "euler", "lcm", "tcd"],
                            "components": ["unet", "vae", "text_encoder", "tokenizer",
                                           "scheduler"]}  # fmt: skip
     # the cost rows are the schedule plan's at the recommended sampler

@@ -70,7 +70,7 @@ def test_unknown_scheduler_lists_the_choices():
         check_scheduler_name("plms")
     assert (
         str(exc.value)
-        == "unknown scheduler 'plms'; choose one of: ddim, dpm++, euler, flow-euler, lcm"
+        == "unknown scheduler 'plms'; choose one of: ddim, dpm++, euler, flow-euler, lcm, tcd"
     )
     assert check_scheduler_name("euler") == "euler"
 

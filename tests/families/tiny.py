@@ -185,3 +185,42 @@ def flux(seed: int = 0, guidance: bool = False):
 def saved(pipe, folder: Path) -> Path:
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def lora(
+    pipe, folder: Path, *, seed: int = 1, rank: int = 4, text_encoder: bool = True, std: float = 0.3
+) -> Path:
+    """A seeded random LoRA for ``pipe``'s UNet/transformer (and text encoder), saved with the
+    pipeline class's own ``save_lora_weights`` as a trained one would be (the diffusers
+    format ``load_lora_weights`` reads). ``pipe`` is left unchanged."""
+    import copy
+
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    net_name = "transformer" if hasattr(pipe, "transformer") and pipe.transformer else "unet"
+    net = copy.deepcopy(getattr(pipe, net_name))
+    layers = {f"{net_name}_lora_layers": None}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                   target_modules=["to_q", "to_k", "to_v", "to_out.0"]))  # fmt: skip
+        for name, p in net.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero (a no-op adapter): make it do something
+                p.data.normal_(0, std)
+        layers[f"{net_name}_lora_layers"] = convert_state_dict_to_diffusers(
+            get_peft_model_state_dict(net)
+        )
+        if text_encoder and net_name == "unet":
+            te = copy.deepcopy(pipe.text_encoder)
+            te.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                      target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]))  # fmt: skip
+            for name, p in te.named_parameters():
+                if "lora_B" in name:
+                    p.data.normal_(0, std)
+            layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(
+                get_peft_model_state_dict(te)
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    type(pipe).save_lora_weights(str(folder), **layers, safe_serialization=True)
+    return folder / "pytorch_lora_weights.safetensors"

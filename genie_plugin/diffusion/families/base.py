@@ -43,7 +43,7 @@ class ModelFamily:
     #: the denoising network's folder (``unet`` or ``transformer``)
     network: ClassVar[str] = "unet"
     #: schedulers this family runs (names of :mod:`genie_plugin.diffusion.schedulers`)
-    schedulers: ClassVar[tuple[str, ...]] = ("dpm++", "ddim", "euler", "lcm")
+    schedulers: ClassVar[tuple[str, ...]] = ("dpm++", "ddim", "euler", "lcm", "tcd")
     #: flow matching (σ-space noise, ``scale_noise``) rather than DDPM's ``add_noise``
     flow: ClassVar[bool] = False
 
