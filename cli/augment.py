@@ -59,19 +59,19 @@ def augment(
     from genie_plugin.augment.outputs import check_manifest, cli_episode, write_outputs
     from genie_plugin.errors import ConfigError
     from genie_plugin.io import load_image
-    from genie_plugin.registry import REGISTRY
+    from genie_plugin.registry import make_ref, parse_strategy
     from genie_plugin.strategies.base import RenderContext
 
     if not target.strip():
         raise ConfigError("--target must not be empty")
-    entry = REGISTRY.get(strategy)
-    overrides = {}
+    ref = parse_strategy(strategy)  # "genie" or "genie:ratio=0.6,count=2"
+    overrides = ref.options
     if ratio is not None:
-        probe = entry.create()
+        probe = ref.create()
         if "ratio" not in probe.config.to_dict():
             raise ConfigError(f"--ratio does not apply to strategy {strategy!r} (it has no ratio)")
         overrides["ratio"] = ratio
-    strat = entry.create(None, **overrides)
+    strat = make_ref(ref.name, overrides, None, where=f"--strategy {strategy!r}").create()
     check_out_dir(out)
     check_manifest(out)
     check_max_batch(max_batch)

@@ -137,9 +137,7 @@ def resolve_auto_backend(scn, device, console, *, threads: int | None = None):
 
     import torch
 
-    from genie_plugin.registry import REGISTRY
-
-    if scn.backend != "auto" or not any(REGISTRY.create(s).generative for s in scn.strategies):
+    if scn.backend != "auto" or not any(scn.ref(s).create().generative for s in scn.labels):
         return scn, None
     from genie_plugin.bench.runner import scenario_generator
 
@@ -186,7 +184,7 @@ def scenario_header(scn) -> str:
         f"{scn.shots}-shot, {scn.queries} queries, {scn.episodes} episodes\n"
         f"  model {model} ({scn.steps} steps, {res}, backend {m(scn.backend)}), backbone "
         f"{m(scn.backbone)} ({scn.view_size} px views)\n"
-        f"  strategies {', '.join(m(x) for x in scn.strategies)}"
+        f"  strategies {', '.join(m(x) for x in scn.labels)}"
     )
 
 
@@ -274,7 +272,7 @@ def run(
     from genie_plugin.progress import make_progress
 
     with make_progress(console=console) as bar:
-        tasks = {s: bar.add_task(s, total=scn.episodes, info="") for s in scn.strategies}
+        tasks = {s: bar.add_task(s, total=scn.episodes, info="") for s in scn.labels}
 
         def advance(sname, done, total, cached):
             info = _cache_info(cached) if cached else ""
@@ -607,3 +605,57 @@ def compare(
         raise typer.Exit(1)
     what = f"the first {rows[0]['episodes']} episodes of " if prefix and rows else ""
     typer.echo(f"{rerun} reproduces {what}{committed} ({len(rows)} rows)")
+
+
+@app.command("study")
+@handle_errors
+def study(
+    name: Annotated[
+        str | None, typer.Argument(help="A shipped study (see --list) or a study JSON file.")
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the shipped studies.")] = False,
+    episodes: EpisodesOpt = None,
+    smoke: Annotated[
+        bool, typer.Option(help="One episode: checks that the study runs (CI), no answer.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for results.jsonl, summary.json, summary.md, scenario.json "
+            "(default: out/studies/NAME)."
+        ),
+    ] = None,
+    cache: CacheOpt = Path("out/bench/cache"),
+    device: DeviceOpt = None,
+    jobs: Annotated[str, typer.Option(help="As `genie bench run --jobs`.")] = "1",
+) -> None:
+    """Run a shipped study on the same episodes for every strategy and print its paired Δs."""
+    import json
+
+    from genie_plugin.bench.study import load_study, markdown, study_names, summarise
+    from genie_plugin.io import atomic_write_text
+
+    if list_ or name is None:
+        for n in study_names():
+            typer.echo(f"{n}: {load_study(n).question}")
+        return
+    st = load_study(name)
+    scn = st.make_scenario(episodes=episodes, smoke=smoke)
+    folder = out or Path("out/studies") / (st.name + ("-smoke" if smoke else ""))
+    folder.mkdir(parents=True, exist_ok=True)
+    scn_file = folder / "scenario.json"
+    atomic_write_text(scn_file, json.dumps(scn.to_dict(), indent=2) + "\n")
+    typer.echo(f"study {st.name}: {st.question}")
+    run(scenario=scn_file, strategy=None, dataset=None, split=None, root=None, episodes=None,
+        ways=None, shots=None, steps=None, resolution=None, guidance=None, timestep_shift=None,
+        guidance_t_min=None, backend=None, channels_last=None, model=None, lora=None,
+        config=None, backbone=None, out=folder / "results.jsonl", cache=cache, device=device,
+        report=None, jobs=jobs)  # fmt: skip
+    from genie_plugin.bench.leaderboard import load_rows
+
+    rows = [r for r in load_rows([folder / "results.jsonl"]) if r["scenario"] == scn.name]
+    summary = summarise(st, rows)
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(folder / "summary.md", markdown(summary))
+    typer.echo(markdown(summary))
+    typer.echo(f"summary: {folder / 'summary.md'}")

@@ -56,7 +56,6 @@ def main() -> None:
     from genie_plugin.core.stats import mean_ci95, paired_diff_ci95
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.fewshot.backbones import MemoEmbedder, load_backbone
-    from genie_plugin.registry import REGISTRY
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scenario", type=Path)
@@ -74,8 +73,8 @@ def main() -> None:
     embed = MemoEmbedder(load_backbone(scn.backbone, device="cpu"), store=a.cache / "features")
     gen = None
     per: dict[str, dict[str, list[float]]] = {}
-    for sname in scn.strategies:
-        strategy = REGISTRY.create(sname)
+    for sname in scn.labels:
+        strategy = scn.ref(sname).create()
         if getattr(strategy, "mix", None):
             continue  # soft labels: mixed views, not the real/generated split asked about
         cached = None

@@ -110,7 +110,7 @@ def _work(scn_dict: dict, cache: Path, device, claims_dir: Path, index: int, n: 
                 return claims.taken_over
             block = blocks[b]
             inputs = unit_inputs(scn, data, episodes, block)  # one read for every strategy
-            for sname in scn.strategies:
+            for sname in scn.labels:
                 if sname in failed:
                     continue
                 t0 = time.perf_counter()
@@ -119,7 +119,7 @@ def _work(scn_dict: dict, cache: Path, device, claims_dir: Path, index: int, n: 
                 chosen: Counter = Counter()
                 try:
                     if sname not in strategies:
-                        strategy, fields = describe_strategy(sname)
+                        strategy, fields = describe_strategy(scn, sname)
                         if strategy.generative:
                             if gen is None:  # weights loaded at the first cache miss
                                 gen = scenario_generator(scn, device, lazy=True)
@@ -249,7 +249,7 @@ def run_parallel(
                 os.environ.pop(v, None)
             else:
                 os.environ[v] = old
-    state = {s: _Rows(scn.episodes) for s in scn.strategies}
+    state = {s: _Rows(scn.episodes) for s in scn.labels}
     rows: dict[str, dict] = {}
     ep_hash = ""
     errors: list[str] = []
@@ -307,7 +307,7 @@ def run_parallel(
     if stats is not None:
         stats["taken_over"] = taken_over
         stats["workers_lost"] = lost
-    if len(rows) < len(scn.strategies):
+    if len(rows) < len(scn.labels):
         why = errors[0] if errors else "a worker process died"
         raise GenieError(f"bench run --jobs {jobs}: {why}; the finished rows are in {out}")
-    return [rows[s] for s in scn.strategies if s in rows]
+    return [rows[s] for s in scn.labels if s in rows]

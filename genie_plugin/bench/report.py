@@ -183,17 +183,21 @@ def build_gallery(
     :func:`quality` as {strategy: [sample]}. Returns (gallery, note, samples)."""
     import torch
 
-    from genie_plugin.bench.runner import episode_inputs, scenario_episodes, scenario_generator
+    from genie_plugin.bench.runner import (
+        episode_inputs,
+        row_strategy,
+        scenario_episodes,
+        scenario_generator,
+    )
     from genie_plugin.data.episodes import episodes_hash
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
     from genie_plugin.fewshot.backbones import MemoEmbedder, load_backbone
-    from genie_plugin.registry import REGISTRY
     from genie_plugin.strategies.base import RenderContext
 
     # the rows' strategies, in their order: a results file may merge runs of the same scenario
     # with different strategy lists (bench run --jobs, or strategies run one at a time)
     ok = [r["strategy"] for r in rows if r.get("status") == "ok"]
-    names = [s for s in dict.fromkeys(ok) if REGISTRY.get(s).create().generative]
+    names = [s for s in dict.fromkeys(ok) if row_strategy(scn, s).generative]
     data, eps = scenario_episodes(scn)
     want = rows[0].get("episodes_hash")
     if want and episodes_hash(eps) != want:
@@ -230,7 +234,7 @@ def build_gallery(
         for name in names:
             if progress:
                 progress(f"gallery: episode {e}, {name}")
-            strategy = REGISTRY.get(name).create()
+            strategy = row_strategy(scn, name)
             pgen = torch.Generator().manual_seed(stable_seed(scn.seed, strategy.name, "plan", e))
             specs = strategy.plan(episode, pgen)
             made = strategy.render(specs, RenderContext(cached, images, embed, max_batch, None))

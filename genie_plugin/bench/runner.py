@@ -171,16 +171,31 @@ def row_header(
     }
 
 
-def describe_strategy(sname: str) -> tuple[object, dict]:
-    """(strategy, its row fields: config and distribution); raises for an unknown name."""
+def describe_strategy(scn: Scenario, label: str) -> tuple[object, dict]:
+    """(strategy, its row fields: config and distribution; for an instance with values, its
+    registered name and the values); raises for an unknown label."""
     from genie_plugin.registry import REGISTRY
 
-    entry = REGISTRY.get(sname)
-    strategy = entry.create()
-    return strategy, {
+    ref = scn.ref(label)
+    entry = REGISTRY.get(ref.name)
+    strategy = ref.create()
+    fields = {
         "strategy_config": strategy.config.to_dict(),
         "strategy_distribution": f"{entry.distribution} {entry.version}".strip(),
     }
+    if label != ref.name:
+        fields.update(strategy_name=ref.name, strategy_params=ref.options)
+    return strategy, fields
+
+
+def row_strategy(scn: Scenario, label: str):
+    """The strategy a row labelled ``label`` ran: the scenario's instance, else (a results file
+    that merges runs of other strategy lists) the label read as ``name[:key=value,...]``."""
+    from genie_plugin.registry import parse_strategy
+
+    if label in scn.labels:
+        return scn.ref(label).create()
+    return parse_strategy(label, option="results row strategy").create()
 
 
 def query_hits(strategy, scn: Scenario, embed, index: int, support, generated, query):
@@ -302,11 +317,11 @@ def run_scenario(
     embed = MemoEmbedder(load_backbone(scn.backbone, device=device), store=cache_dir / "features")
     gen = generator
     rows = []
-    for sname in scn.strategies:
+    for sname in scn.labels:
         t0 = time.time()
         row = row_header(scn, sname, ep_hash, device)
         try:
-            strategy, fields = describe_strategy(sname)
+            strategy, fields = describe_strategy(scn, sname)
             row.update(fields)
             cached = None
             if strategy.generative:
@@ -427,12 +442,11 @@ def generate_scenario(
     """
     from genie_plugin.bench.claims import DEFAULT_LEASE_S, BlockClaims, rank_start
     from genie_plugin.diffusion.cache import AugmentationCache, CachedGenerator
-    from genie_plugin.registry import REGISTRY
 
     if not 0 <= process_index < num_processes:
         raise ConfigError(f"process index {process_index} outside 0..{num_processes - 1}")
     data, episodes = scenario_episodes(scn)
-    strategies = {s: REGISTRY.get(s).create() for s in scn.strategies}
+    strategies = {s: scn.ref(s).create() for s in scn.labels}
     generative = [s for s, st in strategies.items() if st.generative]
     blocks = [episode_unit(e, len(episodes)) for e in range(0, len(episodes), UNIT_EPISODES)]
     stats = {"blocks": 0, "of_blocks": len(blocks), "images": 0, "generated": 0, "hits": 0}

@@ -96,7 +96,10 @@ class Scenario:
     queries: Count = 16
     episodes: Count = 50
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
-    strategies: Annotated[tuple[Text, ...], Field(min_length=1)] = DEFAULT_STRATEGIES
+    # names ("genie", "genie:ratio=0.6"), objects ({"name": "genie", "ratio": 0.6, "as":
+    # "genie@0.6"}) and grids ({"name": "genie", "grid": {"ratio": [0.5, 0.6]}}): one row per
+    # instance (registry.expand_strategies); held as names and expanded objects
+    strategies: Annotated[tuple[Text | dict, ...], Field(min_length=1)] = DEFAULT_STRATEGIES
     model: Text | None = None
     # a local diffusers folder giving a single-file checkpoint's architecture (``--config``)
     model_config: Text | None = None
@@ -131,12 +134,11 @@ class Scenario:
         _validate(self)
         check_backend(self.backend)
         _check_sampler_keys(self)
-        counts = {s: self.strategies.count(s) for s in self.strategies}
-        for s, n in counts.items():
-            if n > 1:  # one row per (scenario, strategy): a copy would only cost time
-                raise ConfigError(
-                    f"scenario key strategies: {s!r} is listed {n} times; list each once"
-                )
+        from genie_plugin.registry import expand_strategies
+
+        refs = expand_strategies(self.strategies, known_only=False)
+        object.__setattr__(self, "strategies", tuple(r.to_entry() for r in refs))
+        object.__setattr__(self, "_refs", {r.label: r for r in refs})
         if self.dataset not in all_datasets():
             raise UnknownNameError(
                 f"scenario key dataset = {self.dataset!r}: unknown; choose one of {all_datasets()}"
@@ -147,6 +149,23 @@ class Scenario:
                     object.__setattr__(self, k, v)
         if not self.name:
             object.__setattr__(self, "name", scenario_name(self.dataset, self.ways, self.shots))
+
+    def __hash__(self) -> int:  # entries may be objects: hash the normal form
+        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The strategy instances' labels, in order: what rows, reports and jobs name them by."""
+        return tuple(self._refs)
+
+    def ref(self, label: str):
+        """The :class:`~genie_plugin.registry.StrategyRef` labelled ``label``."""
+        try:
+            return self._refs[label]
+        except KeyError:
+            raise UnknownNameError(
+                f"scenario {self.name!r} has no strategy {label!r}; it runs {', '.join(self._refs)}"
+            ) from None
 
     def missing_options(self) -> list[str]:
         """Options this scenario needs before it can run (``--model``, ``--backbone``, ...)."""
@@ -254,15 +273,14 @@ def preflight(scn: Scenario) -> None:
     model and backbone weights reachable. Raises a one-line GenieError naming the culprit."""
     from genie_plugin.diffusion.loading import check_model_available
     from genie_plugin.fewshot.backbones import check_backbone_spec
-    from genie_plugin.registry import REGISTRY
 
     scn.require_runnable()
     if not plugins.has(plugins.DATASETS, scn.dataset):  # a named dataset has no files to check
         from genie_plugin.data.specs import canonical_split, require_split
 
         require_split(scn.dataset, scn.root or "~/data", canonical_split(scn.split))
-    for s in scn.strategies:  # an unknown or broken one stops here, before any work
-        REGISTRY.get(s)
-    if any(REGISTRY.create(s).generative for s in scn.strategies):
+    for s in scn.labels:  # an unknown or broken one stops here, before any work
+        scn.ref(s).create()
+    if any(scn.ref(s).create().generative for s in scn.labels):
         check_model_available(scn.model, option="--model")
     check_backbone_spec(scn.backbone, option="--backbone")

@@ -154,6 +154,27 @@ class StrategyConfig:
         return type(self).from_dict({**self.to_dict(), **changes})
 
 
+@dataclass(frozen=True, kw_only=True)
+class GenerativeConfig(StrategyConfig):
+    """What every generative strategy's config has: ``count``, its images per class as a
+    multiple of the reference budget (N−1)·K. Copy 0 of every output is the ×1 plan's (the
+    same seed, so the same cached image); copies 1… get their own seeds."""
+
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
+            raise ConfigError(
+                f"count must be an integer >= 1 (images per class ×(N−1)·K), got {self.count!r}"
+            )
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if d.get("count") == 1:
+            del d["count"]  # configs recorded before count existed read the same
+        return d
+
+
 class Strategy:
     """Base class. Subclasses set ``name``, ``config_cls`` and implement ``plan``/``render``."""
 

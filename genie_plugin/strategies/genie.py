@@ -15,28 +15,31 @@ from genie_plugin.strategies.base import (
     DiffusionStrategy,
     Episode,
     GenerationSpec,
-    StrategyConfig,
+    GenerativeConfig,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class GenieConfig(StrategyConfig):
+class GenieConfig(GenerativeConfig):
     ratio: float = 0.8  # paper's default noise ratio (reference.md)
     prompt: str = DEFAULT_PROMPT
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         validate_ratio(self.ratio)
 
 
 class GenieStrategy(DiffusionStrategy):
-    """Every support image of the other N-1 classes, edited once towards each target class."""
+    """Every support image of the other N-1 classes, edited towards each target class (once
+    per ``count``)."""
 
     name = "genie"
     config_cls = GenieConfig
 
     def plan(self, episode: Episode, rng: torch.Generator) -> list[GenerationSpec]:
         return [
-            self.spec(episode, c, src, ratio=self.config.ratio)
+            self.spec(episode, c, src, copy, ratio=self.config.ratio)
+            for copy in range(self.config.count)
             for c in episode.target_classes()
             for src in episode.items_not_of(c)
         ]

@@ -30,15 +30,15 @@ from genie_plugin.strategies.base import (
     Episode,
     GeneratedImage,
     GenerationSpec,
+    GenerativeConfig,
     RenderContext,
     Strategy,
-    StrategyConfig,
     _source,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class GenieAdaConfig(StrategyConfig):
+class GenieAdaConfig(GenerativeConfig):
     ratios: tuple[float, ...] = ADA_RATIOS
     prompt: str = DEFAULT_PROMPT
     #: Text2Image samples averaged into the target prototype when the target class has no real
@@ -52,6 +52,7 @@ class GenieAdaConfig(StrategyConfig):
     probe_item_steps: int | None = None
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if len(self.ratios) < 2:
             raise ConfigError("genie_ada needs at least two ratios")
         for r in self.ratios:
@@ -119,11 +120,11 @@ class GenieAdaStrategy(Strategy):
         for c in episode.target_classes():
             protos = tuple(it.item_id for it in episode.items_of(c))
             for src in episode.items_not_of(c):
-                specs.append(
-                    self.spec(
-                        episode, c, src, ratios=tuple(self.config.ratios), prototype_ids=protos
-                    )
-                )
+                specs += [
+                    self.spec(episode, c, src, copy, ratios=tuple(self.config.ratios),
+                              prototype_ids=protos)
+                    for copy in range(self.config.count)
+                ]  # fmt: skip
         return specs
 
     def render(self, specs: Sequence[GenerationSpec], ctx: RenderContext) -> list[GeneratedImage]:

@@ -15,16 +15,17 @@ from genie_plugin.strategies.base import (
     DiffusionStrategy,
     Episode,
     GenerationSpec,
-    StrategyConfig,
+    GenerativeConfig,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class Img2ImgConfig(StrategyConfig):
+class Img2ImgConfig(GenerativeConfig):
     ratio: float = 0.3
     prompt: str = DEFAULT_PROMPT
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         validate_ratio(self.ratio)
 
 
@@ -41,7 +42,7 @@ class Img2ImgStrategy(DiffusionStrategy):
             own = episode.items_of(c)
             if not own:
                 continue
-            for j in range(episode.budget_per_class):
+            for j in range(episode.budget_per_class * self.config.count):
                 src, copy = own[j % len(own)], j // len(own)
                 specs.append(self.spec(episode, c, src, copy, ratio=self.config.ratio))
         return specs

@@ -14,12 +14,12 @@ from genie_plugin.strategies.base import (
     DiffusionStrategy,
     Episode,
     GenerationSpec,
-    StrategyConfig,
+    GenerativeConfig,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class Text2ImageConfig(StrategyConfig):
+class Text2ImageConfig(GenerativeConfig):
     prompt: str = DEFAULT_PROMPT
 
 
@@ -34,5 +34,5 @@ class Text2ImageStrategy(DiffusionStrategy):
         return [
             self.spec(episode, c, None, copy, ratio=1.0)
             for c in episode.target_classes()
-            for copy in range(episode.budget_per_class)
+            for copy in range(episode.budget_per_class * self.config.count)
         ]
