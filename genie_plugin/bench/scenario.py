@@ -279,8 +279,8 @@ def preflight(scn: Scenario) -> None:
         from genie_plugin.data.specs import canonical_split, require_split
 
         require_split(scn.dataset, scn.root or "~/data", canonical_split(scn.split))
-    for s in scn.labels:  # an unknown or broken one stops here, before any work
-        scn.ref(s).create()
-    if any(scn.ref(s).create().generative for s in scn.labels):
+    # an unknown or broken one stops here, before any work
+    strategies = [scn.ref(s).create() for s in scn.labels]
+    if any(st.generative for st in strategies):
         check_model_available(scn.model, option="--model")
     check_backbone_spec(scn.backbone, option="--backbone")
