@@ -618,10 +618,17 @@ def study(
     smoke: Annotated[
         bool, typer.Option(help="One episode: checks that the study runs (CI), no answer.")
     ] = False,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Run the study on another dataset (with --root, --model, --backbone)."),
+    ] = None,
+    root: RootOpt = None,
+    model: ScnModelOpt = None,
+    backbone: BackboneScnOpt = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Folder for results.jsonl, summary.json, summary.md, scenario.json "
+            help="Folder for results.jsonl, summary.json, summary.md, scenario*.json "
             "(default: out/studies/NAME)."
         ),
     ] = None,
@@ -629,10 +636,22 @@ def study(
     device: DeviceOpt = None,
     jobs: Annotated[str, typer.Option(help="As `genie bench run --jobs`.")] = "1",
 ) -> None:
-    """Run a shipped study on the same episodes for every strategy and print its paired Δs."""
+    """Run a shipped study on the same episodes for every strategy and print its paired Δs
+    (a study with a validation selection runs its candidates on validation episodes first)."""
     import json
 
-    from genie_plugin.bench.study import load_study, markdown, study_names, summarise
+    from genie_plugin.bench.leaderboard import load_rows
+    from genie_plugin.bench.runner import load_split
+    from genie_plugin.bench.study import (
+        choose,
+        combine,
+        load_study,
+        markdown,
+        study_names,
+        summarise,
+        variant_label,
+    )
+    from genie_plugin.errors import ConfigError
     from genie_plugin.io import atomic_write_text
 
     if list_ or name is None:
@@ -640,21 +659,50 @@ def study(
             typer.echo(f"{n}: {load_study(n).question}")
         return
     st = load_study(name)
-    scn = st.make_scenario(episodes=episodes, smoke=smoke)
+    overrides = {k: v for k, v in (("dataset", dataset), ("root", root), ("model", model),
+                                   ("backbone", backbone)) if v is not None}  # fmt: skip
+    if dataset and not dataset.startswith("shapes") and (model is None or backbone is None):
+        raise ConfigError(
+            f"--dataset {dataset}: the study's embedded model and backbone are for the shapes "
+            "sets only; pass --model and --backbone too"
+        )
     folder = out or Path("out/studies") / (st.name + ("-smoke" if smoke else ""))
     folder.mkdir(parents=True, exist_ok=True)
-    scn_file = folder / "scenario.json"
-    atomic_write_text(scn_file, json.dumps(scn.to_dict(), indent=2) + "\n")
+    results = folder / "results.jsonl"
     typer.echo(f"study {st.name}: {st.question}")
-    run(scenario=scn_file, strategy=None, dataset=None, split=None, root=None, episodes=None,
-        ways=None, shots=None, steps=None, resolution=None, guidance=None, timestep_shift=None,
-        guidance_t_min=None, backend=None, channels_last=None, model=None, lora=None,
-        config=None, backbone=None, out=folder / "results.jsonl", cache=cache, device=device,
-        report=None, jobs=jobs)  # fmt: skip
-    from genie_plugin.bench.leaderboard import load_rows
 
-    rows = [r for r in load_rows([folder / "results.jsonl"]) if r["scenario"] == scn.name]
-    summary = summarise(st, rows)
+    def run_scenario(scn) -> list[dict]:
+        scn_file = folder / f"scenario-{scn.name}.json"
+        atomic_write_text(scn_file, json.dumps(scn.to_dict(), indent=2) + "\n")
+        run(scenario=scn_file, strategy=None, dataset=None, split=None, root=None,
+            episodes=None, ways=None, shots=None, steps=None, resolution=None, guidance=None,
+            timestep_shift=None, guidance_t_min=None, backend=None, channels_last=None,
+            model=None, lora=None, config=None, backbone=None, out=results, cache=cache,
+            device=device, report=None, jobs=jobs)  # fmt: skip
+        return [r for r in load_rows([results]) if r["scenario"] == scn.name]
+
+    parts = []
+    for variant in st.variants:
+        label = variant_label(variant)
+        scn = st.make_scenario(episodes=episodes, smoke=smoke, variant=variant,
+                               overrides=overrides)  # fmt: skip
+        if label:
+            typer.echo(f"variant {label}: scenario {scn.name}")
+        n_classes = len(load_split(scn).class_names)
+        if scn.ways > n_classes:  # e.g. 20-way on the shapes sets' 8 novel classes
+            why = f"{scn.dataset}/{scn.split} has {n_classes} classes, {scn.ways} ways asked"
+            typer.echo(f"variant {label} not run: {why}")
+            parts.append({"variant": label, "skipped": why})
+            continue
+        selection = None
+        val = st.selection_scenario(scn)
+        if val is not None:
+            typer.echo(f"choosing {st.select['as']} among {', '.join(st.select['among'])} "
+                       f"on {val.episodes} {val.split} episodes ({val.ways}-way)")  # fmt: skip
+            selection = choose(st, run_scenario(val))
+            typer.echo(f"chosen on {val.split}: {selection['chosen']}")
+        parts.append({"variant": label, **summarise(st, run_scenario(scn), selection)})
+    summary = combine(st, parts)
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(folder / "summary.md", markdown(summary))
     typer.echo(markdown(summary))

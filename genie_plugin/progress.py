@@ -88,7 +88,9 @@ class PlainProgress:
             "completed": fields.pop("completed", 0),
             "info": fields.get("info", ""),
             "start": time.monotonic(),
-            "last": 0.0,
+            # -inf: the first update prints whatever the clock reads (monotonic() counts from
+            # boot, so 0.0 kept a machine up for under `interval` seconds silent)
+            "last": float("-inf"),
             "printed": None,
         }
         return tid

@@ -236,7 +236,7 @@ def build_gallery(
                 progress(f"gallery: episode {e}, {name}")
             strategy = row_strategy(scn, name)
             pgen = torch.Generator().manual_seed(stable_seed(scn.seed, strategy.name, "plan", e))
-            specs = strategy.plan(episode, pgen)
+            specs = strategy.plan_episode(episode, pgen, images, embed)
             made = strategy.render(specs, RenderContext(cached, images, embed, max_batch, None))
             for j, g in enumerate(made):
                 rec = g.record

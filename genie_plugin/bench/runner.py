@@ -94,7 +94,7 @@ def render_unit(
     for e in indices:
         episode, _, _, ims = (inputs or {}).get(e) or episode_inputs(scn, data, episodes[e])
         pgen = torch.Generator().manual_seed(stable_seed(scn.seed, strategy.name, "plan", e))
-        specs += strategy.plan(episode, pgen)
+        specs += strategy.plan_episode(episode, pgen, ims, embed)
         images.update(ims)
     out: dict[int, list] = {e: [] for e in indices}
     if specs:
@@ -466,7 +466,7 @@ def generate_scenario(
     max_batch = stats["max_batch"] = resolve_max_batch(gen, max_batch)
     cached = CachedGenerator(gen, AugmentationCache(cache_dir))
     embed = None
-    if any(strategies[s].needs_embedder for s in generative):
+    if any(strategies[s].needs_embedder or strategies[s].needs_affinity for s in generative):
         from genie_plugin.fewshot.backbones import load_backbone
 
         embed = load_backbone(scn.backbone, device=device)

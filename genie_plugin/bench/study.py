@@ -6,6 +6,17 @@ scenario, whose keys it overrides; strategies may carry values and grids), the p
 per-episode difference answers it, and whether to draw the accuracy-over-cost front. The run is
 a plain ``bench run`` of that scenario (resumable through the cache, rows replaced per strategy);
 :func:`summarise` turns its rows into the study's numbers.
+
+Two optional keys make a study more than one run:
+
+- ``variants``: scenario overrides, one run each (``[{"dataset": "shapes-ctx"}]``,
+  ``[{"ways": 10}]``), summarised side by side; a variant the data cannot hold (more ways than
+  the split has classes) is reported as skipped with the reason, not run.
+- ``select``: a fixed setting chosen the fair way, on *validation* episodes: the labels
+  ``among`` are run on ``split`` (its own classes, ``ways`` where it has fewer), the best mean
+  wins (ties: the first listed) and its test row is compared under the name ``as`` — the
+  baseline an adaptive method (GeNIe-Ada) must beat, since picking the best fixed r on the
+  test episodes themselves would flatter the fixed one.
 """
 
 from __future__ import annotations
@@ -26,29 +37,97 @@ class Study:
     scenario: dict
     comparisons: tuple[tuple[str, str], ...]
     pareto: bool = False
+    variants: tuple[dict, ...] = ({},)
+    select: dict | None = None
 
-    def make_scenario(self, *, episodes: int | None = None, smoke: bool = False):
-        """The study's scenario; ``smoke``: one episode (CI checks that every study runs)."""
+    def make_scenario(
+        self,
+        *,
+        episodes: int | None = None,
+        smoke: bool = False,
+        variant: dict | None = None,
+        overrides: dict | None = None,
+    ):
+        """The study's scenario (for one of its ``variants``; ``overrides``: the user's, e.g. a
+        real dataset); ``smoke``: one episode (CI checks that every study runs)."""
         from genie_plugin.bench.scenario import Scenario
 
         d = dict(self.scenario)
         base = d.pop("based_on", None)
         if base is not None:
             d = {**Scenario.load(base).to_dict(), "name": "", **d}
+        d.update(overrides or {})
+        variant = variant or {}
+        d.update(variant)
+        if variant:
+            d["name"] = d.get("name") or self.name
+            d["name"] += "-" + variant_label(variant, sep="-")
         if episodes is not None:
             d["episodes"] = episodes
         if smoke:
             d["episodes"] = 1
-            d["name"] = d.get("name", self.name) + "-smoke"
+            d["name"] = (d.get("name") or self.name) + "-smoke"
         scn = Scenario.from_dict(d)
+        known = set(scn.labels) | ({self.select["as"]} if self.select else set())
         for a, b in self.comparisons:
             for label in (a, b):
-                if label not in scn.labels:  # a comparison naming no row: refused here
+                if label not in known:  # a comparison naming no row: refused here
                     raise ConfigError(
                         f"study {self.name}: comparison names {label!r}, which its scenario "
-                        f"does not run (it runs {', '.join(scn.labels)})"
+                        f"does not run (it runs {', '.join(sorted(known))})"
                     )
+        for label in (self.select or {}).get("among", ()):
+            if label not in scn.labels:
+                raise ConfigError(
+                    f"study {self.name}: select.among names {label!r}, which its scenario does "
+                    f"not run (it runs {', '.join(scn.labels)})"
+                )
         return scn
+
+    def selection_scenario(self, test):
+        """The validation run that picks ``select.as`` for the test scenario ``test`` (None when
+        the study selects nothing): the same settings on ``select.split`` with the candidates."""
+        if not self.select:
+            return None
+        from genie_plugin.bench.scenario import Scenario
+
+        sel = self.select
+        d = test.to_dict()
+        d.update(
+            name=test.name + "-" + sel.get("split", "validation"),
+            split=sel.get("split", "validation"),
+            ways=int(sel.get("ways", test.ways)),
+            strategies=[test.ref(label).to_entry() for label in sel["among"]],
+        )
+        if "episodes" in sel and test.episodes > 1:  # a smoke run stays at one episode
+            d["episodes"] = int(sel["episodes"])
+        return Scenario.from_dict(d)
+
+
+def variant_label(variant: dict, sep: str = ",") -> str:
+    """``ways=10`` / ``dataset=shapes-ctx``: what a variant is called in summaries (``sep``
+    ``-`` and no ``=`` in scenario names, which name files)."""
+    if not variant:
+        return ""
+    if sep == ",":
+        return ",".join(f"{k}={v}" for k, v in variant.items())
+    return sep.join(f"{k}{v}" if isinstance(v, int) else str(v) for k, v in variant.items())
+
+
+def choose(study: Study, rows: list[dict]) -> dict | None:
+    """The validation curve and the winner of ``select.among`` ({label: mean ± CI}, chosen)."""
+    if not study.select:
+        return None
+    ok = {r["strategy"]: r for r in rows if r.get("status") == "ok"}
+    curve = [{"strategy": lab, "mean": ok[lab]["mean"], "ci95": ok[lab]["ci95"]}
+             for lab in study.select["among"] if lab in ok]  # fmt: skip
+    if not curve:
+        return {"curve": [], "chosen": None, "episodes": 0}
+    best = max(curve, key=lambda c: c["mean"])  # max keeps the first of equal means
+    return {"curve": curve, "chosen": best["strategy"],
+            "episodes": max(ok[c["strategy"]]["episodes"] for c in curve),
+            "split": study.select.get("split", "validation"),
+            "ways": next(iter(ok.values())).get("ways")}  # fmt: skip
 
 
 def study_names() -> list[str]:
@@ -70,27 +149,36 @@ def load_study(name: str) -> Study:
             scenario=dict(d["scenario"]),
             comparisons=tuple((str(a), str(b)) for a, b in d.get("comparisons", [])),
             pareto=bool(d.get("pareto", False)),
+            variants=tuple(dict(v) for v in d.get("variants", [{}])) or ({},),
+            select=None if d.get("select") is None else dict(d["select"]),
         )
+        sel = study.select
+        if sel is not None and (not isinstance(sel.get("as"), str) or not sel.get("among")):
+            raise KeyError("select needs 'among' (labels) and 'as' (the chosen row's name)")
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{p}: not a study file ({type(exc).__name__}: {exc})") from None
-    study.make_scenario(smoke=True)  # checks its scenario and comparisons
+    for v in study.variants:  # checks its scenarios, comparisons and selection
+        study.selection_scenario(study.make_scenario(smoke=True, variant=v))
     return study
 
 
-def summarise(study: Study, rows: list[dict]) -> dict:
+def summarise(study: Study, rows: list[dict], selection: dict | None = None) -> dict:
     """Per strategy: accuracy ± CI and UNet rows per episode; per comparison: the paired Δ ± CI
     (accuracy points, same episodes) and whether the interval excludes 0; the front of
-    accuracy over cost where the study asks for it."""
+    accuracy over cost where the study asks for it; ``selection`` (:func:`choose`): the
+    validation curve, and the chosen row also compared under ``select.as``."""
     from genie_plugin.bench.leaderboard import paired_delta
 
     by = {r["strategy"]: r for r in rows}
     ok = {k: r for k, r in by.items() if r.get("status") == "ok"}
+    if selection and selection.get("chosen") in ok:
+        ok[study.select["as"]] = {**ok[selection["chosen"]], "strategy": study.select["as"]}
     table = [
         {"strategy": k, "mean": r["mean"], "ci95": r["ci95"],
          "unet_rows_per_episode": round((r.get("unet_rows") or 0) / max(1, r["episodes"]), 1),
          "images_per_episode": round(
              (r.get("images_generated", 0) + r.get("cache_hits", 0)) / max(1, r["episodes"]), 1)}
-        for k, r in ok.items()
+        for k, r in ok.items() if not (study.select and k == study.select["as"])
     ]  # fmt: skip
     comps = []
     for a, b in study.comparisons:
@@ -107,6 +195,8 @@ def summarise(study: Study, rows: list[dict]) -> dict:
            "comparisons": comps,
            "episodes": max((r["episodes"] for r in ok.values()), default=0),
            "failed": sorted(k for k in by if k not in ok)}  # fmt: skip
+    if selection is not None:
+        out["selection"] = selection
     if study.pareto:
         front, best = [], -1.0
         for t in sorted(table, key=lambda t: (t["unet_rows_per_episode"], -t["mean"])):
@@ -117,8 +207,25 @@ def summarise(study: Study, rows: list[dict]) -> dict:
     return out
 
 
+def combine(study: Study, parts: list[dict]) -> dict:
+    """One summary of a study's variants: the single summary where it has none, else
+    {study, question, variants: [{variant, ...summary} or {variant, skipped}]}."""
+    if len(parts) == 1 and not parts[0].get("variant"):
+        return {k: v for k, v in parts[0].items() if k != "variant"}
+    return {"study": study.name, "question": study.question, "variants": parts}
+
+
 def markdown(summary: dict) -> str:
     """The summary as the markdown ``docs/studies.md`` quotes."""
+    if "variants" in summary:
+        lines = [f"### {summary['study']}", "", summary["question"], ""]
+        for part in summary["variants"]:
+            lines += [f"#### {part['variant']}", ""]
+            if "skipped" in part:
+                lines += [f"Not run: {part['skipped']}", ""]
+                continue
+            lines += markdown({**part, "study": ""}).splitlines()[2 + 2 :] + [""]
+        return "\n".join(lines).rstrip("\n") + "\n"
     lines = [f"### {summary['study']}", "", summary["question"], "",
              f"{summary['episodes']} episodes, paired.", "",
              "| strategy | accuracy % | images / episode | UNet rows / episode |",
@@ -133,4 +240,11 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {c['a']} − {c['b']} | {d} | {sep} |")
     if "pareto_front" in summary:
         lines += ["", "Accuracy-over-cost front: " + " → ".join(summary["pareto_front"])]
+    sel = summary.get("selection")
+    if sel:
+        curve = ", ".join(
+            f"{c['strategy']} {c['mean']:.2f} ± {c['ci95']:.2f}" for c in sel["curve"]
+        )
+        lines += ["", f"Chosen on {sel['episodes']} {sel['split']} episodes "
+                      f"({sel['ways']}-way): **{sel['chosen']}** ({curve})."]  # fmt: skip
     return "\n".join(lines) + "\n"

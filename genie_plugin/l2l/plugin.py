@@ -194,7 +194,7 @@ class GenerativeTaskset(_l2l.data.Taskset):
             plan_gen = torch.Generator().manual_seed(
                 stable_seed(self.seed, self.strategy.name, "plan", self.name, index)
             )
-            specs = self.strategy.plan(episode, plan_gen)
+            specs = self.strategy.plan_episode(episode, plan_gen, images, self.embed)
             if self.per_class is not None or self.per_task is not None:
                 from genie_plugin.core.budget import apply_budget
 
@@ -282,13 +282,15 @@ def _defaults_for(dataset: str, strategy, model, backbone) -> tuple[str | None, 
 
     if dataset == "shapes":
         model = model or "embedded"
-        backbone = backbone or ("embedded" if strategy.needs_embedder else None)
+        backbone = backbone or (
+            "embedded" if strategy.needs_embedder or strategy.needs_affinity else None
+        )
     if strategy.generative and model is None:
         raise ConfigError(
             f"get_tasksets({dataset!r}, {strategy.name!r}): pass model= (a hub id, diffusers "
             "folder or .safetensors file); the embedded shapes model is for the shapes set only"
         )
-    if strategy.needs_embedder and backbone is None:
+    if (strategy.needs_embedder or strategy.needs_affinity) and backbone is None:
         raise ConfigError(
             f"get_tasksets({dataset!r}, {strategy.name!r}): this strategy scores images with the "
             "few-shot backbone: pass backbone= (e.g. 'resnet18:unisiam.pth')"

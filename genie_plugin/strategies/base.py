@@ -8,6 +8,7 @@ or regenerated (the reference code kept no record of which source made which ima
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -44,6 +45,9 @@ class Episode:
     shots: int
     seed: int = 0
     targets: tuple[int, ...] | None = None
+    # N×N prototype cosine similarity on the support set (core.affinity), for a strategy that
+    # picks sources by it (``needs_affinity``); None until :meth:`Strategy.plan_episode` adds it
+    affinity: tuple[tuple[float, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -185,6 +189,7 @@ class Strategy:
     view: ClassVar[str] = "weak"  # how real support views are made: "weak" or "strong"
     mix: ClassVar[str | None] = None  # "mixup"/"cutmix": add mixed views with soft labels
     needs_embedder: ClassVar[bool] = False  # render() scores images with the few-shot backbone
+    needs_affinity: bool = False  # plan() reads episode.affinity (support features' prototypes)
     # whose support images a generated image starts from: "other" classes' (GeNIe), the target
     # class's own ("same": Img2Img) or none ("none": Text2Image and every non-generative one)
     sources: ClassVar[str] = "other"
@@ -197,6 +202,24 @@ class Strategy:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
+
+    def plan_episode(
+        self, episode: Episode, rng: torch.Generator, images=None, embed: Embedder | None = None
+    ) -> list[GenerationSpec]:
+        """:meth:`plan`, with the episode's class affinity added first where it is needed
+        (from ``embed`` over the support ``images``, {id: image})."""
+        if self.needs_affinity and episode.affinity is None:
+            if embed is None or images is None:
+                raise ConfigError(
+                    f"{self.name} with {self.config.to_dict()} picks sources by the backbone's "
+                    "view of the support set: give it a backbone (--backbone)"
+                )
+            from genie_plugin.core.affinity import class_affinity
+
+            feats = embed([images[it.item_id] for it in episode.support])
+            aff = class_affinity(feats, [it.label for it in episode.support], episode.ways)
+            episode = dataclasses.replace(episode, affinity=aff)
+        return self.plan(episode, rng)
 
     def plan(self, episode: Episode, rng: torch.Generator) -> list[GenerationSpec]:
         raise NotImplementedError
