@@ -651,6 +651,8 @@ def study(
         summarise,
         variant_label,
     )
+    from genie_plugin.bench.study_analysis import analyse
+    from genie_plugin.bench.study_report import write_page
     from genie_plugin.errors import ConfigError
     from genie_plugin.io import atomic_write_text
 
@@ -701,9 +703,19 @@ def study(
                        f"on {val.episodes} {val.split} episodes ({val.ways}-way)")  # fmt: skip
             selection = choose(st, run_scenario(val))
             typer.echo(f"chosen on {val.split}: {selection['chosen']}")
-        parts.append({"variant": label, **summarise(st, run_scenario(scn), selection)})
+        rows = run_scenario(scn)
+        part = {"variant": label, **summarise(st, rows, selection)}
+        for a in st.analyses:
+            n = 1 if smoke else int(a.get("episodes", 10))
+            typer.echo(f"analysis {a['kind']} of {a['strategy']} on {n} episode(s)")
+            sub = folder / (variant_label(variant, sep="-") or ".")
+            res = analyse(a["kind"], scn, rows, cache, sub, strategy=a["strategy"], episodes=n,
+                          device=device)  # fmt: skip
+            part.setdefault("analyses", []).append({**res, "folder": sub.name if label else ""})
+        parts.append(part)
     summary = combine(st, parts)
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(folder / "summary.md", markdown(summary))
+    page = write_page(summary, folder)
     typer.echo(markdown(summary))
-    typer.echo(f"summary: {folder / 'summary.md'}")
+    typer.echo(f"summary: {folder / 'summary.md'}; page: {page}")

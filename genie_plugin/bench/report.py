@@ -247,6 +247,8 @@ def build_gallery(
                         "source_class": rec.get("source_class"),
                         "target": rec.get("target_class"),
                         "episode": e,
+                        "record": rec,
+                        "candidates": g.candidates,
                     }
                 )
                 if e not in shown:

@@ -39,6 +39,8 @@ class Study:
     pareto: bool = False
     variants: tuple[dict, ...] = ({},)
     select: dict | None = None
+    # image-level analyses of the run (bench.study_analysis): {"kind", "strategy", "episodes"}
+    analyses: tuple[dict, ...] = ()
 
     def make_scenario(
         self,
@@ -151,14 +153,29 @@ def load_study(name: str) -> Study:
             pareto=bool(d.get("pareto", False)),
             variants=tuple(dict(v) for v in d.get("variants", [{}])) or ({},),
             select=None if d.get("select") is None else dict(d["select"]),
+            analyses=tuple(dict(a) for a in d.get("analyses", [])),
         )
+        from genie_plugin.bench.study_analysis import KINDS
+
+        for a in study.analyses:
+            if a.get("kind") not in KINDS or not isinstance(a.get("strategy"), str):
+                raise KeyError(
+                    f"analyses: {a!r} needs kind (one of {', '.join(KINDS)}) and strategy"
+                )
         sel = study.select
         if sel is not None and (not isinstance(sel.get("as"), str) or not sel.get("among")):
             raise KeyError("select needs 'among' (labels) and 'as' (the chosen row's name)")
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{p}: not a study file ({type(exc).__name__}: {exc})") from None
-    for v in study.variants:  # checks its scenarios, comparisons and selection
-        study.selection_scenario(study.make_scenario(smoke=True, variant=v))
+    for v in study.variants:  # checks its scenarios, comparisons, selection and analyses
+        scn = study.make_scenario(smoke=True, variant=v)
+        study.selection_scenario(scn)
+        for a in study.analyses:
+            if a["strategy"] not in scn.labels:
+                raise ConfigError(
+                    f"study {study.name}: analysis {a['kind']} names {a['strategy']!r}, which its "
+                    f"scenario does not run (it runs {', '.join(scn.labels)})"
+                )
     return study
 
 
@@ -240,6 +257,8 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {c['a']} − {c['b']} | {d} | {sep} |")
     if "pareto_front" in summary:
         lines += ["", "Accuracy-over-cost front: " + " → ".join(summary["pareto_front"])]
+    for a in summary.get("analyses", []):
+        lines += ["", *_analysis_lines(a)]
     sel = summary.get("selection")
     if sel:
         curve = ", ".join(
@@ -248,3 +267,28 @@ def markdown(summary: dict) -> str:
         lines += ["", f"Chosen on {sel['episodes']} {sel['split']} episodes "
                       f"({sel['ways']}-way): **{sel['chosen']}** ({curve})."]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _analysis_lines(a: dict) -> list[str]:
+    pct = lambda v: "–" if v is None else f"{100 * v:.0f}%"  # noqa: E731
+    if a["kind"] == "pairs":
+        lines = [f"Which pairs ({a['strategy']}, {a['outputs']} outputs of "
+                 f"{a['rendered_episodes']} episodes; {a['oracle']}):", "",
+                 "| distance bin | pairs | mean distance | label consistency | labelled as source "
+                 "| context kept |", "|---|---|---|---|---|---|"]  # fmt: skip
+        for b in a["bins"]:
+            d = "–" if b["distance"] is None else f"{b['distance']:.3f}"
+            lines.append(f"| {b['bin'] + 1} | {b['n']} | {d} | {pct(b['label_consistency'])} | "
+                         f"{pct(b['labelled_source'])} | {pct(b['context_kept'])} |")  # fmt: skip
+        if a.get("episode_gain"):
+            lines += ["", "| episodes by mean distance | episodes | Δ vs none |", "|---|---|---|"]
+            for g in a["episode_gain"]:
+                d = "–" if g["delta"] is None else f"{g['delta']:+.2f}"
+                ci = "" if g["ci95"] is None else f" ± {g['ci95']:.2f}"
+                lines.append(f"| {g['bin'] + 1} | {g['episodes']} | {d}{ci} |")
+        return lines
+    inc = "not judged" if a["inconsistent"] is None else f"{a['inconsistent']}"
+    return [f"Where Algorithm 1 fails ({a['strategy']}, {a['pairs']} pairs of "
+            f"{a['rendered_episodes']} episodes): flat curve {a['flat']}, r* output labelled as "
+            f"another class {inc}, both {a['both']}; r* of all pairs {a['r_star_all']}, of the "
+            f"failures {a['r_star_failed']}."]  # fmt: skip

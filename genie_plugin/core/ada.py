@@ -125,3 +125,17 @@ def select_from_rows(
     if proto_rows.ndim != 2 or len(proto_rows) == 0:
         raise ConfigError("GeNIe-Ada needs at least one prototype embedding")
     return select_ratio(ratios, candidate_rows, source_row, exact_mean_rows(proto_rows))
+
+
+#: A curve is *flat* when its largest jump is under this many times the mean of the others:
+#: no ratio stands out as where the class flips, so r* is close to arbitrary.
+FLAT_JUMP_RATIO = 1.5
+
+
+def is_flat(jumps: Sequence[float], ratio: float = FLAT_JUMP_RATIO) -> bool:
+    """Whether a selection curve has no jump that stands out (see :data:`FLAT_JUMP_RATIO`)."""
+    js = sorted(float(j) for j in jumps)
+    if len(js) < 2:
+        return True
+    rest = math.fsum(js[:-1]) / (len(js) - 1)
+    return js[-1] < ratio * rest

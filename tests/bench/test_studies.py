@@ -53,7 +53,20 @@ def test_every_shipped_study_runs_as_a_smoke_and_summarises_every_comparison(
             assert part["selection"]["chosen"] in st.select["among"]
             assert part["selection"]["split"] == "validation"
             assert len(part["selection"]["curve"]) == len(st.select["among"])
+        for want, got in zip(st.analyses, part.get("analyses", []), strict=True):
+            assert got["kind"] == want["kind"] and got["rendered_episodes"] == 1
+            base = out / got["folder"] if got["folder"] else out
+            if got["kind"] == "pairs":  # equal-count bins over every output made from a source
+                assert sum(b["n"] for b in got["bins"]) == got["outputs"] == 20
+                d = [b["distance"] for b in got["bins"]]
+                assert d == sorted(d) and got["farthest"][0]["distance"] >= d[-1]
+            shown = got.get("farthest") or got.get("failures") or []
+            for item in shown:  # every image the page links exists
+                for path in [item.get("source"), item.get("image"), item.get("curve"),
+                             *[c["src"] for c in item.get("strip", [])]]:  # fmt: skip
+                    assert path is None or (base / path).is_file(), path
     assert (out / "summary.md").read_text().startswith(f"### {name}")
+    assert (out / "index.html").is_file()
 
 
 def test_pareto_front_and_paired_deltas_from_rows():
@@ -141,3 +154,66 @@ def test_a_real_dataset_needs_its_own_model_and_backbone(tmp_path):
     r = CliRunner().invoke(app, ["bench", "study", "more-classes", "--dataset", "mini-imagenet",
                                  "--out", str(tmp_path / "o")])  # fmt: skip
     assert r.exit_code == 2 and "pass --model and --backbone" in r.output
+
+
+def _failures(ada_jumps):
+    from genie_plugin.core.ada import is_flat
+
+    return is_flat(ada_jumps)
+
+
+def test_a_flat_curve_is_one_where_no_jump_stands_out():
+    assert _failures([0.1, 0.1, 0.1, 0.1]) and _failures([0.1, 0.12, 0.1, 0.11])
+    assert not _failures([0.05, 0.4, 0.05, 0.06])
+    assert _failures([0.3]) and _failures([])
+
+
+def test_the_study_page_in_a_real_browser(tmp_path, shared_cache):
+    """The ada-failures smoke's page in headless Chromium: every image decodes, the tables
+    show summary.json's numbers, each failure strip marks r*, no console error."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("needs chromium and chromium-driver (scripts/setup.sh installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    out = tmp_path / "af"
+    r = CliRunner().invoke(app, ["bench", "study", "ada-failures", "--smoke", "--out", str(out),
+                                 "--cache", str(shared_cache)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    a = s["analyses"][0]
+    assert a["pairs"] == 20 and a["flat"] + a["inconsistent"] >= len(a["failures"]) > 0
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
+    try:
+        driver.get((out / "index.html").resolve().as_uri())
+        n_img, decoded = driver.execute_script(
+            "const im = Array.from(document.images);"
+            "return [im.length, im.filter(i => i.complete && i.naturalWidth > 0).length];"
+        )
+        assert n_img > 10 and decoded == n_img
+        shown = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table.strategies tbody tr'))"
+            ".map(r => [r.dataset.strategy, r.cells[1].textContent.trim()]);"
+        )
+        assert dict(shown) == {t["strategy"]: f"{t['mean']:.2f}" for t in s["strategies"]}
+        deltas = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table.comparisons tbody tr'))"
+            ".map(r => r.cells[1].textContent.trim());"
+        )
+        assert deltas == [f"{c['delta']:+.2f}" for c in s["comparisons"]]
+        chosen = driver.execute_script(
+            "return Array.from(document.querySelectorAll('div.fail'))"
+            ".map(f => f.querySelectorAll('figure.chosen').length);"
+        )
+        assert chosen == [1] * len(a["failures"])
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
