@@ -668,6 +668,8 @@ def study(
             f"--dataset {dataset}: the study's embedded model and backbone are for the shapes "
             "sets only; pass --model and --backbone too"
         )
+    scns = [(v, st.make_scenario(episodes=episodes, smoke=smoke, variant=v, overrides=overrides))
+            for v in st.variants]  # fmt: skip  # every scenario checked before any work
     folder = out or Path("out/studies") / (st.name + ("-smoke" if smoke else ""))
     folder.mkdir(parents=True, exist_ok=True)
     results = folder / "results.jsonl"
@@ -681,13 +683,15 @@ def study(
             timestep_shift=None, guidance_t_min=None, backend=None, channels_last=None,
             model=None, lora=None, config=None, backbone=None, out=results, cache=cache,
             device=device, report=None, jobs=jobs)  # fmt: skip
-        return [r for r in load_rows([results]) if r["scenario"] == scn.name]
+        # rows of this scenario's strategies only: an earlier run of the study may have had
+        # others under the same scenario name (kept in the file, not summarised)
+        labels = set(scn.labels)
+        return [r for r in load_rows([results])
+                if r["scenario"] == scn.name and r["strategy"] in labels]  # fmt: skip
 
     parts = []
-    for variant in st.variants:
+    for variant, scn in scns:
         label = variant_label(variant)
-        scn = st.make_scenario(episodes=episodes, smoke=smoke, variant=variant,
-                               overrides=overrides)  # fmt: skip
         if label:
             typer.echo(f"variant {label}: scenario {scn.name}")
         n_classes = len(load_split(scn).class_names)

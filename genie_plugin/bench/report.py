@@ -206,9 +206,15 @@ def build_gallery(
             f"{want}: pass the scenario file the run used with --scenario"
         )
     n_eps = min(max(episodes, quality_episodes), len(eps))  # no more than the run has
-    chosen = list(
-        dict.fromkeys(stable_seed(scn.seed, "report", k) % len(eps) for k in range(n_eps))
-    )
+    # distinct episodes drawn by seed until there are n_eps: the first ones are the same for
+    # every n (a page's shown episodes do not move when more are rendered for its tables)
+    chosen: list[int] = []
+    k = 0
+    while len(chosen) < n_eps:
+        e = stable_seed(scn.seed, "report", k) % len(eps)
+        if e not in chosen:
+            chosen.append(e)
+        k += 1
     shown = set(chosen[:episodes])
     if not names or not chosen:
         return [], "no generative strategy in the results", {}

@@ -280,14 +280,23 @@ def _analysis_lines(a: dict) -> list[str]:
             d = "–" if b["distance"] is None else f"{b['distance']:.3f}"
             lines.append(f"| {b['bin'] + 1} | {b['n']} | {d} | {pct(b['label_consistency'])} | "
                          f"{pct(b['labelled_source'])} | {pct(b['context_kept'])} |")  # fmt: skip
-        if a.get("episode_gain"):
-            lines += ["", "| episodes by mean distance | episodes | Δ vs none |", "|---|---|---|"]
-            for g in a["episode_gain"]:
-                d = "–" if g["delta"] is None else f"{g['delta']:+.2f}"
-                ci = "" if g["ci95"] is None else f" ± {g['ci95']:.2f}"
-                lines.append(f"| {g['bin'] + 1} | {g['episodes']} | {d}{ci} |")
+        gain = a.get("episode_gain") or {}
+        if gain:
+            labels = list(gain)
+            lines += ["", "| episodes by mean distance | episodes | mean distance | "
+                      + " | ".join(f"{lab} − none" for lab in labels) + " |",
+                      "|---" * (3 + len(labels)) + "|"]  # fmt: skip
+            for b, g0 in enumerate(gain[labels[0]]):
+                cells = []
+                for lab in labels:
+                    g = gain[lab][b]
+                    d = "–" if g["delta"] is None else f"{g['delta']:+.2f}"
+                    cells.append(d + ("" if g["ci95"] is None else f" ± {g['ci95']:.2f}"))
+                dist = "–" if g0["distance"] is None else f"{g0['distance']:.3f}"
+                lines.append(f"| {b + 1} | {g0['episodes']} | {dist} | " + " | ".join(cells) + " |")
         return lines
-    inc = "not judged" if a["inconsistent"] is None else f"{a['inconsistent']}"
+    inc = ("not judged" if a["inconsistent"] is None
+           else f"{a['inconsistent']} ({a['as_source']} as the source class)")  # fmt: skip
     return [f"Where Algorithm 1 fails ({a['strategy']}, {a['pairs']} pairs of "
             f"{a['rendered_episodes']} episodes): flat curve {a['flat']}, r* output labelled as "
             f"another class {inc}, both {a['both']}; r* of all pairs {a['r_star_all']}, of the "

@@ -151,20 +151,26 @@ def analyse(
                                          if it["source_label"] is not None]),
                 "context_kept": rate([it["kept"] for it in inb if it["kept"] is not None]),
             })  # fmt: skip
-        # the paired gain per episode, binned by the episode's mean source–target distance
+        # the paired gain per episode, binned by the episode's mean source–target distance,
+        # for every strategy of the run: is a gain in near-class episodes GeNIe's own?
         gain = None
         if "none" in ok:
-            accs, base = ok[strategy]["episode_accuracies"], ok["none"]["episode_accuracies"]
-            means = [float(np.mean(list(dist[e].values()))) for e in range(len(accs))]
+            base = ok["none"]["episode_accuracies"]
+            means = [float(np.mean(list(dist[e].values()))) for e in range(len(base))]
             ep_edges = _bins(means)
-            gain = []
-            for b in range(N_BINS):
-                d = [a - z for e, (a, z) in enumerate(zip(accs, base, strict=True))
-                     if _bin_of(means[e], ep_edges) == b]  # fmt: skip
-                m, ci = mean_ci95(d) if len(d) > 1 else (float(np.mean(d)) if d else None, None)
-                gain.append({"bin": b, "episodes": len(d), "delta": m, "ci95": ci,
-                             "distance": rate([x for x in means
-                                               if _bin_of(x, ep_edges) == b])})  # fmt: skip
+            gain = {}
+            for label, row in ok.items():
+                if label == "none":
+                    continue
+                gain[label] = []
+                for b in range(N_BINS):
+                    d = [a - z for e, (a, z) in enumerate(zip(row["episode_accuracies"], base,
+                                                               strict=True))
+                         if _bin_of(means[e], ep_edges) == b]  # fmt: skip
+                    m, ci = mean_ci95(d) if len(d) > 1 else (float(np.mean(d)) if d else None, None)
+                    gain[label].append({"bin": b, "episodes": len(d), "delta": m, "ci95": ci,
+                                        "distance": rate([x for x in means
+                                                          if _bin_of(x, ep_edges) == b])})  # fmt: skip
         far = sorted(items, key=lambda it: (-it["distance"], it["s"]["episode"]))[:N_SHOWN]
         shown = []
         for k, it in enumerate(far):
@@ -210,6 +216,8 @@ def analyse(
         pairs=n,
         flat=sum(p["flat"] for p in pairs),
         inconsistent=sum(bool(p["inconsistent"]) for p in pairs) if judged else None,
+        # of those, how many the oracle still calls the source class (r* came too early)
+        as_source=sum(p["top"] == p["s"]["source_class"] for p in pairs) if judged else None,
         both=sum(p["flat"] and bool(p["inconsistent"]) for p in pairs) if judged else None,
         r_star_all=dict(sorted(Counter(f"{p['ada']['r_star']:g}" for p in pairs).items())),
         r_star_failed=dict(sorted(Counter(f"{p['ada']['r_star']:g}" for p in failed).items())),
