@@ -185,6 +185,7 @@ def build_gallery(
 
     from genie_plugin.bench.runner import (
         episode_inputs,
+        fit_context,
         row_strategy,
         scenario_episodes,
         scenario_generator,
@@ -242,7 +243,8 @@ def build_gallery(
                 progress(f"gallery: episode {e}, {name}")
             strategy = row_strategy(scn, name)
             pgen = torch.Generator().manual_seed(stable_seed(scn.seed, strategy.name, "plan", e))
-            specs = strategy.plan_episode(episode, pgen, images, embed)
+            fit = fit_context(strategy, cached)
+            specs = strategy.plan_episode(episode, pgen, images, embed, fit)
             made = strategy.render(specs, RenderContext(cached, images, embed, max_batch, None))
             for j, g in enumerate(made):
                 rec = g.record

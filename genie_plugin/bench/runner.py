@@ -91,10 +91,11 @@ def render_unit(
     from genie_plugin.strategies.base import RenderContext
 
     specs, images = [], {}
+    fit = fit_context(strategy, cached, chosen)
     for e in indices:
         episode, _, _, ims = (inputs or {}).get(e) or episode_inputs(scn, data, episodes[e])
         pgen = torch.Generator().manual_seed(stable_seed(scn.seed, strategy.name, "plan", e))
-        specs += strategy.plan_episode(episode, pgen, ims, embed)
+        specs += strategy.plan_episode(episode, pgen, ims, embed, fit)
         images.update(ims)
     out: dict[int, list] = {e: [] for e in indices}
     if specs:
@@ -104,7 +105,27 @@ def render_unit(
             ada = g.record.get("ada")
             if chosen is not None and ada:
                 chosen[f"{ada['r_star']:g}"] += 1
+            flt = g.record.get("filter")
+            if chosen is not None and flt:  # a filter's statistics, once per scored group
+                chosen["filter:kept_milli"] += round(1000 * flt["score"])
+                if flt["rank"] == 0:
+                    chosen["filter:scored"] += flt["scored"]
+                    chosen["filter:kept"] += flt["kept"]
+                    chosen["filter:all_milli"] += round(1000 * flt["group_mean"] * flt["scored"])
     return out
+
+
+def fit_context(strategy, cached, tally=None):
+    """A strategy's fitting context (None when it fits nothing): the model, the store of fits
+    beside the run's image cache (``CACHE/fits``), the row's tally."""
+    if not getattr(strategy, "fits", False):
+        return None
+    from genie_plugin.diffusion.fit_store import FitStore
+    from genie_plugin.strategies.base import FitContext
+
+    cache = getattr(cached, "cache", None)
+    store = FitStore(cache.root / "fits") if cache is not None else None
+    return FitContext(cached, store, tally)
 
 
 def strategy_features(strategy, scn: Scenario, embed, index: int, support, generated, query):
@@ -266,8 +287,25 @@ def row_result(accs, counts: dict | None, chosen: Counter | None = None) -> dict
         # generation cost from scratch (cache hits included): comparable across rows
         "unet_rows": int(counts.get("unet_rows", 0)),
     }
-    if chosen:  # GeNIe-Ada: how often each r was picked (r* distribution)
-        out["ada_r_star"] = dict(sorted(chosen.items(), key=lambda kv: float(kv[0])))
+    chosen = chosen or {}
+    r_star = {k: v for k, v in chosen.items() if ":" not in k}
+    if r_star:  # GeNIe-Ada: how often each r was picked (r* distribution)
+        out["ada_r_star"] = dict(sorted(r_star.items(), key=lambda kv: float(kv[0])))
+    fits = {k.split(":", 1)[1]: int(v) for k, v in chosen.items() if k.startswith("fit:")}
+    if fits:  # a peer's per-episode fits: how many made / reused, and what they cost
+        out["fits_made"] = fits.get("made", 0)
+        out["fits_reused"] = fits.get("reused", 0)
+        out["fit_steps"] = fits.get("steps", 0)
+        out["fit_seconds"] = round(fits.get("ms", 0) / 1000, 1)
+        out["fit_flops"] = fits.get("flops", 0)
+    flt = {k.split(":", 1)[1]: int(v) for k, v in chosen.items() if k.startswith("filter:")}
+    if flt.get("scored"):  # a filter: how many scored and kept, mean P(target) of each
+        out["filter_scored"] = flt["scored"]
+        out["filter_kept"] = flt.get("kept", 0)
+        out["filter_mean_score_all"] = round(flt.get("all_milli", 0) / 1000 / flt["scored"], 4)
+        out["filter_mean_score_kept"] = round(
+            flt.get("kept_milli", 0) / 1000 / max(1, flt.get("kept", 0)), 4
+        )
     return out
 
 

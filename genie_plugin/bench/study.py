@@ -194,7 +194,10 @@ def summarise(study: Study, rows: list[dict], selection: dict | None = None) -> 
         {"strategy": k, "mean": r["mean"], "ci95": r["ci95"],
          "unet_rows_per_episode": round((r.get("unet_rows") or 0) / max(1, r["episodes"]), 1),
          "images_per_episode": round(
-             (r.get("images_generated", 0) + r.get("cache_hits", 0)) / max(1, r["episodes"]), 1)}
+             (r.get("images_generated", 0) + r.get("cache_hits", 0)) / max(1, r["episodes"]), 1),
+         # a peer's per-episode fit, at its own cost whether made or reused (as UNet rows)
+         "fit_seconds_per_episode": round((r.get("fit_seconds") or 0) / max(1, r["episodes"]), 2),
+         "fit_gflops_per_episode": round((r.get("fit_flops") or 0) / 1e9 / max(1, r["episodes"]), 1)}
         for k, r in ok.items() if not (study.select and k == study.select["as"])
     ]  # fmt: skip
     comps = []
@@ -243,13 +246,17 @@ def markdown(summary: dict) -> str:
                 continue
             lines += markdown({**part, "study": ""}).splitlines()[2 + 2 :] + [""]
         return "\n".join(lines).rstrip("\n") + "\n"
+    fitted = any(t.get("fit_gflops_per_episode") for t in summary["strategies"])
     lines = [f"### {summary['study']}", "", summary["question"], "",
              f"{summary['episodes']} episodes, paired.", "",
-             "| strategy | accuracy % | images / episode | UNet rows / episode |",
-             "|---|---|---|---|"]  # fmt: skip
+             "| strategy | accuracy % | images / episode | UNet rows / episode |"
+             + (" fit s / episode | fit GFLOP / episode |" if fitted else ""),
+             "|---|---|---|---|" + ("---|---|" if fitted else "")]  # fmt: skip
     for t in sorted(summary["strategies"], key=lambda t: -t["mean"]):
+        fit = (f" {t.get('fit_seconds_per_episode', 0):.1f} | "
+               f"{t.get('fit_gflops_per_episode', 0):.0f} |") if fitted else ""  # fmt: skip
         lines.append(f"| {t['strategy']} | {t['mean']:.2f} ± {t['ci95']:.2f} | "
-                     f"{t['images_per_episode']:.0f} | {t['unet_rows_per_episode']:.0f} |")  # fmt: skip
+                     f"{t['images_per_episode']:.0f} | {t['unet_rows_per_episode']:.0f} |" + fit)  # fmt: skip
     lines += ["", "| comparison | paired Δ (points) | interval excludes 0 |", "|---|---|---|"]
     for c in summary["comparisons"]:
         d = "–" if c["delta"] is None else f"{c['delta']:+.2f} ± {c['ci95']:.2f}"

@@ -345,6 +345,11 @@ class CachedGenerator:
         """Other sampler settings, same cache and counters (GeNIe-Ada's probe pass)."""
         return CachedGenerator(self.model.with_sampler(**changes), self.cache, self._counts)
 
+    def with_model(self, wrap):
+        """``wrap(model)`` (an adapted view of the same model) behind the same cache and
+        counters (an episode's LoRA: its images keyed by its own fingerprint)."""
+        return CachedGenerator(wrap(self.model), self.cache, self._counts)
+
     def generate(self, items, *, max_batch: int = 16, progress=None, denoiser=None):
         from genie_plugin.diffusion.sampler import unet_rows
 

@@ -29,7 +29,11 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
 
 @torch.no_grad()
 def encode_prompts(model, prompts: Sequence[str]) -> torch.Tensor:
-    """CLIP text embeddings, as ``StableDiffusionPipeline.encode_prompt`` computes them."""
+    """CLIP text embeddings, as ``StableDiffusionPipeline.encode_prompt`` computes them
+    (learned tokens in the prompts written into the text encoder first: :mod:`.tokens`)."""
+    from genie_plugin.diffusion.tokens import register
+
+    register(model, prompts)
     tok = model.tokenizer(
         list(prompts),
         padding="max_length",

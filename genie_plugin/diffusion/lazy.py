@@ -174,3 +174,16 @@ class LazyGenerator:
         )
 
     # Anything else (the modules themselves) is asked of ``model()``, which loads: explicitly.
+
+
+def loaded_model(view):
+    """The loaded :class:`~.model.DiffusionGenerator` behind a view (the cache in front of it,
+    a lazily served model): for work that needs the modules themselves, such as a fit."""
+    if isinstance(view, LazyGenerator):
+        return view.model()
+    inner = getattr(view, "model", view)  # CachedGenerator.model
+    if isinstance(inner, LazyGenerator):
+        return inner.model()
+    if callable(inner) and not hasattr(inner, "unet"):
+        raise TypeError(f"not a model view: {type(view).__name__}")
+    return inner

@@ -194,7 +194,12 @@ class GenerativeTaskset(_l2l.data.Taskset):
             plan_gen = torch.Generator().manual_seed(
                 stable_seed(self.seed, self.strategy.name, "plan", self.name, index)
             )
-            specs = self.strategy.plan_episode(episode, plan_gen, images, self.embed)
+            fit = None
+            if self.strategy.fits:  # no shared store here: each task fits afresh
+                from genie_plugin.strategies.base import FitContext
+
+                fit = FitContext(self.generator, None)
+            specs = self.strategy.plan_episode(episode, plan_gen, images, self.embed, fit)
             if self.per_class is not None or self.per_task is not None:
                 from genie_plugin.core.budget import apply_budget
 

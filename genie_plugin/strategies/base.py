@@ -48,6 +48,9 @@ class Episode:
     # N×N prototype cosine similarity on the support set (core.affinity), for a strategy that
     # picks sources by it (``needs_affinity``); None until :meth:`Strategy.plan_episode` adds it
     affinity: tuple[tuple[float, ...], ...] | None = None
+    # what the strategy's prepare step fitted on this episode (learned token names, ...); None
+    # until :meth:`Strategy.plan_episode` adds it
+    fit: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -140,6 +143,26 @@ class RenderContext:
     progress: Callable[[int], None] | None = None
 
 
+@dataclass(eq=False)
+class FitContext:
+    """What a strategy's prepare step may use: the model (the loaded one: fitting trains
+    through it), the content-addressed store of fits, and the row's tally, where it counts
+    ``fit:made`` / ``fit:reused`` and the fit's cost (``fit:steps``, ``fit:ms``,
+    ``fit:flops``: each fit's own cost, reused or not, as UNet rows count cache hits)."""
+
+    model: Any
+    store: Any  # diffusion.fit_store.FitStore
+    tally: Any = None  # collections.Counter
+
+    def count(self, record: dict, *, reused: bool) -> None:
+        if self.tally is None:
+            return
+        self.tally["fit:reused" if reused else "fit:made"] += 1
+        self.tally["fit:steps"] += int(record.get("steps", 0))
+        self.tally["fit:ms"] += int(round(1000 * float(record.get("seconds", 0.0))))
+        self.tally["fit:flops"] += int(record.get("flops", 0))
+
+
 @dataclass(frozen=True, kw_only=True)
 class StrategyConfig:
     """Base for frozen strategy configs: sorted-key dict round trip, unknown keys raise."""
@@ -190,6 +213,7 @@ class Strategy:
     mix: ClassVar[str | None] = None  # "mixup"/"cutmix": add mixed views with soft labels
     needs_embedder: ClassVar[bool] = False  # render() scores images with the few-shot backbone
     needs_affinity: bool = False  # plan() reads episode.affinity (support features' prototypes)
+    fits: ClassVar[bool] = False  # prepare() fits something per episode before plan()
     # whose support images a generated image starts from: "other" classes' (GeNIe), the target
     # class's own ("same": Img2Img) or none ("none": Text2Image and every non-generative one)
     sources: ClassVar[str] = "other"
@@ -203,11 +227,30 @@ class Strategy:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
 
+    def prepare(self, episode: Episode, images, ctx: FitContext) -> Mapping[str, Any] | None:
+        """Fit what this strategy needs on the episode's support ``images`` ({id: image})
+        before planning (a peer's textual inversion or LoRA); the result becomes
+        ``episode.fit``. Store fits in ``ctx.store`` and count them with ``ctx.count``."""
+        return None
+
     def plan_episode(
-        self, episode: Episode, rng: torch.Generator, images=None, embed: Embedder | None = None
+        self,
+        episode: Episode,
+        rng: torch.Generator,
+        images=None,
+        embed: Embedder | None = None,
+        fit: FitContext | None = None,
     ) -> list[GenerationSpec]:
         """:meth:`plan`, with the episode's class affinity added first where it is needed
-        (from ``embed`` over the support ``images``, {id: image})."""
+        (from ``embed`` over the support ``images``, {id: image}) and the strategy's fit
+        (:meth:`prepare`, through ``fit``)."""
+        if self.fits and episode.fit is None:
+            if fit is None or images is None:
+                raise ConfigError(
+                    f"{self.name} fits on each episode's support images first: run it through "
+                    "genie bench run / study or get_tasksets (they give it a model and a store)"
+                )
+            episode = dataclasses.replace(episode, fit=self.prepare(episode, images, fit))
         if self.needs_affinity and episode.affinity is None:
             if embed is None or images is None:
                 raise ConfigError(
