@@ -99,7 +99,14 @@ def augment(
     import torch
 
     # Plan and render separately (not run_strategy) so the progress bar knows its total.
-    specs = strat.plan(episode, torch.Generator("cpu").manual_seed(seed))
+    fit = None
+    if strat.fits:  # a peer's per-episode fit, on the images given (no shared store here)
+        from genie_plugin.strategies.base import FitContext
+
+        fit = FitContext(gen, None)
+    specs = strat.plan_episode(
+        episode, torch.Generator("cpu").manual_seed(seed), {**images, **protos}, embed, fit
+    )
     total = strat.planned_image_steps(gen, specs)
     with image_step_progress(total, f"{strategy} → {target}") as advance:
         ctx = RenderContext(gen, {**images, **protos}, embed, max_batch, advance)

@@ -55,7 +55,14 @@ def run_strategy(
     *,
     plan_seed: int = 0,
 ) -> list[GeneratedImage]:
-    specs = strategy.plan(episode, torch.Generator("cpu").manual_seed(plan_seed))
+    fit = None
+    if strategy.fits:  # a peer fits on the episode's images first (no shared store here)
+        from genie_plugin.strategies.base import FitContext
+
+        fit = FitContext(ctx.model, None)
+    specs = strategy.plan_episode(
+        episode, torch.Generator("cpu").manual_seed(plan_seed), ctx.images, ctx.embed, fit
+    )
     return strategy.render(specs, ctx) if specs else []
 
 

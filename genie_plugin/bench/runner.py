@@ -298,6 +298,7 @@ def row_result(accs, counts: dict | None, chosen: Counter | None = None) -> dict
         out["fit_steps"] = fits.get("steps", 0)
         out["fit_seconds"] = round(fits.get("ms", 0) / 1000, 1)
         out["fit_flops"] = fits.get("flops", 0)
+        out["fit_unet_rows"] = fits.get("unet_rows", 0)  # the fits' FLOPs in UNet rows
     flt = {k.split(":", 1)[1]: int(v) for k, v in chosen.items() if k.startswith("filter:")}
     if flt.get("scored"):  # a filter: how many scored and kept, mean P(target) of each
         out["filter_scored"] = flt["scored"]

@@ -197,7 +197,8 @@ def summarise(study: Study, rows: list[dict], selection: dict | None = None) -> 
              (r.get("images_generated", 0) + r.get("cache_hits", 0)) / max(1, r["episodes"]), 1),
          # a peer's per-episode fit, at its own cost whether made or reused (as UNet rows)
          "fit_seconds_per_episode": round((r.get("fit_seconds") or 0) / max(1, r["episodes"]), 2),
-         "fit_gflops_per_episode": round((r.get("fit_flops") or 0) / 1e9 / max(1, r["episodes"]), 1)}
+         "fit_gflops_per_episode": round((r.get("fit_flops") or 0) / 1e9 / max(1, r["episodes"]), 1),
+         "fit_unet_rows_per_episode": round((r.get("fit_unet_rows") or 0) / max(1, r["episodes"]), 1)}
         for k, r in ok.items() if not (study.select and k == study.select["as"])
     ]  # fmt: skip
     comps = []
@@ -219,7 +220,9 @@ def summarise(study: Study, rows: list[dict], selection: dict | None = None) -> 
         out["selection"] = selection
     if study.pareto:
         front, best = [], -1.0
-        for t in sorted(table, key=lambda t: (t["unet_rows_per_episode"], -t["mean"])):
+        # cost including fitting: generation rows plus the fit's FLOPs in UNet rows
+        total = lambda t: t["unet_rows_per_episode"] + t.get("fit_unet_rows_per_episode", 0)  # noqa: E731
+        for t in sorted(table, key=lambda t: (total(t), -t["mean"])):
             if t["mean"] > best:
                 front.append(t["strategy"])
                 best = t["mean"]
@@ -250,11 +253,11 @@ def markdown(summary: dict) -> str:
     lines = [f"### {summary['study']}", "", summary["question"], "",
              f"{summary['episodes']} episodes, paired.", "",
              "| strategy | accuracy % | images / episode | UNet rows / episode |"
-             + (" fit s / episode | fit GFLOP / episode |" if fitted else ""),
+             + (" fit s / episode | fit as UNet rows / episode |" if fitted else ""),
              "|---|---|---|---|" + ("---|---|" if fitted else "")]  # fmt: skip
     for t in sorted(summary["strategies"], key=lambda t: -t["mean"]):
         fit = (f" {t.get('fit_seconds_per_episode', 0):.1f} | "
-               f"{t.get('fit_gflops_per_episode', 0):.0f} |") if fitted else ""  # fmt: skip
+               f"{t.get('fit_unet_rows_per_episode', 0):.0f} |") if fitted else ""  # fmt: skip
         lines.append(f"| {t['strategy']} | {t['mean']:.2f} ± {t['ci95']:.2f} | "
                      f"{t['images_per_episode']:.0f} | {t['unet_rows_per_episode']:.0f} |" + fit)  # fmt: skip
     lines += ["", "| comparison | paired Δ (points) | interval excludes 0 |", "|---|---|---|"]
@@ -263,7 +266,8 @@ def markdown(summary: dict) -> str:
         sep = "–" if c["separated"] is None else ("yes" if c["separated"] else "no")
         lines.append(f"| {c['a']} − {c['b']} | {d} | {sep} |")
     if "pareto_front" in summary:
-        lines += ["", "Accuracy-over-cost front: " + " → ".join(summary["pareto_front"])]
+        lines += ["", "Accuracy-over-cost front (cost: UNet rows, fits included): "
+                  + " → ".join(summary["pareto_front"])]  # fmt: skip
     for a in summary.get("analyses", []):
         lines += ["", *_analysis_lines(a)]
     sel = summary.get("selection")

@@ -63,15 +63,16 @@ def _plots(part: dict, folder: Path, slug: str) -> dict:
     if part.get("pareto_front"):
         fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
         front = part["pareto_front"]
+        cost = lambda t: t["unet_rows_per_episode"] + t.get("fit_unet_rows_per_episode", 0)  # noqa: E731
         for t in part["strategies"]:
-            ax.errorbar(t["unet_rows_per_episode"], t["mean"], yerr=t["ci95"], fmt="o",
+            ax.errorbar(cost(t), t["mean"], yerr=t["ci95"], fmt="o",
                         capsize=3, color="#d40" if t["strategy"] in front else "#468")  # fmt: skip
-            ax.annotate(plot_text(t["strategy"]), (t["unet_rows_per_episode"], t["mean"]),
+            ax.annotate(plot_text(t["strategy"]), (cost(t), t["mean"]),
                         textcoords="offset points", xytext=(4, 3), fontsize=7)  # fmt: skip
         pts = {t["strategy"]: t for t in part["strategies"]}
-        ax.plot([pts[f]["unet_rows_per_episode"] for f in front], [pts[f]["mean"] for f in front],
+        ax.plot([cost(pts[f]) for f in front], [pts[f]["mean"] for f in front],
                 color="#d40", lw=0.8)  # fmt: skip
-        ax.set_xlabel("UNet rows per episode")
+        ax.set_xlabel("UNet rows per episode (a fit's FLOPs counted as UNet rows)")
         ax.set_ylabel("accuracy % (95% CI)")
         ax.grid(alpha=0.3)
         out["pareto"] = _save(fig, folder / f"{slug}_pareto.png")

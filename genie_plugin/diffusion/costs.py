@@ -68,3 +68,26 @@ class PlanView:
         out.__dict__.update(self.__dict__)
         out.sampler = replace(self.sampler, **changes)
         return out
+
+
+def unet_row_flops(model) -> int:
+    """FLOPs of one denoiser row (one image through one step, batch 1, the model's own latent
+    size), counted by torch's FlopCounterMode once per model: the unit that turns a fit's
+    FLOPs into UNet rows, so a peer's fitting sits in the same cost column as generation."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    stats = model.helpers.stats
+    if "unet_row_flops" not in stats:
+        from genie_plugin.diffusion.codecs import encode_prompts
+
+        net = model.unet
+        size = model.resolution // model.vae_scale_factor
+        x = torch.zeros(
+            1, net.config.in_channels, size, size, dtype=model.dtype, device=model.device
+        )
+        text = encode_prompts(model, [""])
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            net(x, torch.tensor([500], device=model.device), encoder_hidden_states=text)
+        stats["unet_row_flops"] = int(fc.get_total_flops())
+    return stats["unet_row_flops"]

@@ -9,6 +9,7 @@ or regenerated (the reference code kept no record of which source made which ima
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -103,19 +104,37 @@ class GenerationSpec:
     source_class: str | None = None
     copy: int = 0
     prototype_ids: tuple[str, ...] = ()
+    # a third-party strategy's own fields (JSON values), recorded in manifests. Recorded, not
+    # keyed: whatever changes pixels must reach the generation key through the prompt (a
+    # learned word) or the model view (an adapter), as the shipped peers do
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            json.dumps(dict(self.extra))
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"GenerationSpec extra must be JSON values, got {self.extra!r}"
+            ) from None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ratios"] = list(self.ratios)
         d["prototype_ids"] = list(self.prototype_ids)
+        d["extra"] = dict(self.extra)
+        if not d["extra"]:  # records written before extra existed read the same
+            del d["extra"]
         return dict(sorted(d.items()))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GenerationSpec:
-        check_known_keys(cls, d, "GenerationSpec", list_known=False)
+        """A spec back from its record; a subclass's own fields (a plugin's spec) are taken by
+        the subclass, anything else names the key it does not know."""
+        check_known_keys(cls, d, cls.__name__, list_known=False)
         kw = dict(d)
         kw["ratios"] = tuple(kw.get("ratios", ()))
         kw["prototype_ids"] = tuple(kw.get("prototype_ids", ()))
+        kw["extra"] = dict(kw.get("extra", {}))
         return cls(**kw)
 
 
@@ -161,6 +180,15 @@ class FitContext:
         self.tally["fit:steps"] += int(record.get("steps", 0))
         self.tally["fit:ms"] += int(round(1000 * float(record.get("seconds", 0.0))))
         self.tally["fit:flops"] += int(record.get("flops", 0))
+        row = record.get("unet_row_flops")
+        if not row and record.get("flops") and self.model is not None:
+            # a fit stored before its records carried the unit: measured on the model now
+            from genie_plugin.diffusion.costs import unet_row_flops
+            from genie_plugin.diffusion.lazy import loaded_model
+
+            row = unet_row_flops(loaded_model(self.model))
+        if row:  # the fit in the generation's own unit
+            self.tally["fit:unet_rows"] += round(record["flops"] / row)
 
 
 @dataclass(frozen=True, kw_only=True)

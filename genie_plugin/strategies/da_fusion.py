@@ -67,8 +67,9 @@ class TokenFitMixin:
         from genie_plugin.diffusion.fit_store import fit_key
         from genie_plugin.diffusion.key import image_digest
 
-        by_class = [[images[it.item_id] for it in episode.items_of(c)]
-                    for c in range(episode.ways)]  # fmt: skip
+        # a word for every class with support images (the CLI's episode has one class only)
+        classes = [c for c in range(episode.ways) if episode.items_of(c)]
+        by_class = [[images[it.item_id] for it in episode.items_of(c)] for c in classes]
         # not the strategy's name: every peer that learns words with these settings shares the fit
         seed = stable_seed(episode.seed, episode.dataset, episode.index, "textual_inversion")
         key = fit_key(kind="textual_inversion", settings=self.config.fit_settings(),
@@ -77,26 +78,42 @@ class TokenFitMixin:
         got = ctx.store.get(key) if ctx.store is not None else None
         if got is not None:
             tensors, record = got
-            vectors = [tensors[f"class{c}"] for c in range(episode.ways)]
+            vectors = [tensors[f"class{c}"] for c in classes]
         else:
+            from genie_plugin.diffusion.costs import unet_row_flops
             from genie_plugin.diffusion.inversion import textual_inversion
             from genie_plugin.diffusion.lazy import loaded_model
 
             cfg = self.config
+            model = loaded_model(ctx.model)
             vectors, cost = textual_inversion(
-                loaded_model(ctx.model), by_class, prompt=cfg.prompt, init_text=cfg.init_token,
+                model, by_class, prompt=cfg.prompt, init_text=cfg.init_token,
                 steps=cfg.fit_steps, lr=float(cfg.fit_lr),
                 generator=torch.Generator().manual_seed(seed),
             )  # fmt: skip
             record = {"kind": "textual_inversion", "steps": cost.steps,
-                      "seconds": round(cost.seconds, 3), "flops": cost.flops, "key": key}  # fmt: skip
+                      "seconds": round(cost.seconds, 3), "flops": cost.flops, "key": key,
+                      "unet_row_flops": unet_row_flops(model)}  # fmt: skip
             if ctx.store is not None:
-                ctx.store.put(key, {f"class{c}": v for c, v in enumerate(vectors)}, record)
+                ctx.store.put(key, {f"class{c}": v for c, v in zip(classes, vectors, strict=True)},
+                              record)  # fmt: skip
         ctx.count(record, reused=got is not None)
-        return {"tokens": tuple(tokens.learn(vectors)), "fit_key": key}
+        names = dict(zip(classes, tokens.learn(vectors), strict=True))
+        return {"tokens": tuple(names.get(c) for c in range(episode.ways)), "fit_key": key}
 
     def token_prompt(self, episode: Episode, label: int) -> str:
-        return class_prompt(self.config.prompt, episode.fit["tokens"][label])
+        if not episode.fit or "tokens" not in episode.fit:
+            raise ConfigError(
+                f"{self.name} plans with the words it learned on the episode: plan it with "
+                "plan_episode (which runs its fit first)"
+            )
+        word = episode.fit["tokens"][label]
+        if word is None:
+            raise ConfigError(
+                f"{self.name}: class {episode.class_names[label]!r} has no support image to "
+                "learn its word from"
+            )
+        return class_prompt(self.config.prompt, word)
 
 
 @dataclass(frozen=True, kw_only=True)

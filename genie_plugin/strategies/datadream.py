@@ -70,12 +70,16 @@ class DataDreamStrategy(Text2ImageStrategy):
         if got is not None:
             state, record = got
         else:
+            from genie_plugin.diffusion.costs import unet_row_flops
+
+            model = loaded_model(ctx.model)
             state, config, cost = fit_lora(
-                loaded_model(ctx.model), pairs, rank=cfg.rank, steps=cfg.fit_steps,
+                model, pairs, rank=cfg.rank, steps=cfg.fit_steps,
                 lr=float(cfg.fit_lr), generator=torch.Generator().manual_seed(seed), seed=seed,
             )  # fmt: skip
             record = {"kind": "lora", "config": config, "steps": cost.steps,
-                      "seconds": round(cost.seconds, 3), "flops": cost.flops, "key": key}  # fmt: skip
+                      "seconds": round(cost.seconds, 3), "flops": cost.flops, "key": key,
+                      "unet_row_flops": unet_row_flops(model)}  # fmt: skip
             if ctx.store is not None:
                 ctx.store.put(key, state, record)
         ctx.count(record, reused=got is not None)

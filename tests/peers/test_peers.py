@@ -166,3 +166,28 @@ def test_every_peer_runs_on_one_embedded_episode_and_reuses_its_fit(name, tmp_pa
     else:
         assert first["fits_made"] + first["fits_reused"] == 1 and second["fits_made"] == 0
         assert second["fits_reused"] == 1 and second["fit_flops"] == first["fit_flops"] > 0
+        # the fit in the generation's unit: its FLOPs over one UNet row's
+        assert second["fit_unet_rows"] == first["fit_unet_rows"] > 0
+
+
+def test_a_third_party_strategy_carries_its_own_spec_fields():
+    from dataclasses import dataclass
+
+    from genie_plugin.strategies.base import GenerationSpec
+
+    base = dict(strategy="mine", dataset="toy", episode=1, label=0, target_class="cat",
+                prompt="a photo of a cat.", seed=3)  # fmt: skip
+    s = GenerationSpec(**base, extra={"guide": [1, 2], "mask": "m.png"})
+    assert GenerationSpec.from_dict(s.to_dict()) == s and s.to_dict()["extra"]["guide"] == [1, 2]
+    assert "extra" not in GenerationSpec(**base).to_dict()  # older records read the same
+
+    @dataclass(frozen=True, kw_only=True)
+    class MySpec(GenerationSpec):
+        strength_curve: str = "linear"
+
+    m = MySpec(**base, strength_curve="cosine")
+    assert MySpec.from_dict(m.to_dict()) == m
+    with pytest.raises(ConfigError, match="strength_curve"):
+        GenerationSpec.from_dict(m.to_dict())  # the base class names what it does not know
+    with pytest.raises(ConfigError, match="JSON values"):
+        GenerationSpec(**base, extra={"bad": object()})

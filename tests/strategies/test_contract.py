@@ -45,6 +45,56 @@ def _gen(generator):
     return torch.Generator("cpu").manual_seed(generator)
 
 
+_FIT_MODEL = []
+
+
+def _fit_model():
+    """A tiny SD of the fitting strategies' own (their fits add words and an adapter slot to
+    the modules they train; the session's tiny model stays as loaded)."""
+    if not _FIT_MODEL:
+        from genie_plugin.diffusion import SamplerConfig, load_generator
+
+        _FIT_MODEL.append(load_generator("tiny-random", device="cpu",
+                                         sampler=SamplerConfig(steps=4)))  # fmt: skip
+    return _FIT_MODEL[0]
+
+
+def _strategy(name):
+    """The registered strategy; peers that fit per episode with few fit steps (a contract
+    test, not a fit)."""
+    from genie_plugin.registry import create_strategy
+
+    s = create_strategy(name)
+    if "fit_steps" in s.config.to_dict():
+        s = create_strategy(name, fit_steps=2)
+    return s
+
+
+def _plan(s, ep, rng):
+    """``plan``, through the fitting step for the strategies that have one."""
+    if not s.fits:
+        return s.plan(ep, rng)
+    from genie_plugin.strategies.base import FitContext
+
+    images = {it.item_id: make_image(i) for i, it in enumerate(ep.support)}
+    return s.plan_episode(ep, rng, images, None, FitContext(_fit_model(), None))
+
+
+def _factor(s) -> int:
+    """How many images a strategy plans per image it returns (a filter over-generates)."""
+    return getattr(s, "factor", 1)
+
+
+class _Judge:
+    """A fake oracle for the filters' contract: P(target) from the image's mean brightness."""
+
+    classes = ("cat", "dog", "tabby_cat")
+
+    def probs(self, images):
+        v = np.array([np.asarray(im, dtype=np.float64).mean() / 255 for im in images])
+        return np.stack([v, 1 - v, np.full_like(v, 0.5)], axis=1)
+
+
 @pytest.fixture(scope="module")
 def gen(tiny_gen):
     return tiny_gen.with_sampler(steps=4)
@@ -60,32 +110,39 @@ def test_non_generative_baselines_plan_nothing():
 
 @pytest.mark.parametrize("name", _generative())
 def test_plan_is_deterministic_and_budgeted(name):
-    from genie_plugin.registry import create_strategy
 
-    s = create_strategy(name)
+    from genie_plugin.diffusion.tokens import tokens_in
+
+    s = _strategy(name)
     ep = _episode()
-    a, b = s.plan(ep, _gen(0)), s.plan(ep, _gen(0))
+    a, b = _plan(s, ep, _gen(0)), _plan(s, ep, _gen(0))
     assert a == b
-    assert len(a) == WAYS * ep.budget_per_class
+    assert len(a) == WAYS * ep.budget_per_class * _factor(s)
     per_class = {c: sum(sp.label == c for sp in a) for c in range(WAYS)}
-    assert set(per_class.values()) == {(WAYS - 1) * SHOTS}
+    assert set(per_class.values()) == {(WAYS - 1) * SHOTS * _factor(s)}
     for sp in a:
         assert sp.target_class == ep.class_names[sp.label]
-        assert ep.class_names[sp.label].replace("_", " ") in sp.prompt
+        # the class's name, or the word learned for it on this episode (a peer's fit)
+        assert ep.class_names[sp.label].replace("_", " ") in sp.prompt or tokens_in([sp.prompt])
     # a different run seed changes the per-item seeds
-    assert [sp.seed for sp in s.plan(_episode(seed=1), _gen(0))] != [sp.seed for sp in a]
+    assert [sp.seed for sp in _plan(s, _episode(seed=1), _gen(0))] != [sp.seed for sp in a]
 
 
 @pytest.mark.parametrize("name", _generative())
-def test_render_is_deterministic_labelled_and_recorded(name, gen):
-    from genie_plugin.registry import create_strategy
+def test_render_is_deterministic_labelled_and_recorded(name, gen, monkeypatch):
+    from genie_plugin.strategies import filtered
 
-    s = create_strategy(name)
-    specs = s.plan(_episode(), _gen(0))[:3]
+    monkeypatch.setattr(filtered, "load_scorer", lambda *a, **k: _Judge())
+    s = _strategy(name)
+    if s.fits:
+        gen = _fit_model()
+    specs = _plan(s, _episode(), _gen(0))[:3]
     out1 = s.render(specs, _ctx(gen))
     out2 = s.render(specs, _ctx(gen))
-    assert len(out1) == len(specs)
-    for spec, r1, r2 in zip(specs, out1, out2, strict=True):
+    assert len(out1) == max(1, round(len(specs) / _factor(s)))
+    by_seed = {sp.seed: sp for sp in specs}  # a filter returns a subset of its specs
+    for r1, r2 in zip(out1, out2, strict=True):
+        spec = by_seed[r1.record["seed"]]
         assert r1.image.tobytes() == r2.image.tobytes()
         assert r1.label == spec.label
         arr = np.asarray(r1.image)
@@ -281,11 +338,10 @@ def test_declared_sources_are_the_planned_sources(name):
     """``sources`` (what the CLI and plugin consult instead of names) says what ``plan`` does:
     "other" - every source is another class's image, "same" - the target class's own, "none" -
     no source (pure noise, or nothing generated)."""
-    from genie_plugin.registry import create_strategy
 
-    strat = create_strategy(name)
+    strat = _strategy(name)
     assert strat.sources in ("other", "same", "none")
-    specs = strat.plan(_episode(), torch.Generator().manual_seed(0))
+    specs = _plan(strat, _episode(), torch.Generator().manual_seed(0))
     by_id = {it.item_id: it.label for it in _episode().support}
     kinds = {
         "none" if s.source_id is None else ("same" if by_id[s.source_id] == s.label else "other")
