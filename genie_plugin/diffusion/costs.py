@@ -79,15 +79,10 @@ def unet_row_flops(model) -> int:
 
     stats = model.helpers.stats
     if "unet_row_flops" not in stats:
-        from genie_plugin.diffusion.codecs import encode_prompts
-
-        net = model.unet
-        size = model.resolution // model.vae_scale_factor
-        x = torch.zeros(
-            1, net.config.in_channels, size, size, dtype=model.dtype, device=model.device
-        )
-        text = encode_prompts(model, [""])
-        with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            net(x, torch.tensor([500], device=model.device), encoder_hidden_states=text)
+        fam = model.adapter
+        with torch.no_grad():
+            x, _t, cond = fam.example_inputs(model, 1, torch.Generator().manual_seed(0))
+            with FlopCounterMode(display=False) as fc:
+                fam.forward(model.unet, x, torch.tensor([500.0], device=model.device), cond)
         stats["unet_row_flops"] = int(fc.get_total_flops())
     return stats["unet_row_flops"]

@@ -1,4 +1,4 @@
-"""A LoRA fitted on one episode's support images (DataDream's fit), and the model view that
+"""A LoRA fitted on one episode's support images (DataDream's fit; SD 1.x/2.x and SDXL), and the model view that
 generates with it.
 
 The adapter is trained through ``peft`` (diffusers' ``add_adapter`` on the UNet's attention
@@ -76,12 +76,14 @@ def fit_lora(
     from peft.utils import get_peft_model_state_dict
     from torch.utils.flop_counter import FlopCounterMode
 
-    from genie_plugin.diffusion.codecs import encode_images, encode_prompts
+    from genie_plugin.diffusion.conditioning import Conditioning
     from genie_plugin.diffusion.inversion import FitCost
 
-    if model.family != "sd":
+    fam = model.adapter
+    if fam.flow or fam.network != "unet":
         raise ConfigError(
-            f"an episode LoRA is fitted on the SD 1.x/2.x family, not {model.family!r}"
+            f"an episode LoRA is fitted with the ε/v diffusion loss on a UNet (SD 1.x/2.x, "
+            f"SDXL); {fam.title} is a flow-matching transformer, not fitted here yet"
         )
     if not images or steps < 1:
         raise ConfigError("a LoRA fit needs images and at least one step")
@@ -93,9 +95,9 @@ def fit_lora(
     _ensure_slot(unet, config, seed)
     unet.set_adapter(ADAPTER)
     unet.enable_adapters()
-    with torch.no_grad():
-        lat = encode_images(model, [im for im, _ in images])
-        cond = encode_prompts(model, [p for _, p in images])
+    with torch.no_grad():  # the family's own codec and prompt encoding (SDXL: pooled, ids)
+        lat = fam.encode_images(model, [im for im, _ in images])
+        cond = fam.encode_prompts(model, [p for _, p in images])
     sched = DDPMScheduler.from_config(model.scheduler_config)
     pred_type = sched.config.get("prediction_type", "epsilon")
     req = [p.requires_grad for p in unet.parameters()]
@@ -111,7 +113,8 @@ def fit_lora(
     try:
         for step in range(steps):
             k = torch.randint(len(lat), (min(4, len(lat)),), generator=generator)
-            x0, c = lat[k].to(model.dtype), cond[k]
+            x0 = lat[k].to(model.dtype)
+            c = Conditioning({n: cond[n][k] for n in cond})
             noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
             t = torch.randint(sched.config.num_train_timesteps, (len(x0),), generator=generator)
             t = t.to(x0.device)
@@ -119,7 +122,7 @@ def fit_lora(
             target = sched.get_velocity(x0, noise, t) if pred_type == "v_prediction" else noise
             opt.zero_grad(set_to_none=True)
             with FlopCounterMode(display=False) if step == 0 else contextlib.nullcontext() as fc:
-                pred = unet(noisy, t, encoder_hidden_states=c).sample
+                pred = fam.forward(unet, noisy, t, c)
                 torch.nn.functional.mse_loss(pred.float(), target.float()).backward()
             if step == 0:
                 flops = int(fc.get_total_flops())

@@ -8,7 +8,9 @@ that is not the evaluation backbone, keep the best per class.
 
 Scorers: ``oracle`` — the dataset's oracle (``genie_plugin.oracles``: the shapes oracle, or the
 ImageNet classifier for the ImageNet-derived sets); ``timm:<model>`` — any timm ImageNet-1k
-classifier by name (classes matched by WordNet lemma, as the report's oracle). The evaluation
+classifier by name (classes matched by WordNet lemma, as the report's oracle);
+``clip:<arch>:<pretrained>`` — an open_clip model where the user has it and its weights,
+zero-shot over the episode's class names. The evaluation
 backbone is refused: filtering with the model that is then scored would leak the evaluator.
 Note for reading boards: on the shapes sets the oracle that filters is also the report's
 judge of label consistency, so a filtered row's consistency there is not an independent
@@ -67,7 +69,49 @@ def load_scorer(spec: str, dataset: str, device=None):
         return plugins.load(plugins.ORACLES, base)(device=device)
     if spec.startswith("timm:") and len(spec) > 5:  # the oracles group's ImageNet judge
         return plugins.load(plugins.ORACLES, "timm")(device=device, model=spec[5:])
-    raise ConfigError(f"scorer = {spec!r}: choose oracle or timm:<model>")
+    if spec.startswith("clip:") and spec.count(":") == 2:
+        _, arch, pretrained = spec.split(":")
+        return ClipScorer(arch, pretrained, device=device)
+    raise ConfigError(f"scorer = {spec!r}: choose {SCORERS}")
+
+
+SCORERS = "oracle, timm:<model> or clip:<arch>:<pretrained>"
+
+
+class ClipScorer:
+    """An open_clip model as a zero-shot judge over the episode's own class names ("a photo of
+    a {name}."), as He et al. filter; weights come from the user's open_clip / HF cache."""
+
+    def __init__(self, arch: str, pretrained: str, device=None) -> None:
+        try:
+            import open_clip
+        except ImportError:
+            raise ConfigError(
+                f"scorer = clip:{arch}:{pretrained} needs open_clip (pip install "
+                "open_clip_torch) and its weights in the local cache"
+            ) from None
+        try:
+            with torch.random.fork_rng(devices=[]):
+                model, _, self.preprocess = open_clip.create_model_and_transforms(
+                    arch, pretrained=pretrained, device=device or "cpu"
+                )
+        except Exception as exc:
+            raise ConfigError(
+                f"scorer = clip:{arch}:{pretrained}: weights not available "
+                f"({type(exc).__name__}); fetch them on a machine with network"
+            ) from None
+        self.model, self.tokenizer = model.eval(), open_clip.get_tokenizer(arch)
+        self.device = next(model.parameters()).device
+
+    def zero_shot(self, images, names) -> np.ndarray:
+        """P(name) per image over ``names`` (softmax of 100 × cosine, CLIP's own scale)."""
+        with torch.no_grad():
+            text = self.tokenizer([f"a photo of a {n.replace('_', ' ')}." for n in names])
+            t = self.model.encode_text(text.to(self.device)).float()
+            x = torch.stack([self.preprocess(im.convert("RGB")) for im in images]).to(self.device)
+            v = self.model.encode_image(x).float()
+            t, v = t / t.norm(dim=-1, keepdim=True), v / v.norm(dim=-1, keepdim=True)
+            return torch.softmax(100.0 * v @ t.T, dim=-1).cpu().numpy()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,10 +127,10 @@ class FilteredConfig(StrategyConfig):
         if not isinstance(self.inner_params, dict):
             raise ConfigError(f"inner_params must be an object, got {self.inner_params!r}")
         if not isinstance(self.scorer, str) or not (
-            self.scorer == "oracle" or self.scorer.startswith("timm:")
+            self.scorer == "oracle" or self.scorer.startswith(("timm:", "clip:"))
             or self.scorer in ("backbone", "embedded-backbone")
         ):  # fmt: skip
-            raise ConfigError(f"scorer = {self.scorer!r}: choose oracle or timm:<model>")
+            raise ConfigError(f"scorer = {self.scorer!r}: choose {SCORERS}")
         if self.scorer in ("backbone", "embedded-backbone"):
             load_scorer(self.scorer, "")  # raises the leak's message
         _inner(self.inner, self.inner_params)  # checks the inner strategy and its values
@@ -142,8 +186,13 @@ class FilteredStrategy(Strategy):
             self._scorer = load_scorer(self.config.scorer, made[0].record.get("dataset", ""),
                                        device=getattr(ctx.model, "device", None))  # fmt: skip
         judge = self._scorer
-        col = {c: i for i, c in enumerate(judge.classes)}
-        probs = judge.probs([g.image for g in made])
+        if hasattr(judge, "zero_shot"):  # CLIP: over the episode's own class names
+            names = sorted({g.record.get("target_class") for g in made})
+            col = {c: i for i, c in enumerate(names)}
+            probs = judge.zero_shot([g.image for g in made], names)
+        else:
+            col = {c: i for i, c in enumerate(judge.classes)}
+            probs = judge.probs([g.image for g in made])
         groups: dict[tuple, list[int]] = {}
         for i, g in enumerate(made):
             groups.setdefault((g.record.get("episode"), g.label), []).append(i)

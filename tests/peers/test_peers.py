@@ -191,3 +191,64 @@ def test_a_third_party_strategy_carries_its_own_spec_fields():
         GenerationSpec.from_dict(m.to_dict())  # the base class names what it does not know
     with pytest.raises(ConfigError, match="JSON values"):
         GenerationSpec(**base, extra={"bad": object()})
+
+
+def test_an_episode_lora_fits_and_generates_on_sdxl_and_word_fits_say_where_they_run(tmp_path):
+    """DataDream's fit goes through the family's own prompt encoding and network call, so it
+    runs on SDXL (pooled embeddings, time ids); textual inversion names the one family it
+    fits (SDXL's two text encoders are not fitted here)."""
+    from genie_plugin.diffusion import SamplerConfig, load_generator
+    from genie_plugin.diffusion.episode_lora import AdaptedModel
+    from tests.families import tiny
+
+    xl = load_generator(str(tiny.saved(tiny.sdxl(), tmp_path / "sdxl")), device="cpu",
+                        sampler=SamplerConfig(steps=4))  # fmt: skip
+    s = create_strategy("datadream", fit_steps=2)
+    ep, images = _episode(8)
+    specs = _plan(s, ep, images, FitContext(xl, FitStore(tmp_path / "fits")))
+    fit = s._fits[("toy", 8)]
+    it = SampleItem(specs[0].prompt, 1.0, specs[0].seed)
+    adapted = AdaptedModel(xl, fit["lora_state"], fit["lora_config"], fit["lora_key"])
+    a, b = adapted.generate([it])[0], xl.generate([it])[0]
+    assert a.size == b.size and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() > 0
+    with pytest.raises(ConfigError, match="SD 1.x/2.x family"):
+        _plan(create_strategy("da_fusion", fit_steps=2), ep, images, FitContext(xl, None))
+
+
+def test_a_filter_keeps_exactly_the_highest_scored_per_class(gen, monkeypatch):
+    """With a judge whose scores are known (P(target) from the output's seed), the kept images
+    are the top half of each class, and its record says so; a CLIP scorer (zero-shot over the
+    episode's names) is used the same way, and without open_clip it says what to install."""
+    from genie_plugin.strategies import filtered
+    from genie_plugin.strategies.base import RenderContext
+
+    seeds = {}
+
+    class Fixed:  # P(target) = a seeded number per image, matched back through its pixels
+        classes = ("cat", "dog", "fox")
+
+        def probs(self, images):
+            return np.array([[seeds[im.tobytes()]] * 3 for im in images])
+
+    class Zero(Fixed):
+        def zero_shot(self, images, names):
+            assert names == ["cat", "dog", "fox"]
+            return self.probs(images)
+
+    ep, images = _episode(2)
+    for judge in (Fixed(), Zero()):
+        monkeypatch.setattr(filtered, "load_scorer", lambda *a, j=judge, **k: j)
+        s = create_strategy("filtered", inner="text2image", keep=0.5)
+        specs = s.plan(ep, torch.Generator().manual_seed(0))
+        made = s.inner.render(specs, RenderContext(gen, images))
+        for g in made:
+            seeds[g.image.tobytes()] = (g.record["seed"] % 997) / 997
+        kept = s.render(specs, RenderContext(gen, images))
+        assert len(kept) == len(made) // 2 == 6
+        for c in range(3):
+            scores = sorted(((g.record["seed"] % 997) / 997 for g in made if g.label == c),
+                            reverse=True)  # fmt: skip
+            mine = sorted((g.record["filter"]["score"] for g in kept if g.label == c), reverse=True)
+            assert mine == pytest.approx(scores[:2], abs=1e-6)  # records round to 6 places
+    with pytest.raises(ConfigError, match="open_clip"):
+        filtered.ClipScorer("ViT-B-32", "openai")
