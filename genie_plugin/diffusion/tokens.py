@@ -10,8 +10,9 @@ share their images, as they should.
 The bank maps names to vectors. It is process-wide on purpose: a name is a function of its
 vector, so no entry can ever mean two things; a fit loaded in any part of a run (or a --jobs
 worker) makes its tokens known to every model that meets them in a prompt. Registering writes
-the vector into the model's tokenizer and text encoder once (diffusers' own
-``load_textual_inversion`` over the family's pipeline).
+the vector into the model's tokenizer and text encoder once — both of SDXL's, the vector being
+their rows concatenated — with diffusers' own ``load_textual_inversion`` over the family's
+pipeline.
 """
 
 from __future__ import annotations
@@ -61,11 +62,6 @@ def register(model, prompts) -> int:
     names = tokens_in(prompts)
     if not names:
         return 0
-    if model.family != "sd":
-        raise ConfigError(
-            f"learned tokens (textual inversion) run on the SD 1.x/2.x family; this model is "
-            f"{model.family!r}"
-        )
     known = model.helpers.stats.setdefault("learned_tokens", set())
     new = [n for n in names if n not in known]
     missing = [n for n in new if n not in _BANK]
@@ -77,16 +73,27 @@ def register(model, prompts) -> int:
     if new:
         import torch
 
+        from genie_plugin.diffusion.inversion import encoder_pairs
+
+        pairs = encoder_pairs(model)  # refuses a family whose words are not fitted here
+        dims = [te.get_input_embeddings().weight.shape[1] for _, te in pairs]
+        for n in new:
+            if _BANK[n].numel() != sum(dims):
+                raise ConfigError(
+                    f"learned token {n} has {_BANK[n].numel()} values; this model's text "
+                    f"encoders take {' + '.join(map(str, dims))} (a word learned on another model)"
+                )
         pipe = model.adapter.pipeline(model)
-        dtype = model.text_encoder.get_input_embeddings().weight.dtype
-        # the resize inside initialises new rows from the global RNG before they are set
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            pipe.load_textual_inversion(
-                [_BANK[n].to(dtype) for n in new],
-                token=new,
-                tokenizer=model.tokenizer,
-                text_encoder=model.text_encoder,
-            )
+        start = 0
+        for (tok, te), dim in zip(pairs, dims, strict=True):
+            dtype = te.get_input_embeddings().weight.dtype
+            # the resize inside initialises new rows from the global RNG before they are set
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                pipe.load_textual_inversion(
+                    [_BANK[n][start : start + dim].to(dtype) for n in new],
+                    token=new, tokenizer=tok, text_encoder=te,
+                )  # fmt: skip
+            start += dim
         known.update(new)
     return len(new)

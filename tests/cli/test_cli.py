@@ -43,7 +43,7 @@ def test_strategies_list_and_show():
     info = json.loads(res.output)
     assert info["config"]["ratio"] == 0.8 and info["config"]["prompt"] == "a photo of a {name}."
     res = _invoke("strategies", "show", "geni")
-    assert res.exit_code == 2 and "known strategies: cutmix, genie, genie_ada" in res.output
+    assert res.exit_code == 2 and "known strategies: cutmix, da_fusion, datadream" in res.output
 
 
 @pytest.mark.parametrize(

@@ -193,10 +193,10 @@ def test_a_third_party_strategy_carries_its_own_spec_fields():
         GenerationSpec(**base, extra={"bad": object()})
 
 
-def test_an_episode_lora_fits_and_generates_on_sdxl_and_word_fits_say_where_they_run(tmp_path):
-    """DataDream's fit goes through the family's own prompt encoding and network call, so it
-    runs on SDXL (pooled embeddings, time ids); textual inversion names the one family it
-    fits (SDXL's two text encoders are not fitted here)."""
+def test_episode_loras_and_learned_words_fit_and_generate_on_sdxl(tmp_path):
+    """Both fits go through the family's own prompt encoding and network call, so they run on
+    SDXL (pooled embeddings, time ids): the LoRA on its UNet, a word in both text encoders
+    (the vector is their rows concatenated), and a word learned on another model is refused."""
     from genie_plugin.diffusion import SamplerConfig, load_generator
     from genie_plugin.diffusion.episode_lora import AdaptedModel
     from tests.families import tiny
@@ -211,8 +211,18 @@ def test_an_episode_lora_fits_and_generates_on_sdxl_and_word_fits_say_where_they
     adapted = AdaptedModel(xl, fit["lora_state"], fit["lora_config"], fit["lora_key"])
     a, b = adapted.generate([it])[0], xl.generate([it])[0]
     assert a.size == b.size and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() > 0
-    with pytest.raises(ConfigError, match="SD 1.x/2.x family"):
-        _plan(create_strategy("da_fusion", fit_steps=2), ep, images, FitContext(xl, None))
+    words = _plan(create_strategy("da_fusion", fit_steps=2), ep, images, FitContext(xl, None))
+    (word,) = tokens.tokens_in([words[0].prompt])
+    dims = [xl.parts[k].get_input_embeddings().weight.shape[1]
+            for k in ("text_encoder", "text_encoder_2")]  # fmt: skip
+    assert tokens._BANK[word].numel() == sum(dims)
+    w_it = SampleItem(words[0].prompt, 1.0, 5)
+    named = SampleItem(f"a photo of a {words[0].target_class}.", 1.0, 5)
+    a, b = xl.generate([w_it, named])
+    assert np.abs(np.asarray(a, int) - np.asarray(b, int)).max() > 0
+    sd_word = tokens.learn([torch.zeros(dims[0] + 1)])[0]  # no SDXL word has this length
+    with pytest.raises(ConfigError, match="another model"):
+        xl.generate([SampleItem(f"a photo of a {sd_word}.", 1.0, 5)])
 
 
 def test_a_filter_keeps_exactly_the_highest_scored_per_class(gen, monkeypatch):

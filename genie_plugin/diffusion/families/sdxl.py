@@ -42,6 +42,9 @@ class SDXL(ModelFamily):
         return StableDiffusionXLPipeline
 
     def _encode(self, model, prompts: Sequence[str], negative: bool):
+        from genie_plugin.diffusion.tokens import register
+
+        register(model, prompts)  # learned words in the prompts, into both text encoders
         pipe = self.pipeline(model, self.pipelines[0])
         pe, npe, pooled, npooled = pipe.encode_prompt(
             list(prompts), device=model.device, num_images_per_prompt=1,
