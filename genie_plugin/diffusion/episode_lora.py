@@ -77,7 +77,7 @@ def fit_lora(
     from torch.utils.flop_counter import FlopCounterMode
 
     from genie_plugin.diffusion.conditioning import Conditioning
-    from genie_plugin.diffusion.inversion import FitCost
+    from genie_plugin.diffusion.inversion import FitCost, training_batch
 
     fam = model.adapter
     if fam.flow or fam.network != "unet":
@@ -99,7 +99,6 @@ def fit_lora(
         lat = fam.encode_images(model, [im for im, _ in images])
         cond = fam.encode_prompts(model, [p for _, p in images])
     sched = DDPMScheduler.from_config(model.scheduler_config)
-    pred_type = sched.config.get("prediction_type", "epsilon")
     req = [p.requires_grad for p in unet.parameters()]
     train = [p for n, p in unet.named_parameters() if "lora_" in n]
     for p in unet.parameters():
@@ -115,11 +114,7 @@ def fit_lora(
             k = torch.randint(len(lat), (min(4, len(lat)),), generator=generator)
             x0 = lat[k].to(model.dtype)
             c = Conditioning({n: cond[n][k] for n in cond})
-            noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-            t = torch.randint(sched.config.num_train_timesteps, (len(x0),), generator=generator)
-            t = t.to(x0.device)
-            noisy = sched.add_noise(x0, noise, t)
-            target = sched.get_velocity(x0, noise, t) if pred_type == "v_prediction" else noise
+            noisy, t, target = training_batch(sched, x0, generator)
             opt.zero_grad(set_to_none=True)
             with FlopCounterMode(display=False) if step == 0 else contextlib.nullcontext() as fc:
                 pred = fam.forward(unet, noisy, t, c)

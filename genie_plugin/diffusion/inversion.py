@@ -31,6 +31,18 @@ class FitCost:
     flops: int
 
 
+def training_batch(sched, x0, generator: torch.Generator):
+    """One diffusion-loss batch for clean latents ``x0``: (noisy latents, timesteps, target),
+    the noise and timesteps drawn from ``generator``; the target is the noise (ε models) or
+    the velocity (v models), as the scheduler's config says."""
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+    t = torch.randint(sched.config.num_train_timesteps, (len(x0),), generator=generator)
+    t = t.to(x0.device)
+    noisy = sched.add_noise(x0, noise, t)
+    v = sched.config.get("prediction_type", "epsilon") == "v_prediction"
+    return noisy, t, sched.get_velocity(x0, noise, t) if v else noise
+
+
 def encoder_pairs(model) -> list[tuple]:
     """The (tokenizer, text encoder) pairs a learned word lives in: SD's one; SDXL's two (the
     refiner's second only). A word's vector is their rows concatenated, in this order."""
@@ -106,7 +118,6 @@ def textual_inversion(
     with torch.no_grad():
         lat = [fam.encode_images(model, list(ims)) for ims in images]
     sched = DDPMScheduler.from_config(model.scheduler_config)  # the training noise, as diffusers'
-    pred_type = sched.config.get("prediction_type", "epsilon")
     texts = [prompt.format(name=f"<genie-fit-slot-{i}>") for i in range(len(images))]
     if model.family == "sd":  # as the committed boards were fitted: the last hidden state
         tok0 = pairs[0][0]
@@ -136,12 +147,7 @@ def textual_inversion(
         for step in range(steps):
             pick = [int(torch.randint(len(x), (1,), generator=generator)) for x in lat]
             x0 = torch.cat([x[k : k + 1] for x, k in zip(lat, pick, strict=True)]).to(model.dtype)
-            noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-            t = torch.randint(sched.config.num_train_timesteps, (len(x0),), generator=generator)
-            t = t.to(x0.device)
-            noisy = sched.add_noise(x0, noise, t)
-            target = sched.get_velocity(x0, noise, t) if pred_type == "v_prediction" else noise
-
+            noisy, t, target = training_batch(sched, x0, generator)
             opt.zero_grad(set_to_none=True)
             # the first step's FLOPs counted exactly (forward and backward); every step is the
             # same work

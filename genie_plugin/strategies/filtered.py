@@ -60,7 +60,7 @@ def load_scorer(spec: str, dataset: str, device=None):
 
     if spec in ("backbone", "embedded-backbone"):
         raise ConfigError("scorer = backbone: the evaluation backbone would judge its own "
-                          "training data (a leak); use oracle or timm:<model>")  # fmt: skip
+                          f"training data (a leak); use {SCORERS}")  # fmt: skip
     if spec == "oracle":
         base = dataset.split("/")[0]
         if not plugins.has(plugins.ORACLES, base):

@@ -146,29 +146,16 @@ def test_report_in_a_real_browser(run, tmp_path):
     """Headless Chromium (Debian's chromium + chromium-driver, selenium): the page opens from
     disk with no console error, every image decodes, the board shows the results file's
     numbers and sorts by a clicked column, and the folder stays under the documented size."""
-    import shutil
-
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("needs chromium and chromium-driver (scripts/setup.sh installs them)")
-    from selenium.webdriver.chrome.service import Service
 
     from genie_plugin.bench.report import build_report
 
     scn, work = run
     page = build_report(work / "r.jsonl", tmp_path, cache_dir=work / "cache", scenario=scn)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    try:
+    from tests.browser import decoded_images, headless_chrome
+
+    with headless_chrome() as driver:
         driver.get(page.resolve().as_uri())
-        n_img, decoded = driver.execute_script(
-            "const im = Array.from(document.images);"
-            "return [im.length, im.filter(i => i.complete && i.naturalWidth > 0).length];"
-        )
+        n_img, decoded = decoded_images(driver)
         assert n_img > 20 and decoded == n_img
         rows = [json.loads(x) for x in (work / "r.jsonl").read_text().splitlines()]
         shown = driver.execute_script(
@@ -187,8 +174,6 @@ def test_report_in_a_real_browser(run, tmp_path):
             assert col == order(col)
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
-    finally:
-        driver.quit()
     weight = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
     assert weight < MAX_PAGE_BYTES, weight
 

@@ -171,12 +171,6 @@ def test_a_flat_curve_is_one_where_no_jump_stands_out():
 def test_the_study_page_in_a_real_browser(tmp_path, shared_cache):
     """The ada-failures smoke's page in headless Chromium: every image decodes, the tables
     show summary.json's numbers, each failure strip marks r*, no console error."""
-    import shutil
-
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("needs chromium and chromium-driver (scripts/setup.sh installs them)")
-    from selenium.webdriver.chrome.service import Service
 
     out = tmp_path / "af"
     r = CliRunner().invoke(app, ["bench", "study", "ada-failures", "--smoke", "--out", str(out),
@@ -185,18 +179,11 @@ def test_the_study_page_in_a_real_browser(tmp_path, shared_cache):
     s = json.loads((out / "summary.json").read_text())
     a = s["analyses"][0]
     assert a["pairs"] == 20 and a["flat"] + a["inconsistent"] >= len(a["failures"]) > 0
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
-    try:
+    from tests.browser import decoded_images, headless_chrome
+
+    with headless_chrome() as driver:
         driver.get((out / "index.html").resolve().as_uri())
-        n_img, decoded = driver.execute_script(
-            "const im = Array.from(document.images);"
-            "return [im.length, im.filter(i => i.complete && i.naturalWidth > 0).length];"
-        )
+        n_img, decoded = decoded_images(driver)
         assert n_img > 10 and decoded == n_img
         shown = driver.execute_script(
             "return Array.from(document.querySelectorAll('table.strategies tbody tr'))"
@@ -215,5 +202,3 @@ def test_the_study_page_in_a_real_browser(tmp_path, shared_cache):
         assert chosen == [1] * len(a["failures"])
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
-    finally:
-        driver.quit()
