@@ -67,6 +67,10 @@ def table_rows(rows: list[dict], pairs: dict) -> list[dict]:
                 **{f"delta_{b}": delta(r["strategy"], b) for b in BASELINES},
                 "images": r.get("images_generated", 0) + r.get("cache_hits", 0),
                 "rows_per_episode": None if cost is None else round(cost[0], 1),
+                # a peer's per-episode fit in the same unit (its FLOPs over one UNet row's)
+                "fit_rows_per_episode": None
+                if r.get("fit_unet_rows") is None
+                else round(r["fit_unet_rows"] / max(1, r["episodes"]), 1),
                 "x_genie": None if cost is None or cost[1] is None else round(cost[1], 2),
                 "wall_s": r.get("wall_s"),
             }
@@ -109,13 +113,14 @@ def gain_cost_plot(rows: list[dict], path: Path) -> Path:
     for r in rows:
         if r["delta_none"] is None:
             continue
-        x = r["rows_per_episode"] or 0.0
+        x = (r["rows_per_episode"] or 0.0) + (r.get("fit_rows_per_episode") or 0.0)
         d, ci = r["delta_none"]
         ax.errorbar(x, d, yerr=ci, fmt="o", capsize=3)
         label = plot_text(r["strategy"])  # text, not mathtext
         ax.annotate(label, (x, d), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.axhline(0.0, color="grey", lw=0.8)
-    ax.set_xlabel("generation cost: UNet rows per episode")
+    fitted = any(r.get("fit_rows_per_episode") for r in rows)
+    ax.set_xlabel("cost: UNet rows per episode" + (" (fits included)" if fitted else ""))
     ax.set_ylabel("Δ accuracy vs none (points, paired 95% CI)")
     ax.grid(alpha=0.3)
     fig.tight_layout()

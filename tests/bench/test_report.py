@@ -329,3 +329,26 @@ def test_rows_merged_from_runs_of_other_strategy_lists_all_get_their_gallery(run
     for name in ("genie", "genie_ada"):
         assert f"<strong>{name}</strong>" in html
     assert "0 generated again" in html
+
+
+def test_a_peers_fit_cost_has_its_own_column_in_the_generations_unit(run, tmp_path):
+    """A row with a per-episode fit (a peer) shows it beside its UNet rows, per episode, and
+    the gain-cost plot places it at generation plus fit; boards without fits keep their
+    columns."""
+    import re
+
+    _, work = run
+    rows = [json.loads(x) for x in (work / "r.jsonl").read_text().splitlines()]
+    peer = next(r for r in rows if r["strategy"] == "genie")
+    peer = {**peer, "strategy": "datadream", "fit_unet_rows": 7820, "fits_made": peer["episodes"]}
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*rows, peer]))
+    res = CliRunner().invoke(app, ["bench", "report", str(tmp_path / "r.jsonl"), "--out",
+                                   str(tmp_path / "o")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "o" / "index.html").read_text()
+    assert "<th>fit (UNet rows / episode)</th>" in html
+    row = re.search(r'<tr class="ok" data-strategy="datadream">(.*?)</tr>', html, re.S).group(1)
+    assert f'data-v="{round(7820 / peer["episodes"], 1)}"' in row
+    plain = work / "o2"
+    CliRunner().invoke(app, ["bench", "report", str(work / "r.jsonl"), "--out", str(plain)])
+    assert "fit (UNet rows" not in (plain / "index.html").read_text()
