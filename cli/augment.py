@@ -99,11 +99,9 @@ def augment(
     import torch
 
     # Plan and render separately (not run_strategy) so the progress bar knows its total.
-    fit = None
-    if strat.fits:  # a peer's per-episode fit, on the images given (no shared store here)
-        from genie_plugin.strategies.base import FitContext
+    from genie_plugin.strategies.base import FitContext
 
-        fit = FitContext(gen, None)
+    fit = FitContext.of(strat, gen)  # a peer fits on the images given (no shared store here)
     specs = strat.plan_episode(
         episode, torch.Generator("cpu").manual_seed(seed), {**images, **protos}, embed, fit
     )

@@ -45,6 +45,12 @@ def check_known_keys(cls, d, what: str, *, list_known: bool = True) -> None:
         raise ConfigError(f"unknown {what} keys {sorted(unknown)}{tail}")
 
 
+def check_int(value, name: str, *, minimum: int) -> None:
+    """Raise a ConfigError unless ``value`` is an int >= ``minimum`` (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
 def check_optional_int(value, name: str, *, minimum: int) -> None:
     """Raise a ConfigError unless ``value`` is None or an int >= ``minimum`` (bools refused)."""
     if value is not None and (

@@ -55,11 +55,9 @@ def run_strategy(
     *,
     plan_seed: int = 0,
 ) -> list[GeneratedImage]:
-    fit = None
-    if strategy.fits:  # a peer fits on the episode's images first (no shared store here)
-        from genie_plugin.strategies.base import FitContext
+    from genie_plugin.strategies.base import FitContext
 
-        fit = FitContext(ctx.model, None)
+    fit = FitContext.of(strategy, ctx.model)  # a peer fits first (no shared store here)
     specs = strategy.plan_episode(
         episode, torch.Generator("cpu").manual_seed(plan_seed), ctx.images, ctx.embed, fit
     )

@@ -308,14 +308,33 @@ def _low(im) -> np.ndarray:
     return np.asarray(im.convert("RGB").resize((8, 8), Image.Resampling.BILINEAR), np.float64) / 255
 
 
+def text2image_refs(samples: dict[str, list[dict]]) -> dict[tuple, list[np.ndarray]]:
+    """{(episode, target): the 8×8 RGB of its Text2Image outputs}: what *context kept* is
+    measured against."""
+    t2i: dict[tuple, list[np.ndarray]] = {}
+    for s in samples.get("text2image", []):
+        t2i.setdefault((s["episode"], s["target"]), []).append(_low(s["image"]))
+    return t2i
+
+
+def context_distances(sample: dict, t2i: dict) -> tuple[float, float] | None:
+    """(distance to its source, mean distance to the Text2Image outputs of its target and
+    episode), 8×8 RGB RMS; None without a source or those outputs. Context is kept when the
+    first is the smaller."""
+    refs = t2i.get((sample["episode"], sample["target"]))
+    if sample["source"] is None or not refs:
+        return None
+    low = _low(sample["image"])
+    a = float(np.sqrt(np.mean((low - _low(sample["source"])) ** 2)))
+    return a, float(np.mean([np.sqrt(np.mean((low - r) ** 2)) for r in refs]))
+
+
 def quality(samples: dict[str, list[dict]], oracle=None) -> list[dict]:
     """Per generative strategy, on its rendered images: **label consistency** (the oracle's top
     class is the target), how often it still says the source class, and **context kept** (the
     output is closer to its source image than to the Text2Image outputs of the same target in
     the same episode, in 8×8 RGB; with the mean distances)."""
-    t2i: dict[tuple, list[np.ndarray]] = {}
-    for s in samples.get("text2image", []):
-        t2i.setdefault((s["episode"], s["target"]), []).append(_low(s["image"]))
+    t2i = text2image_refs(samples)
     out = []
     for name, ss in samples.items():
         if not ss:
@@ -333,12 +352,10 @@ def quality(samples: dict[str, list[dict]], oracle=None) -> list[dict]:
             )
         d_src, d_t2i, kept = [], [], []
         for s in ss:
-            refs = t2i.get((s["episode"], s["target"]))
-            if s["source"] is None or not refs or name == "text2image":
+            ab = None if name == "text2image" else context_distances(s, t2i)
+            if ab is None:
                 continue
-            low = _low(s["image"])
-            a = float(np.sqrt(np.mean((low - _low(s["source"])) ** 2)))
-            b = float(np.mean([np.sqrt(np.mean((low - r) ** 2)) for r in refs]))
+            a, b = ab
             d_src.append(a)
             d_t2i.append(b)
             kept.append(a < b)

@@ -118,14 +118,14 @@ def render_unit(
 def fit_context(strategy, cached, tally=None):
     """A strategy's fitting context (None when it fits nothing): the model, the store of fits
     beside the run's image cache (``CACHE/fits``), the row's tally."""
-    if not getattr(strategy, "fits", False):
+    if not getattr(strategy, "fits", False):  # every other strategy, every work unit
         return None
     from genie_plugin.diffusion.fit_store import FitStore
     from genie_plugin.strategies.base import FitContext
 
     cache = getattr(cached, "cache", None)
     store = FitStore(cache.root / "fits") if cache is not None else None
-    return FitContext(cached, store, tally)
+    return FitContext.of(strategy, cached, store, tally)
 
 
 def strategy_features(strategy, scn: Scenario, embed, index: int, support, generated, query):

@@ -112,25 +112,19 @@ def analyse(
     result: dict = {"kind": kind, "strategy": strategy, "oracle": note,
                     "rendered_episodes": len({s["episode"] for s in mine}), "outputs": len(mine)}  # fmt: skip
     if kind == "pairs":
-        from genie_plugin.bench.report import _low
+        from genie_plugin.bench.report import context_distances, text2image_refs
 
         data, eps = scenario_episodes(scn)
         embed = MemoEmbedder(load_backbone(scn.backbone, device=device),
                              store=cache_dir / "features")  # fmt: skip
         dist = _episode_distances(scn, data, eps, embed)
-        t2i: dict[tuple, list] = {}
-        for s in samples.get("text2image", []):
-            t2i.setdefault((s["episode"], s["target"]), []).append(_low(s["image"]))
+        t2i = text2image_refs(samples)
         items = []
         for s, t in zip(mine, top, strict=True):
             if s["source_class"] is None:
                 continue
-            refs = t2i.get((s["episode"], s["target"]))
-            kept = None
-            if refs and s["source"] is not None:
-                low = _low(s["image"])
-                a = float(np.sqrt(np.mean((low - _low(s["source"])) ** 2)))
-                kept = a < float(np.mean([np.sqrt(np.mean((low - r) ** 2)) for r in refs]))
+            ab = context_distances(s, t2i)
+            kept = None if ab is None else ab[0] < ab[1]
             items.append({"s": s, "distance": dist[s["episode"]][(s["target"], s["source_class"])],
                           "consistent": None if t is None else t == s["target"],
                           "source_label": None if t is None else t == s["source_class"],

@@ -163,7 +163,7 @@ class GenerativeTaskset(_l2l.data.Taskset):
 
     def sample_task(self, index: int) -> AugmentedTask:
         """Task ``index``: learn2learn's data for it, then the strategy's images."""
-        from genie_plugin.strategies.base import Episode, RenderContext, SupportItem
+        from genie_plugin.strategies.base import Episode, FitContext, RenderContext, SupportItem
 
         desc = self.description(index)
         data_seed = stable_seed(self.seed, self.name, "data", index)
@@ -194,11 +194,7 @@ class GenerativeTaskset(_l2l.data.Taskset):
             plan_gen = torch.Generator().manual_seed(
                 stable_seed(self.seed, self.strategy.name, "plan", self.name, index)
             )
-            fit = None
-            if self.strategy.fits:  # no shared store here: each task fits afresh
-                from genie_plugin.strategies.base import FitContext
-
-                fit = FitContext(self.generator, None)
+            fit = FitContext.of(self.strategy, self.generator)  # no store: each task fits afresh
             specs = self.strategy.plan_episode(episode, plan_gen, images, self.embed, fit)
             if self.per_class is not None or self.per_task is not None:
                 from genie_plugin.core.budget import apply_budget

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from genie_plugin.core.prompts import class_prompt
-from genie_plugin.errors import ConfigError, check_known_keys
+from genie_plugin.errors import ConfigError, check_int, check_known_keys
 from genie_plugin.seeding import stable_seed
 
 
@@ -173,6 +173,33 @@ class FitContext:
     store: Any  # diffusion.fit_store.FitStore
     tally: Any = None  # collections.Counter
 
+    @classmethod
+    def of(cls, strategy, model, store=None, tally=None) -> FitContext | None:
+        """The context a strategy that fits needs (None for one that fits nothing); without a
+        store every call fits afresh (the CLI's and learn2learn's one-off episodes)."""
+        return cls(model, store, tally) if getattr(strategy, "fits", False) else None
+
+    def get_or_fit(self, key: str, kind: str, fit) -> tuple[dict, dict]:
+        """(tensors, record) of the fit ``key``: from the store when it was made before, else
+        ``fit(model)`` -> (tensors, FitCost, more record fields) on the loaded model, stored;
+        counted in the tally either way."""
+        got = self.store.get(key) if self.store is not None else None
+        if got is not None:
+            tensors, record = got
+        else:
+            from genie_plugin.diffusion.costs import unet_row_flops
+            from genie_plugin.diffusion.lazy import loaded_model
+
+            model = loaded_model(self.model)
+            tensors, cost, more = fit(model)
+            record = {"kind": kind, "steps": cost.steps, "seconds": round(cost.seconds, 3),
+                      "flops": cost.flops, "key": key, "unet_row_flops": unet_row_flops(model),
+                      **more}  # fmt: skip
+            if self.store is not None:
+                self.store.put(key, tensors, record)
+        self.count(record, reused=got is not None)
+        return tensors, record
+
     def count(self, record: dict, *, reused: bool) -> None:
         if self.tally is None:
             return
@@ -189,6 +216,13 @@ class FitContext:
             row = unet_row_flops(loaded_model(self.model))
         if row:  # the fit in the generation's own unit
             self.tally["fit:unet_rows"] += round(record["flops"] / row)
+
+
+def check_fit_settings(steps, lr) -> None:
+    """A per-episode fit's optimizer steps (an integer >= 1) and learning rate (in (0, 1))."""
+    check_int(steps, "fit_steps", minimum=1)
+    if not (isinstance(lr, int | float) and not isinstance(lr, bool) and 0 < float(lr) < 1):
+        raise ConfigError(f"fit_lr must be a number in (0, 1), got {lr!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,7 @@ from genie_plugin.strategies.base import (
     FitContext,
     GenerationSpec,
     GenerativeConfig,
+    check_fit_settings,
 )
 
 
@@ -41,14 +42,7 @@ class TokenFitConfig(GenerativeConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if (
-            isinstance(self.fit_steps, bool)
-            or not isinstance(self.fit_steps, int)
-            or self.fit_steps < 1
-        ):
-            raise ConfigError(f"fit_steps must be an integer >= 1, got {self.fit_steps!r}")
-        if not (isinstance(self.fit_lr, int | float) and 0 < float(self.fit_lr) < 1):
-            raise ConfigError(f"fit_lr must be a number in (0, 1), got {self.fit_lr!r}")
+        check_fit_settings(self.fit_steps, self.fit_lr)
 
     def fit_settings(self) -> dict:
         return {"prompt": self.prompt, "steps": self.fit_steps, "lr": float(self.fit_lr),
@@ -75,29 +69,20 @@ class TokenFitMixin:
         key = fit_key(kind="textual_inversion", settings=self.config.fit_settings(),
                       support=[[image_digest(im) for im in ims] for ims in by_class],
                       model=ctx.model.fingerprint, seed=seed)  # fmt: skip
-        got = ctx.store.get(key) if ctx.store is not None else None
-        if got is not None:
-            tensors, record = got
-            vectors = [tensors[f"class{c}"] for c in classes]
-        else:
-            from genie_plugin.diffusion.costs import unet_row_flops
-            from genie_plugin.diffusion.inversion import textual_inversion
-            from genie_plugin.diffusion.lazy import loaded_model
+        cfg = self.config
 
-            cfg = self.config
-            model = loaded_model(ctx.model)
+        def fit(model):
+            from genie_plugin.diffusion.inversion import textual_inversion
+
             vectors, cost = textual_inversion(
                 model, by_class, prompt=cfg.prompt, init_text=cfg.init_token,
                 steps=cfg.fit_steps, lr=float(cfg.fit_lr),
                 generator=torch.Generator().manual_seed(seed),
             )  # fmt: skip
-            record = {"kind": "textual_inversion", "steps": cost.steps,
-                      "seconds": round(cost.seconds, 3), "flops": cost.flops, "key": key,
-                      "unet_row_flops": unet_row_flops(model)}  # fmt: skip
-            if ctx.store is not None:
-                ctx.store.put(key, {f"class{c}": v for c, v in zip(classes, vectors, strict=True)},
-                              record)  # fmt: skip
-        ctx.count(record, reused=got is not None)
+            return {f"class{c}": v for c, v in zip(classes, vectors, strict=True)}, cost, {}
+
+        tensors, _ = ctx.get_or_fit(key, "textual_inversion", fit)
+        vectors = [tensors[f"class{c}"] for c in classes]
         names = dict(zip(classes, tokens.learn(vectors), strict=True))
         return {"tokens": tuple(names.get(c) for c in range(episode.ways)), "fit_key": key}
 

@@ -18,9 +18,15 @@ from dataclasses import dataclass, replace
 import torch
 
 from genie_plugin.core.prompts import class_prompt
-from genie_plugin.errors import ConfigError
+from genie_plugin.errors import ConfigError, check_int
 from genie_plugin.seeding import stable_seed
-from genie_plugin.strategies.base import Episode, FitContext, GeneratedImage, RenderContext
+from genie_plugin.strategies.base import (
+    Episode,
+    FitContext,
+    GeneratedImage,
+    RenderContext,
+    check_fit_settings,
+)
 from genie_plugin.strategies.text2image import Text2ImageConfig, Text2ImageStrategy
 
 
@@ -32,12 +38,8 @@ class DataDreamConfig(Text2ImageConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for k in ("fit_steps", "rank"):
-            v = getattr(self, k)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{k} must be an integer >= 1, got {v!r}")
-        if not (isinstance(self.fit_lr, int | float) and 0 < float(self.fit_lr) < 1):
-            raise ConfigError(f"fit_lr must be a number in (0, 1), got {self.fit_lr!r}")
+        check_fit_settings(self.fit_steps, self.fit_lr)
+        check_int(self.rank, "rank", minimum=1)
 
 
 class DataDreamStrategy(Text2ImageStrategy):
@@ -55,7 +57,6 @@ class DataDreamStrategy(Text2ImageStrategy):
         from genie_plugin.diffusion.episode_lora import fit_lora
         from genie_plugin.diffusion.fit_store import fit_key
         from genie_plugin.diffusion.key import image_digest
-        from genie_plugin.diffusion.lazy import loaded_model
 
         cfg = self.config
         pairs = [(images[it.item_id], class_prompt(cfg.prompt, episode.class_names[it.label]))
@@ -66,23 +67,15 @@ class DataDreamStrategy(Text2ImageStrategy):
         key = fit_key(kind="lora", settings=settings,
                       support=[[image_digest(im), p] for im, p in pairs],
                       model=ctx.model.fingerprint, seed=seed)  # fmt: skip
-        got = ctx.store.get(key) if ctx.store is not None else None
-        if got is not None:
-            state, record = got
-        else:
-            from genie_plugin.diffusion.costs import unet_row_flops
 
-            model = loaded_model(ctx.model)
+        def fit(model):
             state, config, cost = fit_lora(
                 model, pairs, rank=cfg.rank, steps=cfg.fit_steps,
                 lr=float(cfg.fit_lr), generator=torch.Generator().manual_seed(seed), seed=seed,
             )  # fmt: skip
-            record = {"kind": "lora", "config": config, "steps": cost.steps,
-                      "seconds": round(cost.seconds, 3), "flops": cost.flops, "key": key,
-                      "unet_row_flops": unet_row_flops(model)}  # fmt: skip
-            if ctx.store is not None:
-                ctx.store.put(key, state, record)
-        ctx.count(record, reused=got is not None)
+            return state, cost, {"config": config}
+
+        state, record = ctx.get_or_fit(key, "lora", fit)
         fit = {"lora_state": state, "lora_config": record["config"], "lora_key": key}
         self._fits[(episode.dataset, episode.index)] = fit
         return {"lora_key": key}

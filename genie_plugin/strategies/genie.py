@@ -12,7 +12,7 @@ import torch
 from genie_plugin.core.affinity import SOURCE_MODES, ranked_classes
 from genie_plugin.core.prompts import DEFAULT_PROMPT
 from genie_plugin.core.schedule import validate_ratio
-from genie_plugin.errors import ConfigError
+from genie_plugin.errors import ConfigError, check_int
 from genie_plugin.strategies.base import (
     DiffusionStrategy,
     Episode,
@@ -38,14 +38,7 @@ class GenieConfig(GenerativeConfig):
             raise ConfigError(
                 f"sources_by = {self.sources_by!r}: choose one of {', '.join(SOURCE_MODES)}"
             )
-        if (
-            isinstance(self.source_classes, bool)
-            or not isinstance(self.source_classes, int)
-            or self.source_classes < 1
-        ):
-            raise ConfigError(
-                f"source_classes must be an integer >= 1, got {self.source_classes!r}"
-            )
+        check_int(self.source_classes, "source_classes", minimum=1)
 
     def to_dict(self) -> dict:
         d = super().to_dict()
